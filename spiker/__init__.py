@@ -1,0 +1,22 @@
+"""spiker: build, train, quantize and generate FPGA accelerators for spiking neural networks.
+
+The public API is the seed README's::
+
+    from spiker import NetBuilder, Trainer, Optimizer, VhdlGenerator
+"""
+
+import logging
+
+from spiker import data
+from spiker.errors import DataError, InfeasibleConfigError, SpecError, SpikerError, ToolError
+from spiker.net import NetBuilder, NetSpec, SpikingNet
+from spiker.training import History, Trainer
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataError", "History", "InfeasibleConfigError", "NetBuilder", "NetSpec", "SpecError",
+    "SpikerError", "SpikingNet", "ToolError", "Trainer", "data",
+]

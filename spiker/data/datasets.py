@@ -1,0 +1,101 @@
+"""Built-in datasets (no download) and user ``.npz`` files, as features in [0, 1] and labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spiker.errors import DataError
+
+BUILTIN = ("digits", "mnist1d")
+
+
+@dataclass
+class Split:
+    """Features and labels of a train/test split (features scaled to [0, 1] unless spikes)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+
+def _seeded_split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple:
+    if not 0 < test_fraction < 1:
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = max(1, int(round(len(x) * test_fraction)))
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+def _minmax(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale both to [0, 1] with the training set's range; test values are clipped to it."""
+    lo, hi = float(train.min()), float(train.max())
+    span = hi - lo if hi > lo else 1.0
+    return ((train - lo) / span).astype(np.float32), np.clip((test - lo) / span, 0, 1).astype(np.float32)
+
+
+def digits(test_fraction: float = 0.2, seed: int = 0) -> Split:
+    """scikit-learn's 8x8 handwritten digits: 1797 samples, 64 inputs, 10 classes."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.data / 16.0).astype(np.float32)
+    y = data.target.astype(np.int64)
+    return Split(*_seeded_split(x, y, test_fraction, seed), n_classes=10)
+
+
+def mnist1d(seed: int = 42, num_samples: int = 5000) -> Split:
+    """MNIST-1D generated locally by ``mnist1d.data.make_dataset`` (40 inputs, 10 classes)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed = seed
+    args.num_samples = num_samples
+    data = make_dataset(args)
+    x_train, x_test = _minmax(np.asarray(data["x"]), np.asarray(data["x_test"]))
+    return Split(x_train, np.asarray(data["y"], np.int64), x_test,
+                 np.asarray(data["y_test"], np.int64), n_classes=10)
+
+
+def npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0) -> Split:
+    """A user file with ``x`` (``[N, n]`` features or ``[N, T, n]`` per-step values or spikes),
+    ``y`` (``[N]`` integer labels) and optionally ``split`` (``[N]``, 1/"test" marks test samples;
+    otherwise a seeded split by ``test_fraction``). Features outside [0, 1] are min-max scaled
+    with the training range; 0/1 data is kept as is."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"dataset file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as blob:
+            arrays = {k: blob[k] for k in blob.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npz file: {exc}") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            raise DataError(f"{path} has no array '{key}' (found: {', '.join(arrays) or 'none'})")
+    x, y = arrays["x"], arrays["y"]
+    if x.ndim not in (2, 3) or len(x) != len(y) or y.ndim != 1:
+        raise DataError(f"{path}: need x [N, n] or [N, T, n] and y [N]; got x {list(x.shape)}, y {list(y.shape)}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise DataError(f"{path}: y must hold non-negative integer class labels")
+    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+        raise DataError(f"{path}: x must be finite numbers")
+    y = y.astype(np.int64)
+    if "split" in arrays:
+        split = arrays["split"]
+        if split.shape != y.shape:
+            raise DataError(f"{path}: split must have shape [N] like y")
+        is_test = (split == 1) | (split.astype(str) == "test")
+        if is_test.all() or not is_test.any():
+            raise DataError(f"{path}: split must mark some but not all samples as test")
+        x_train, y_train, x_test, y_test = x[~is_test], y[~is_test], x[is_test], y[is_test]
+    else:
+        x_train, y_train, x_test, y_test = _seeded_split(x, y, test_fraction, seed)
+    if not np.isin(x, (0, 1)).all():
+        x_train, x_test = _minmax(x_train.astype(np.float32), x_test.astype(np.float32))
+    return Split(x_train, y_train, x_test, y_test, n_classes=int(y.max()) + 1)
