@@ -1,0 +1,13 @@
+"""VHDL generation and GHDL simulation of bit-exact SNN accelerators.
+
+``VhdlGenerator(snn, optim_params).generate()`` returns a :class:`Design`; its
+``simulate`` runs it in GHDL against the golden model and ``estimate_resources``
+synthesizes it with GHDL + yosys. The hand-written RTL library is in ``rtl/``.
+"""
+
+from spiker.hdl.design import Design
+from spiker.hdl.generator import RTL_DIR, RTL_FILES, VhdlGenerator, rtl_sources
+from spiker.hdl.sim import Mismatch, SimReport, simulate
+
+__all__ = ["Design", "Mismatch", "RTL_DIR", "RTL_FILES", "SimReport", "VhdlGenerator", "rtl_sources",
+           "simulate"]

@@ -1,0 +1,76 @@
+"""The generated design: VHDL files plus the integers they were made from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spiker.golden import QuantizedNet
+from spiker.hdl.generator import GEN_FILES, RTL_FILES, geometry
+
+
+@dataclass
+class Design:
+    """A generated accelerator: ``files`` (name -> VHDL, in analysis order) and ``quantized``."""
+
+    quantized: QuantizedNet
+    files: dict[str, str] = field(default_factory=dict)
+
+    #: entity names
+    top = "spiker_top"
+    core = "spiker_core"
+    testbench = "spiker_tb"
+
+    @property
+    def geometry(self):
+        return geometry(self.quantized)
+
+    @property
+    def library_files(self) -> list[str]:
+        return [name for name in RTL_FILES if name in self.files]
+
+    @property
+    def generated_files(self) -> list[str]:
+        return [name for name in GEN_FILES if name in self.files]
+
+    @property
+    def design_files(self) -> list[str]:
+        """Files that make the synthesizable design (no testbench), in analysis order."""
+        return [name for name in self.files if name != "spiker_tb.vhd"]
+
+    def code(self) -> str:
+        """The whole design (library, package, core, top, testbench) as one analysable VHDL text."""
+        return "\n".join(f"-- ==== {name} ====\n{text}" for name, text in self.files.items())
+
+    def write(self, folder: str | Path) -> list[Path]:
+        """Write every file into ``folder`` (created); returns the paths in analysis order."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, text in self.files.items():
+            path = folder / name
+            path.write_text(text)
+            paths.append(path)
+        (folder / "files.txt").write_text("\n".join(self.files) + "\n")
+        return paths
+
+    def with_file(self, name: str, text: str) -> "Design":
+        """A copy with one file replaced (e.g. a deliberately corrupted package for a test)."""
+        files = dict(self.files)
+        files[name] = text
+        return Design(quantized=self.quantized, files=files)
+
+    def simulate(self, data, n_samples: int | None = None, trace: bool = False, workers: int = 1,
+                 timeout: float | None = None, wave: str | Path | None = None, wave_sample: int = 0,
+                 keep: str | Path | None = None):
+        """Simulate in GHDL against the golden model; see :func:`spiker.hdl.sim.simulate`."""
+        from spiker.hdl.sim import simulate
+
+        return simulate(self, data, n_samples=n_samples, trace=trace, workers=workers, timeout=timeout,
+                        wave=wave, wave_sample=wave_sample, keep=keep)
+
+    def estimate_resources(self, **kwargs):
+        """LUT/FF/carry/BRAM/DSP/latch counts from GHDL synthesis + yosys; see :mod:`spiker.hdl.resources`."""
+        from spiker.hdl.resources import estimate_resources
+
+        return estimate_resources(self, **kwargs)

@@ -1,0 +1,185 @@
+-- snn_layer: one fully connected layer of spiking neurons, event-driven.
+--
+-- One token per time step arrives on in_* (spike vector, `last` on a sample's last
+-- step) with a valid/ready handshake and leaves on out_* (the layer's spikes).
+-- The cycle a token is accepted already issues the ROM address of its lowest spike;
+-- each SCAN cycle adds the previous row into the N_OUT accumulators and issues the
+-- next present spike; the UPD cycle adds the last row and applies leak, reset,
+-- saturation and the threshold test to all neurons in parallel while it accepts the
+-- next token. A step with a present spikes occupies max(a, 1) cycles when the next
+-- token is waiting (a + 1 from idle). After a `last` token the state restarts at zero.
+library ieee;
+use ieee.std_logic_1164.all;
+use ieee.numeric_std.all;
+use work.spiker_pkg.all;
+
+entity snn_layer is
+  generic (
+    N_IN        : positive;
+    N_OUT       : positive;
+    WB          : positive;              -- weights_bw
+    NB          : positive;              -- neurons_bw
+    ACC         : positive;              -- accumulator width (golden accumulator_bits)
+    MODEL       : natural := MODEL_LIF;
+    RESET       : natural := RESET_SUBTRACT;
+    BETA_SHIFT  : integer := NO_LEAK;
+    ALPHA_SHIFT : integer := NO_LEAK;
+    THRESHOLD   : natural;
+    WEIGHTS     : integer_vector;        -- WEIGHTS(i*N_OUT + j): input i -> neuron j
+    BANK_BITS   : positive := 64
+  );
+  port (
+    clk       : in  std_logic;
+    rst       : in  std_logic;           -- synchronous, active high
+    in_valid  : in  std_logic;
+    in_ready  : out std_logic;
+    in_spikes : in  std_logic_vector(N_IN - 1 downto 0);
+    in_last   : in  std_logic;
+    out_valid : out std_logic;
+    out_ready : in  std_logic;
+    out_spikes: out std_logic_vector(N_OUT - 1 downto 0);
+    out_last  : out std_logic;
+    -- observation (simulation trace; leave open in a design)
+    dbg_upd   : out std_logic;           -- '1' for one cycle when dbg_v/dbg_s/out_spikes are new
+    dbg_v     : out std_logic_vector(N_OUT * NB - 1 downto 0);
+    dbg_s     : out std_logic_vector(N_OUT * NB - 1 downto 0)
+  );
+end entity;
+
+architecture rtl of snn_layer is
+  constant AW : positive := clog2(N_IN);
+  constant ST_IDLE : std_logic_vector(1 downto 0) := "00";
+  constant ST_SCAN : std_logic_vector(1 downto 0) := "01";
+  constant ST_UPD  : std_logic_vector(1 downto 0) := "10";
+
+  type acc_array is array (0 to N_OUT - 1) of signed(ACC - 1 downto 0);
+  type nb_array is array (0 to N_OUT - 1) of signed(NB - 1 downto 0);
+
+  signal state   : std_logic_vector(1 downto 0) := ST_IDLE;
+  signal mask    : std_logic_vector(N_IN - 1 downto 0) := (others => '0');
+  signal last_r  : std_logic := '0';
+  signal pend    : std_logic := '0';       -- rom row of `addr` still to be added
+  signal addr    : unsigned(AW - 1 downto 0) := (others => '0');
+  signal row     : std_logic_vector(N_OUT * WB - 1 downto 0);
+  signal accs    : acc_array := (others => (others => '0'));
+  signal v, s    : nb_array := (others => (others => '0'));
+  signal spk     : std_logic_vector(N_OUT - 1 downto 0) := (others => '0');
+  signal fresh   : std_logic := '1';       -- next update starts a sample: state is zero
+  signal ovalid  : std_logic := '0';
+  signal olast   : std_logic := '0';
+  signal upd_r   : std_logic := '0';
+
+  signal v_new, s_new : nb_array;
+  signal spk_new : std_logic_vector(N_OUT - 1 downto 0);
+  signal out_free, upd_go, rdy, accept : std_logic;
+  signal scan_src, scan_rest : std_logic_vector(N_IN - 1 downto 0);
+  signal scan_found, scan_last : std_logic;
+  signal scan_idx : unsigned(AW - 1 downto 0);
+begin
+  rom : entity work.weight_rom
+    generic map (N_IN => N_IN, N_OUT => N_OUT, WB => WB, WEIGHTS => WEIGHTS, BANK_BITS => BANK_BITS)
+    port map (addr => addr, row => row);
+
+  out_free <= (not ovalid) or out_ready;
+  upd_go <= '1' when state = ST_UPD and out_free = '1' else '0';
+  rdy <= '1' when state = ST_IDLE or upd_go = '1' else '0';
+  accept <= rdy and in_valid;
+  in_ready <= rdy;
+  scan_src <= in_spikes when accept = '1' else mask;
+
+  scan : entity work.event_scan
+    generic map (N_IN => N_IN)
+    port map (spikes => scan_src, found => scan_found, idx => scan_idx, rest => scan_rest,
+              last => scan_last);
+
+  neurons : for j in 0 to N_OUT - 1 generate
+    signal cur : signed(ACC - 1 downto 0);
+    signal v_in, s_in : signed(NB - 1 downto 0);
+    signal r_in : std_logic;
+  begin
+    cur <= accs(j) + resize(signed(row((j + 1) * WB - 1 downto j * WB)), ACC) when pend = '1' else accs(j);
+    v_in <= (others => '0') when fresh = '1' else v(j);
+    s_in <= (others => '0') when fresh = '1' else s(j);
+    r_in <= spk(j) and not fresh;
+    nu : entity work.neuron_update
+      generic map (NB => NB, ACC => ACC, MODEL => MODEL, RESET => RESET, BETA_SHIFT => BETA_SHIFT,
+                   ALPHA_SHIFT => ALPHA_SHIFT, THRESHOLD => THRESHOLD)
+      port map (v_in => v_in, s_in => s_in, r_in => r_in, i_in => cur,
+                v_out => v_new(j), s_out => s_new(j), spike => spk_new(j));
+    dbg_v((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(v(j));
+    dbg_s((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(s(j));
+  end generate;
+
+  process (clk)
+  begin
+    if rising_edge(clk) then
+      if rst = '1' then
+        state <= ST_IDLE;
+        pend <= '0';
+        fresh <= '1';
+        ovalid <= '0';
+        olast <= '0';
+        upd_r <= '0';
+        mask <= (others => '0');
+        addr <= (others => '0');
+        accs <= (others => (others => '0'));
+        v <= (others => (others => '0'));
+        s <= (others => (others => '0'));
+        spk <= (others => '0');
+        last_r <= '0';
+      else
+        upd_r <= '0';
+        if ovalid = '1' and out_ready = '1' then
+          ovalid <= '0';
+        end if;
+
+        if state = ST_SCAN then
+          if pend = '1' then
+            for j in 0 to N_OUT - 1 loop
+              accs(j) <= accs(j) + resize(signed(row((j + 1) * WB - 1 downto j * WB)), ACC);
+            end loop;
+          end if;
+          addr <= scan_idx;
+          pend <= '1';
+          mask <= scan_rest;
+          if scan_last = '1' then
+            state <= ST_UPD;
+          end if;
+        elsif upd_go = '1' then
+          v <= v_new;
+          s <= s_new;
+          spk <= spk_new;
+          fresh <= last_r;
+          ovalid <= '1';
+          olast <= last_r;
+          upd_r <= '1';
+          pend <= '0';
+          state <= ST_IDLE;
+        end if;
+
+        if accept = '1' then
+          last_r <= in_last;
+          accs <= (others => (others => '0'));
+          mask <= scan_rest;
+          if scan_found = '1' then
+            addr <= scan_idx;
+            pend <= '1';
+            if scan_last = '1' then
+              state <= ST_UPD;
+            else
+              state <= ST_SCAN;
+            end if;
+          else
+            pend <= '0';
+            state <= ST_UPD;
+          end if;
+        end if;
+      end if;
+    end if;
+  end process;
+
+  out_valid <= ovalid;
+  out_last <= olast;
+  out_spikes <= spk;
+  dbg_upd <= upd_r;
+end architecture;

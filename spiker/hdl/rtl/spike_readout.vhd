@@ -1,0 +1,94 @@
+-- spike_readout: output spike counters and the predicted class.
+-- Counts each class's spikes over a sample's steps (tokens from the last layer);
+-- on the `last` token it latches the counts, then finds the class with the most
+-- spikes (ties and an all-zero count go to the lowest index) and presents both on
+-- m_* until m_ready. Counters saturate at 2**CB - 1.
+library ieee;
+use ieee.std_logic_1164.all;
+use ieee.numeric_std.all;
+use work.spiker_pkg.all;
+
+entity spike_readout is
+  generic (
+    N_CLS : positive;
+    CB    : positive                     -- count bits
+  );
+  port (
+    clk      : in  std_logic;
+    rst      : in  std_logic;
+    in_valid : in  std_logic;
+    in_ready : out std_logic;
+    in_spikes: in  std_logic_vector(N_CLS - 1 downto 0);
+    in_last  : in  std_logic;
+    m_valid  : out std_logic;
+    m_ready  : in  std_logic;
+    m_counts : out std_logic_vector(N_CLS * CB - 1 downto 0);
+    m_class  : out unsigned(clog2(N_CLS) - 1 downto 0)
+  );
+end entity;
+
+architecture rtl of spike_readout is
+  type cnt_array is array (0 to N_CLS - 1) of unsigned(CB - 1 downto 0);
+  constant CMAX : unsigned(CB - 1 downto 0) := (others => '1');
+  signal cnt, fin : cnt_array := (others => (others => '0'));
+  signal pend, mv : std_logic := '0';
+  signal cls : unsigned(clog2(N_CLS) - 1 downto 0) := (others => '0');
+  signal rdy : std_logic;
+begin
+  rdy <= not (pend or mv);
+  in_ready <= rdy;
+
+  process (clk)
+    variable nxt : cnt_array;
+    variable best : unsigned(CB - 1 downto 0);
+    variable k : natural range 0 to N_CLS - 1;
+  begin
+    if rising_edge(clk) then
+      if rst = '1' then
+        cnt <= (others => (others => '0'));
+        fin <= (others => (others => '0'));
+        pend <= '0';
+        mv <= '0';
+        cls <= (others => '0');
+      else
+        if mv = '1' and m_ready = '1' then
+          mv <= '0';
+        end if;
+        if pend = '1' then
+          best := fin(0);
+          k := 0;
+          for i in 1 to N_CLS - 1 loop
+            if fin(i) > best then
+              best := fin(i);
+              k := i;
+            end if;
+          end loop;
+          cls <= to_unsigned(k, cls'length);
+          pend <= '0';
+          mv <= '1';
+        end if;
+        if in_valid = '1' and rdy = '1' then
+          for i in 0 to N_CLS - 1 loop
+            nxt(i) := cnt(i);
+            if in_spikes(i) = '1' and cnt(i) /= CMAX then
+              nxt(i) := cnt(i) + 1;
+            end if;
+          end loop;
+          if in_last = '1' then
+            fin <= nxt;
+            cnt <= (others => (others => '0'));
+            pend <= '1';
+          else
+            cnt <= nxt;
+          end if;
+        end if;
+      end if;
+    end if;
+  end process;
+
+  outs : for i in 0 to N_CLS - 1 generate
+    m_counts((i + 1) * CB - 1 downto i * CB) <= std_logic_vector(fin(i));
+  end generate;
+  m_class <= cls;
+  m_valid <= mv;
+end architecture;

@@ -1,0 +1,55 @@
+-- spiker_pkg: shared helpers of the Spiker RTL library (VHDL-2008, vendor-neutral).
+-- The arithmetic is the golden model's (spiker/golden/model.py, docs/fixed-point.md).
+library ieee;
+use ieee.std_logic_1164.all;
+use ieee.numeric_std.all;
+
+package spiker_pkg is
+  -- neuron models and reset mechanisms (generic codes)
+  constant MODEL_LIF : natural := 0;
+  constant MODEL_SYN : natural := 1;
+  constant MODEL_IF  : natural := 2;
+  constant RESET_SUBTRACT : natural := 0;
+  constant RESET_ZERO     : natural := 1;
+  constant RESET_NONE     : natural := 2;
+  constant NO_LEAK : integer := -1;
+
+  -- ceil(log2(n)), at least 1
+  function clog2(n : natural) return natural;
+  -- v - (v >> k) with an arithmetic shift; k < 0: no leak
+  function leak(v : signed; k : integer) return signed;
+  -- clamp x to a signed width of nb bits
+  function saturate(x : signed; nb : natural) return signed;
+end package;
+
+package body spiker_pkg is
+  function clog2(n : natural) return natural is
+    variable r : natural := 1;
+  begin
+    while (2 ** r) < n loop
+      r := r + 1;
+    end loop;
+    return r;
+  end function;
+
+  function leak(v : signed; k : integer) return signed is
+  begin
+    if k < 0 then
+      return v;
+    end if;
+    return v - shift_right(v, k);
+  end function;
+
+  function saturate(x : signed; nb : natural) return signed is
+    -- 2**(nb-1) - 1 and its complement -2**(nb-1), at the width of x (>= nb)
+    constant HI : signed(x'length - 1 downto 0) := shift_left(to_signed(1, x'length), nb - 1) - 1;
+    constant LO : signed(x'length - 1 downto 0) := not HI;
+  begin
+    if x > HI then
+      return resize(HI, nb);
+    elsif x < LO then
+      return resize(LO, nb);
+    end if;
+    return resize(x, nb);
+  end function;
+end package body;

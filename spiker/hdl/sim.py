@@ -1,0 +1,425 @@
+"""GHDL co-simulation of a generated design against the golden model.
+
+The design is analysed and elaborated once; each worker is one ``ghdl -r`` run that
+streams a shard of the samples through the file-driven testbench. Results (and, with
+``trace=True``, every layer's spikes and membranes at every step) are compared with
+:meth:`spiker.golden.QuantizedNet.run` on the same spikes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spiker.data import split_batch
+from spiker.errors import DataError, ToolError
+from spiker.hdl.tools import find_tool, run_tool
+
+log = logging.getLogger(__name__)
+
+GHDL_STD = "--std=08"
+
+
+@dataclass
+class Mismatch:
+    """Where the hardware first differs from the golden model."""
+
+    sample: int
+    step: int | None
+    layer: int | None
+    neuron: int | None
+    what: str  # "spikes", "membrane", "synapse", "counts", "missing"
+    expected_spike: int | None = None
+    got_spike: int | None = None
+    expected_membrane: int | None = None
+    got_membrane: int | None = None
+    expected: Any = None
+    got: Any = None
+
+    def __str__(self) -> str:
+        if self.step is None:
+            return f"sample {self.sample}: {self.what} expected {self.expected}, got {self.got}"
+        return (f"sample {self.sample}, step {self.step}, layer {self.layer}, neuron {self.neuron}: "
+                f"{self.what} differs (spike expected {self.expected_spike} got {self.got_spike}; "
+                f"membrane expected {self.expected_membrane} got {self.got_membrane}"
+                + (f"; synapse expected {self.expected} got {self.got}" if self.what == "synapse" else "")
+                + ")")
+
+
+@dataclass
+class SimReport:
+    """What one simulation run found; arrays are per sample."""
+
+    predictions: np.ndarray
+    counts: np.ndarray
+    golden_predictions: np.ndarray
+    golden_counts: np.ndarray
+    labels: np.ndarray | None
+    mismatches: int
+    first_mismatch: Mismatch | None
+    cycles: np.ndarray
+    bound: np.ndarray          # event-driven bound sum_t max_l a_l(t)
+    scan_cost: np.ndarray      # scan-every-input cost model 6 + sum_t max_l (3 + e_l(t) (N_in,l + 2))
+    ghdl_wall_s: float
+    simulated_cycles: int
+    traced: bool
+    workers: int
+    optim_params: dict = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.predictions)
+
+    @property
+    def hw_accuracy(self) -> float | None:
+        if self.labels is None or not len(self.labels):
+            return None
+        return float((self.predictions == self.labels).mean())
+
+    @property
+    def golden_accuracy(self) -> float | None:
+        if self.labels is None or not len(self.labels):
+            return None
+        return float((self.golden_predictions == self.labels).mean())
+
+    @property
+    def cycles_min(self) -> int:
+        return int(self.cycles.min()) if len(self.cycles) else 0
+
+    @property
+    def cycles_max(self) -> int:
+        return int(self.cycles.max()) if len(self.cycles) else 0
+
+    @property
+    def cycles_mean(self) -> float:
+        return float(self.cycles.mean()) if len(self.cycles) else 0.0
+
+    @property
+    def bound_mean(self) -> float:
+        return float(self.bound.mean()) if len(self.bound) else 0.0
+
+    @property
+    def scan_cost_mean(self) -> float:
+        return float(self.scan_cost.mean()) if len(self.scan_cost) else 0.0
+
+    @property
+    def sim_cycles_per_s(self) -> float:
+        return self.simulated_cycles / self.ghdl_wall_s if self.ghdl_wall_s > 0 else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatches == 0
+
+    def to_dict(self) -> dict:
+        return {
+            "samples": self.n_samples, "mismatches": self.mismatches,
+            "first_mismatch": None if self.first_mismatch is None else str(self.first_mismatch),
+            "hw_accuracy": self.hw_accuracy, "golden_accuracy": self.golden_accuracy,
+            "cycles_min": self.cycles_min, "cycles_mean": self.cycles_mean, "cycles_max": self.cycles_max,
+            "bound_mean": self.bound_mean, "scan_cost_mean": self.scan_cost_mean,
+            "ghdl_wall_s": self.ghdl_wall_s, "sim_cycles_per_s": self.sim_cycles_per_s,
+            "traced": self.traced, "workers": self.workers, "optim_params": self.optim_params,
+            "predictions": self.predictions.tolist(),
+        }
+
+    def __str__(self) -> str:
+        acc = ("" if self.hw_accuracy is None else
+               f", accuracy hw {self.hw_accuracy:.4f} / golden {self.golden_accuracy:.4f}")
+        text = (f"{self.n_samples} samples, {self.mismatches} mismatches"
+                f"{' (traced)' if self.traced else ''}{acc}; cycles/inference "
+                f"{self.cycles_min}/{self.cycles_mean:.1f}/{self.cycles_max} (min/mean/max), "
+                f"event-driven bound {self.bound_mean:.1f}, scan-all model {self.scan_cost_mean:.1f}; "
+                f"GHDL {self.ghdl_wall_s:.2f} s, {self.sim_cycles_per_s:.0f} cycles/s")
+        if self.first_mismatch is not None:
+            text += f"\nfirst mismatch: {self.first_mismatch}"
+        return text
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+def collect(data: Any, n_inputs: int, n_samples: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Spikes ``[T, B, n]`` (uint8) and labels (or None) from a loader, a tensor or an array."""
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        x = torch.as_tensor(np.asarray(data) if isinstance(data, np.ndarray) else data)
+        labels = None
+        if n_samples is not None:
+            x = x[:, :n_samples]
+    elif isinstance(data, (tuple, list)) and len(data) in (2, 3) and hasattr(data[0], "shape"):
+        x, labels_t = split_batch(tuple(data))
+        labels = labels_t.numpy()
+        if n_samples is not None:
+            x, labels = x[:, :n_samples], labels[:n_samples]
+    else:
+        xs, ls, have = [], [], 0
+        for batch in data:
+            xb, lb = split_batch(batch)
+            xs.append(xb)
+            ls.append(lb)
+            have += xb.shape[1]
+            if n_samples is not None and have >= n_samples:
+                break
+        if not xs:
+            raise DataError("the loader yielded no batches")
+        x = torch.cat(xs, dim=1)
+        labels = torch.cat(ls).numpy()
+        if n_samples is not None:
+            x, labels = x[:, :n_samples], labels[:n_samples]
+    if x.dim() != 3 or x.shape[-1] != n_inputs:
+        raise DataError(f"spikes must be time-first [T, B, {n_inputs}], got {list(x.shape)}")
+    arr = x.detach().cpu().numpy()
+    if not np.isin(arr, (0, 1)).all():
+        raise DataError("spikes must be 0/1")
+    if arr.shape[1] == 0:
+        raise DataError("no samples to simulate")
+    return arr.astype(np.uint8), (None if labels is None else np.asarray(labels, dtype=np.int64))
+
+
+def write_stimulus(path: Path, spikes: np.ndarray) -> None:
+    """Stimulus text for ``spikes [T, B, n]``: see the testbench header."""
+    steps, batch, _ = spikes.shape
+    chars = np.where(spikes.transpose(1, 0, 2) > 0, ord("1"), ord("0")).astype(np.uint8)
+    with path.open("w") as f:
+        f.write(f"{batch}\n")
+        for b in range(batch):
+            f.write(f"{steps}\n")
+            f.write("\n".join(row.tobytes().decode() for row in chars[b]))
+            f.write("\n")
+
+
+# -- cost models -----------------------------------------------------------------------------
+
+def active_inputs(traces) -> np.ndarray:
+    """``a[l, t, b]``: number of spikes entering layer ``l`` at step ``t`` of sample ``b``."""
+    return np.stack([tr.input_spikes.sum(axis=-1) for tr in traces])
+
+
+def event_bound(a: np.ndarray) -> np.ndarray:
+    """``sum_t max_l a_l(t)`` per sample."""
+    return a.max(axis=0).sum(axis=0)
+
+
+def scan_cost(a: np.ndarray, n_in: list[int]) -> np.ndarray:
+    """``6 + sum_t max_l(3 + e_l(t) (N_in,l + 2))``, e_l(t) = 1 when layer l has an input event."""
+    n = np.asarray(n_in).reshape(-1, 1, 1)
+    return 6 + (3 + (a > 0) * (n + 2)).max(axis=0).sum(axis=0)
+
+
+def cycle_bound(spikes_steps: int, qnet) -> int:
+    """A safe upper bound on one sample's cycles (every input spiking every step)."""
+    widest = max(layer.n_inputs for layer in qnet.layers)
+    return (spikes_steps + len(qnet.layers) + 2) * (widest + 3) + 20
+
+
+# -- GHDL ------------------------------------------------------------------------------------
+
+class GhdlBuild:
+    """A design analysed and elaborated once in a work folder."""
+
+    def __init__(self, design, folder: Path) -> None:
+        self.ghdl = find_tool("ghdl")
+        self.folder = folder
+        design.write(folder)
+        for name in design.files:
+            run_tool([self.ghdl, "-a", GHDL_STD, name], folder, f"GHDL analysis of {name}")
+        run_tool([self.ghdl, "-e", GHDL_STD, design.testbench], folder, "GHDL elaboration")
+        self.testbench = design.testbench
+
+    def run(self, stim: Path, results: Path, trace: bool, max_cycles: int, timeout: float,
+            wave: Path | None = None) -> float:
+        args = [self.ghdl, "-r", GHDL_STD, self.testbench, f"-gSTIM={stim}", f"-gRESULTS={results}",
+                f"-gTRACE={'true' if trace else 'false'}", f"-gMAX_CYCLES={max_cycles}",
+                "--ieee-asserts=disable"]
+        if wave is not None:
+            args.append(f"--wave={wave}")
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(args, cwd=self.folder, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise ToolError(f"GHDL simulation did not finish within {timeout:.0f} s "
+                            "(derived from the cycle bound; pass timeout= to allow more)") from exc
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise ToolError(f"GHDL simulation failed (exit {proc.returncode}):\n"
+                            + "\n".join((proc.stderr + proc.stdout).strip().splitlines()[-20:]))
+        return wall
+
+
+@dataclass
+class _Shard:
+    start: int
+    results: dict = field(default_factory=dict)  # sample -> (cycles, class, counts)
+    trace: dict = field(default_factory=dict)    # (sample, layer, step) -> (spikes str, v list, s list)
+    timeouts: list = field(default_factory=list)
+    cycles: int = 0
+    wall: float = 0.0
+
+
+def parse_results(path: Path, start: int) -> _Shard:
+    shard = _Shard(start=start)
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        tag = parts[0]
+        if tag == "R":
+            k = int(parts[1]) + start
+            shard.results[k] = (int(parts[2]), int(parts[3]), [int(c) for c in parts[4:]])
+        elif tag == "T":
+            k, layer, step = int(parts[1]) + start, int(parts[2]), int(parts[3])
+            rest = parts[5:]
+            syn = None
+            if "S" in rest:
+                cut = rest.index("S")
+                rest, syn = rest[:cut], [int(v) for v in rest[cut + 1:]]
+            shard.trace[(k, layer, step)] = (parts[4], [int(v) for v in rest], syn)
+        elif tag == "TIMEOUT":
+            shard.timeouts.append(int(parts[1]) + start)
+        elif tag == "DONE":
+            shard.cycles = int(parts[1])
+    return shard
+
+
+def _compare_trace(qnet, golden, shards_trace: dict, n: int, steps: int) -> tuple[set, Mismatch | None]:
+    """Samples whose trace differs anywhere, and the first difference (sample, step, layer, neuron)."""
+    bad: set[int] = set()
+    first: Mismatch | None = None
+    for k in range(n):
+        for t in range(steps):
+            for li, tr in enumerate(golden.traces):
+                exp_s = tr.spikes[t, k]
+                exp_v = tr.membrane[t, k]
+                exp_y = None if tr.synapse is None else tr.synapse[t, k]
+                got = shards_trace.get((k, li, t))
+                if got is None:
+                    bad.add(k)
+                    if first is None:
+                        first = Mismatch(k, t, li, None, "missing", expected="a layer update", got="none")
+                    continue
+                got_s = np.frombuffer(got[0].encode(), dtype=np.uint8) - ord("0")
+                got_v = np.asarray(got[1], dtype=np.int64)
+                diff = (got_s != exp_s) | (got_v != exp_v)
+                what = None
+                if exp_y is not None:
+                    got_y = np.asarray(got[2] if got[2] is not None else [], dtype=np.int64)
+                    if got_y.shape != exp_y.shape:
+                        got_y = np.zeros_like(exp_y) - (1 << 62)
+                    ydiff = got_y != exp_y
+                else:
+                    got_y, ydiff = None, np.zeros_like(diff)
+                if diff.any() or ydiff.any():
+                    bad.add(k)
+                    if first is None:
+                        j = int(np.argmax(diff | ydiff))
+                        what = ("spikes" if got_s[j] != exp_s[j] else
+                                "membrane" if got_v[j] != exp_v[j] else "synapse")
+                        first = Mismatch(
+                            k, t, li, j, what, expected_spike=int(exp_s[j]), got_spike=int(got_s[j]),
+                            expected_membrane=int(exp_v[j]), got_membrane=int(got_v[j]),
+                            expected=None if exp_y is None else int(exp_y[j]),
+                            got=None if got_y is None else int(got_y[j]))
+    return bad, first
+
+
+def simulate(design, data: Any, n_samples: int | None = None, trace: bool = False, workers: int = 1,
+             timeout: float | None = None, wave: str | Path | None = None, wave_sample: int = 0,
+             keep: str | Path | None = None) -> SimReport:
+    """Simulate ``design`` on ``data`` in GHDL and compare with the golden model.
+
+    ``data``: a DataLoader yielding ``(spikes [T, B, n], labels)`` or ``(spikes, _, labels)``,
+    one such batch, or a spike array ``[T, B, n]`` (no labels). ``trace=True`` compares every
+    layer's spikes and membranes (and synapses) at every step. ``workers`` GHDL processes
+    each run a shard of the samples. ``wave``: also dump a GHW/VCD waveform of sample
+    ``wave_sample`` to that file. ``keep``: use this folder instead of a temporary one.
+    """
+    qnet = design.quantized
+    spikes, labels = collect(data, qnet.spec.n_inputs, n_samples)
+    steps, n = spikes.shape[0], spikes.shape[1]
+    geo = design.geometry
+    if steps > geo.max_count:
+        raise DataError(f"{steps} steps exceed the output counters' range ({geo.max_count}, sized for "
+                        f"n_cycles={qnet.spec.n_cycles}); regenerate with a larger n_cycles")
+    golden = qnet.run(spikes, trace=True)
+    a = active_inputs(golden.traces)
+    bound = event_bound(a)
+    scan = scan_cost(a, [layer.n_inputs for layer in qnet.layers])
+    per_sample = cycle_bound(steps, qnet)
+    workers = max(1, min(int(workers), n))
+    shards = np.array_split(np.arange(n), workers)
+    # GHDL runs of the testbench simulate roughly >= 1e3 cycles/s per 1e3 neuron-inputs; be generous.
+    work = sum(layer.n_inputs + 4 * layer.n_neurons for layer in qnet.layers)
+    if timeout is None:
+        timeout = 60.0 + per_sample * (n / workers) * max(work, 50) * 2e-5 * (3 if trace else 1)
+
+    tmp = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-ghdl-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        build = GhdlBuild(design, tmp)
+
+        def job(i: int) -> _Shard:
+            idx = shards[i]
+            stim, res = tmp / f"stim_{i}.txt", tmp / f"results_{i}.txt"
+            write_stimulus(stim, spikes[:, idx])
+            wall = build.run(stim, res, trace, per_sample, timeout)
+            shard = parse_results(res, int(idx[0]))
+            shard.wall = wall
+            return shard
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(job, range(workers)))
+        wall = time.perf_counter() - start
+        if wave is not None:
+            if not 0 <= wave_sample < n:
+                raise DataError(f"wave_sample {wave_sample} is not one of the {n} samples")
+            stim, res = tmp / "stim_wave.txt", tmp / "results_wave.txt"
+            write_stimulus(stim, spikes[:, wave_sample:wave_sample + 1])
+            build.run(stim, res, False, per_sample, timeout, wave=Path(wave).resolve())
+    finally:
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    results, traces, timeouts, total_cycles = {}, {}, [], 0
+    for part in parts:
+        results.update(part.results)
+        traces.update(part.trace)
+        timeouts += part.timeouts
+        total_cycles += part.cycles
+    if timeouts:
+        raise ToolError(f"the design did not answer sample {timeouts[0]} within {per_sample} cycles "
+                        "(testbench watchdog): the RTL hangs")
+    missing = [k for k in range(n) if k not in results]
+    if missing:
+        raise ToolError(f"GHDL produced no result for sample {missing[0]} ({len(missing)} missing)")
+    cycles = np.array([results[k][0] for k in range(n)], dtype=np.int64)
+    preds = np.array([results[k][1] for k in range(n)], dtype=np.int64)
+    counts = np.array([results[k][2] for k in range(n)], dtype=np.int64)
+    bad = {k for k in range(n) if not np.array_equal(counts[k], golden.counts[k])
+           or preds[k] != golden.predictions[k]}
+    first = None
+    if trace:
+        tbad, first = _compare_trace(qnet, golden, traces, n, steps)
+        bad |= tbad
+    if first is None and bad:
+        k = min(bad)
+        first = Mismatch(k, None, None, None, "counts", expected=golden.counts[k].tolist(),
+                         got=counts[k].tolist())
+    report = SimReport(
+        predictions=preds, counts=counts, golden_predictions=np.asarray(golden.predictions),
+        golden_counts=golden.counts, labels=labels, mismatches=len(bad), first_mismatch=first,
+        cycles=cycles, bound=bound, scan_cost=scan, ghdl_wall_s=wall, simulated_cycles=total_cycles,
+        traced=trace, workers=workers, optim_params=qnet.config.to_dict())
+    log.info("simulation: %s", report)
+    return report
+
+
+__all__ = ["Mismatch", "SimReport", "collect", "event_bound", "scan_cost", "simulate"]
