@@ -1,0 +1,66 @@
+"""The generator (no GHDL needed): thin generated code, integers from the golden model."""
+
+import re
+
+import numpy as np
+
+from spiker.golden import QuantizedNet
+from spiker.hdl import RTL_FILES, VhdlGenerator
+from spiker.net import NetBuilder
+from spiker.net.spec import parse_net_dict
+from hdl_nets import layer, random_net
+
+SEED_NET = {"n_cycles": 73, "n_inputs": 40, "layer_0": layer("lif", 128, beta=0.9375),
+            "layer_1": layer("lif", 10, "none", beta=0.9375)}
+
+
+def _constant(text: str, name: str) -> list[int]:
+    m = re.search(rf"constant {name}\s*:[^:]*:= \(?(.*?)\)?;", text, re.S)
+    body = m.group(1).replace("0 =>", "")
+    return [int(v) for v in re.findall(r"-?\d+", body)]
+
+
+def test_seed_readme_sample_generates_code():
+    snn = NetBuilder(SEED_NET).build(seed=0)
+    vhdl_snn = VhdlGenerator(snn, {"weights_bw": 6, "neurons_bw": 8, "fp_dec": 4}).generate()
+    code = vhdl_snn.code()
+    for entity in ("snn_layer", "spiker_core", "spiker_top", "spiker_tb", "spike_readout"):
+        assert f"entity {entity} is" in code
+    assert list(vhdl_snn.files)[:len(RTL_FILES)] == list(RTL_FILES)
+
+
+def test_package_integers_come_from_the_golden_quantizer():
+    q = random_net(3, max_layers=3)
+    design = VhdlGenerator(q).generate()
+    pkg = design.files["spiker_net_pkg.vhd"]
+    for i, lay in enumerate(q.layers):
+        assert _constant(pkg, f"L{i}_WEIGHTS") == lay.weights.T.ravel().tolist()
+        assert _constant(pkg, f"L{i}_THRESHOLD") == [lay.threshold]
+        assert _constant(pkg, f"L{i}_ACC") == [lay.acc_bits]
+
+
+def test_equal_shape_layers_keep_their_own_weights():
+    spec = parse_net_dict({"n_cycles": 5, "n_inputs": 4, "layer_0": layer("lif", 4), "layer_1": layer("lif", 4)})
+    rng = np.random.default_rng(1)
+    q = QuantizedNet.from_arrays(spec, [rng.normal(size=(4, 4)), rng.normal(size=(4, 4))], [1.0, 1.0],
+                                 {"weights_bw": 4, "neurons_bw": 6, "fp_dec": 2})
+    design = VhdlGenerator(q).generate()
+    pkg, core = design.files["spiker_net_pkg.vhd"], design.files["spiker_core.vhd"]
+    assert _constant(pkg, "L0_WEIGHTS") != _constant(pkg, "L1_WEIGHTS")
+    assert "WEIGHTS => L0_WEIGHTS" in core and "WEIGHTS => L1_WEIGHTS" in core
+
+
+def test_generated_code_is_thin_and_writes(tmp_path):
+    design = VhdlGenerator(random_net(5)).generate()
+    for name in design.generated_files:
+        assert "process" not in design.files[name] or name == "spiker_tb.vhd"
+    paths = design.write(tmp_path)
+    assert [p.name for p in paths] == list(design.files)
+    assert (tmp_path / "spiker_top.vhd").read_text() == design.files["spiker_top.vhd"]
+
+
+def test_single_input_single_neuron_and_wide_weights():
+    spec = parse_net_dict({"n_cycles": 3, "n_inputs": 1, "layer_0": layer("if", 1)})
+    q = QuantizedNet.from_arrays(spec, [np.array([[1.5]])], [0.5], {"weights_bw": 6, "neurons_bw": 6, "fp_dec": 2})
+    pkg = VhdlGenerator(q).generate().files["spiker_net_pkg.vhd"]
+    assert "integer_vector(0 to 1 - 1) := (0 => 6)" in pkg

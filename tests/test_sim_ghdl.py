@@ -1,0 +1,110 @@
+"""GHDL co-simulation of generated designs against the golden model."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from hdl_nets import layer, random_net, random_spikes
+
+from spiker.errors import ToolError
+from spiker.golden import QuantizedNet
+from spiker.hdl import VhdlGenerator
+from spiker.net.spec import parse_net_dict
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_nets_are_bit_exact_with_trace(seed):
+    q = random_net(seed)
+    design = VhdlGenerator(q).generate()
+    x = random_spikes(seed, steps=int(np.random.default_rng(seed).integers(3, 10)), batch=6, n=q.spec.n_inputs)
+    report = design.simulate(x, trace=True)
+    assert report.mismatches == 0, str(report)
+    assert report.first_mismatch is None
+    np.testing.assert_array_equal(report.counts, q.run(x).counts)
+    # event driven: a layer spends max(a, 1) cycles a step plus a small pipeline/readout latency
+    steps = x.shape[0]
+    assert (report.cycles <= report.bound + 2 * steps + 3 * len(q.layers) + 4).all(), (report.cycles, report.bound)
+
+
+def test_every_model_and_reset_with_saturation():
+    for model in ("lif", "syn", "if"):
+        for reset in ("subtract", "zero", "none"):
+            spec = parse_net_dict({"n_cycles": 8, "n_inputs": 5,
+                                   "layer_0": layer(model, 3, reset, threshold=1.5),
+                                   "layer_1": layer(model, 2, reset, threshold=0.5)})
+            rng = np.random.default_rng(7)
+            q = QuantizedNet.from_arrays(spec, [rng.normal(0.3, 2.0, (3, 5)), rng.normal(-0.5, 2.0, (2, 3))],
+                                         [1.5, 0.5], {"weights_bw": 4, "neurons_bw": 4, "fp_dec": 1})
+            x = random_spikes(1, 8, 3, 5, p=0.6)
+            golden = q.run(x, trace=True)
+            mem = np.concatenate([t.membrane.ravel() for t in golden.traces])
+            assert mem.min() == -8 or mem.max() == 7  # the net reaches saturation
+            report = VhdlGenerator(q).generate().simulate(x, trace=True)
+            assert report.mismatches == 0, f"{model}/{reset}: {report}"
+
+
+def test_corrupted_weight_is_caught_and_located():
+    spec = parse_net_dict({"n_cycles": 6, "n_inputs": 6, "layer_0": layer("lif", 4), "layer_1": layer("lif", 3)})
+    rng = np.random.default_rng(2)
+    q = QuantizedNet.from_arrays(spec, [rng.normal(0.4, 0.5, (4, 6)), rng.normal(0.4, 0.5, (3, 4))], [1.0, 1.0],
+                                 {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 3})
+    design = VhdlGenerator(q).generate()
+    pkg = design.files["spiker_net_pkg.vhd"]
+    # corrupt layer 1's weight from input 2 to neuron 1 (ROM index 2 * 3 + 1)
+    m = re.search(r"constant L1_WEIGHTS\s*:[^:]*:= \((.*?)\);", pkg, re.S)
+    values = [int(v) for v in re.findall(r"-?\d+", m.group(1))]
+    assert values[7] == q.layers[1].weights[1, 2]
+    values[7] = values[7] + 5 if values[7] < 0 else values[7] - 9
+    bad = design.with_file("spiker_net_pkg.vhd",
+                           pkg[:m.start(1)] + ", ".join(map(str, values)) + pkg[m.end(1):])
+    x = np.ones((6, 2, 6), dtype=np.uint8)
+    report = bad.simulate(x, trace=True)
+    assert report.mismatches >= 1
+    first = report.first_mismatch
+    assert (first.sample, first.layer, first.neuron) == (0, 1, 1)
+    assert first.step == 0 and first.what in ("membrane", "spikes")
+    assert first.expected_membrane != first.got_membrane
+    assert "layer 1, neuron 1" in str(report)
+
+
+def test_loader_input_accuracy_workers_and_wave(tmp_path):
+    q = random_net(11, max_layers=2)
+    x = torch.from_numpy(random_spikes(4, 6, 9, q.spec.n_inputs)).float()
+    labels = torch.arange(9) % q.spec.n_outputs
+    loader = [(x[:, :5], torch.zeros(5), labels[:5]), (x[:, 5:], torch.zeros(4), labels[5:])]
+    wave = tmp_path / "s.ghw"
+    report = VhdlGenerator(q).generate().simulate(loader, n_samples=7, workers=2, wave=wave, wave_sample=3)
+    assert report.n_samples == 7 and report.mismatches == 0
+    golden = q.run(x[:, :7].numpy())
+    assert report.golden_accuracy == pytest.approx(float((golden.predictions == labels[:7].numpy()).mean()))
+    assert report.hw_accuracy == report.golden_accuracy
+    assert wave.stat().st_size > 0
+    assert report.sim_cycles_per_s > 0 and report.cycles_min <= report.cycles_mean <= report.cycles_max
+
+
+def test_missing_ghdl_gives_install_hint(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    design = VhdlGenerator(random_net(0, max_layers=1)).generate()
+    with pytest.raises(ToolError, match="apt-get install ghdl"):
+        design.simulate(np.zeros((2, 1, design.quantized.spec.n_inputs), dtype=np.uint8))
+
+
+def test_analysis_failure_reports_ghdl_errors(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    design = VhdlGenerator(random_net(0, max_layers=1)).generate()
+    broken = design.with_file("spiker_top.vhd", design.files["spiker_top.vhd"].replace("end architecture;", "end;;"))
+    before = set(tmp_path.iterdir())
+    with pytest.raises(ToolError, match=r"spiker_top.vhd:\d+:\d+"):
+        broken.simulate(np.zeros((2, 1, design.quantized.spec.n_inputs), dtype=np.uint8))
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_hung_simulation_times_out():
+    design = VhdlGenerator(random_net(0, max_layers=1)).generate()
+    with pytest.raises(ToolError, match="did not finish within"):
+        design.simulate(np.ones((3, 200, design.quantized.spec.n_inputs), dtype=np.uint8), timeout=0.01)
