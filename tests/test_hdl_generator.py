@@ -3,12 +3,12 @@
 import re
 
 import numpy as np
+from hdl_nets import layer, random_net
 
 from spiker.golden import QuantizedNet
 from spiker.hdl import RTL_FILES, VhdlGenerator
 from spiker.net import NetBuilder
 from spiker.net.spec import parse_net_dict
-from hdl_nets import layer, random_net
 
 SEED_NET = {"n_cycles": 73, "n_inputs": 40, "layer_0": layer("lif", 128, beta=0.9375),
             "layer_1": layer("lif", 10, "none", beta=0.9375)}
@@ -40,7 +40,8 @@ def test_package_integers_come_from_the_golden_quantizer():
 
 
 def test_equal_shape_layers_keep_their_own_weights():
-    spec = parse_net_dict({"n_cycles": 5, "n_inputs": 4, "layer_0": layer("lif", 4), "layer_1": layer("lif", 4)})
+    spec = parse_net_dict({"n_cycles": 5, "n_inputs": 4, "layer_0": layer("lif", 4),
+                           "layer_1": layer("lif", 4)})
     rng = np.random.default_rng(1)
     q = QuantizedNet.from_arrays(spec, [rng.normal(size=(4, 4)), rng.normal(size=(4, 4))], [1.0, 1.0],
                                  {"weights_bw": 4, "neurons_bw": 6, "fp_dec": 2})
@@ -61,6 +62,7 @@ def test_generated_code_is_thin_and_writes(tmp_path):
 
 def test_single_input_single_neuron_and_wide_weights():
     spec = parse_net_dict({"n_cycles": 3, "n_inputs": 1, "layer_0": layer("if", 1)})
-    q = QuantizedNet.from_arrays(spec, [np.array([[1.5]])], [0.5], {"weights_bw": 6, "neurons_bw": 6, "fp_dec": 2})
+    q = QuantizedNet.from_arrays(spec, [np.array([[1.5]])], [0.5],
+                                 {"weights_bw": 6, "neurons_bw": 6, "fp_dec": 2})
     pkg = VhdlGenerator(q).generate().files["spiker_net_pkg.vhd"]
     assert "integer_vector(0 to 1 - 1) := (0 => 6)" in pkg

@@ -19,14 +19,15 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 def test_random_nets_are_bit_exact_with_trace(seed):
     q = random_net(seed)
     design = VhdlGenerator(q).generate()
-    x = random_spikes(seed, steps=int(np.random.default_rng(seed).integers(3, 10)), batch=6, n=q.spec.n_inputs)
+    steps = int(np.random.default_rng(seed).integers(3, 10))
+    x = random_spikes(seed, steps=steps, batch=6, n=q.spec.n_inputs)
     report = design.simulate(x, trace=True)
     assert report.mismatches == 0, str(report)
     assert report.first_mismatch is None
     np.testing.assert_array_equal(report.counts, q.run(x).counts)
     # event driven: a layer spends max(a, 1) cycles a step plus a small pipeline/readout latency
-    steps = x.shape[0]
-    assert (report.cycles <= report.bound + 2 * steps + 3 * len(q.layers) + 4).all(), (report.cycles, report.bound)
+    slack = 2 * steps + 3 * len(q.layers) + 4
+    assert (report.cycles <= report.bound + slack).all(), (report.cycles, report.bound)
 
 
 def test_every_model_and_reset_with_saturation():
@@ -47,9 +48,11 @@ def test_every_model_and_reset_with_saturation():
 
 
 def test_corrupted_weight_is_caught_and_located():
-    spec = parse_net_dict({"n_cycles": 6, "n_inputs": 6, "layer_0": layer("lif", 4), "layer_1": layer("lif", 3)})
+    spec = parse_net_dict({"n_cycles": 6, "n_inputs": 6, "layer_0": layer("lif", 4),
+                           "layer_1": layer("lif", 3)})
     rng = np.random.default_rng(2)
-    q = QuantizedNet.from_arrays(spec, [rng.normal(0.4, 0.5, (4, 6)), rng.normal(0.4, 0.5, (3, 4))], [1.0, 1.0],
+    w = [rng.normal(0.4, 0.5, (4, 6)), rng.normal(0.4, 0.5, (3, 4))]
+    q = QuantizedNet.from_arrays(spec, w, [1.0, 1.0],
                                  {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 3})
     design = VhdlGenerator(q).generate()
     pkg = design.files["spiker_net_pkg.vhd"]
@@ -97,7 +100,8 @@ def test_analysis_failure_reports_ghdl_errors(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     design = VhdlGenerator(random_net(0, max_layers=1)).generate()
-    broken = design.with_file("spiker_top.vhd", design.files["spiker_top.vhd"].replace("end architecture;", "end;;"))
+    text = design.files["spiker_top.vhd"].replace("end architecture;", "end;;")
+    broken = design.with_file("spiker_top.vhd", text)
     before = set(tmp_path.iterdir())
     with pytest.raises(ToolError, match=r"spiker_top.vhd:\d+:\d+"):
         broken.simulate(np.zeros((2, 1, design.quantized.spec.n_inputs), dtype=np.uint8))

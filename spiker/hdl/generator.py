@@ -10,10 +10,11 @@ else is the library in ``spiker/hdl/rtl``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +174,8 @@ _CORE_LAYER = Template("""
                  ALPHA_SHIFT => ${P}_ALPHA, THRESHOLD => ${P}_THRESHOLD, WEIGHTS => ${P}_WEIGHTS,
                  BANK_BITS => $bank_bits)
     port map (clk => clk, rst => rst,
-              in_valid => t${i}_valid, in_ready => t${i}_ready, in_spikes => t${i}_data, in_last => t${i}_last,
+              in_valid => t${i}_valid, in_ready => t${i}_ready, in_spikes => t${i}_data,
+              in_last => t${i}_last,
               out_valid => t${j}_valid, out_ready => t${j}_ready, out_spikes => t${j}_data,
               out_last => t${j}_last, dbg_upd => ${lname}_upd, dbg_v => ${lname}_v, dbg_s => ${lname}_s);
 """)
@@ -334,7 +336,8 @@ begin
       write(o, ' ');
       write(o, cyc - t0);
       write(o, ' ');
-      write(o, to_integer(unsigned(m_tdata(N_CLASSES * COUNT_BITS + CLASS_BITS - 1 downto N_CLASSES * COUNT_BITS))));
+      write(o, to_integer(unsigned(
+        m_tdata(N_CLASSES * COUNT_BITS + CLASS_BITS - 1 downto N_CLASSES * COUNT_BITS))));
       for c in 0 to N_CLASSES - 1 loop
         write(o, ' ');
         write(o, to_integer(unsigned(m_tdata((c + 1) * COUNT_BITS - 1 downto c * COUNT_BITS))));

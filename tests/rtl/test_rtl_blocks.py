@@ -1,0 +1,216 @@
+"""Each RTL library block in GHDL (cocotb) against the golden model on random stimuli."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spiker.golden import QuantizedNet, accumulator_bits, layer_dynamics
+from spiker.golden.fixed_point import FixedPointConfig
+from spiker.golden.model import _IntegerArithmetic  # the golden model's own integer arithmetic
+from spiker.hdl import RTL_DIR, RTL_FILES, VhdlGenerator
+from spiker.hdl.generator import clog2, render_package
+from spiker.net.spec import LayerSpec, parse_net_dict
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from hdl_nets import layer  # noqa: E402
+
+LIB = [RTL_DIR / name for name in RTL_FILES]
+
+
+def _run(tmp_path: Path, toplevel: str, testcase: str, vectors: dict, extra: list[Path] = (),
+         parameters: dict | None = None) -> None:
+    runner_mod = pytest.importorskip("cocotb_tools.runner")
+    import shutil
+
+    if shutil.which("ghdl") is None:
+        pytest.skip("GHDL not installed")
+    vec = tmp_path / "vectors.json"
+    vec.write_text(json.dumps(vectors))
+    runner = runner_mod.get_runner("ghdl")
+    runner.build(sources=[*LIB, *extra], hdl_toplevel=toplevel, build_args=["--std=08"],
+                 build_dir=tmp_path / "build", always=True)
+    results = runner.test(hdl_toplevel=toplevel, test_module="cocotb_blocks", testcase=testcase,
+                          test_args=["--std=08"], parameters=parameters or {}, build_dir=tmp_path / "build",
+                          extra_env={"SPIKER_VECTORS": str(vec)})
+    from cocotb_tools.check_results import get_results
+
+    total, failed = get_results(results)
+    assert total >= 1 and failed == 0, f"{failed} of {total} cocotb tests failed; see {results}"
+
+
+@pytest.mark.parametrize("n_in", [1, 7, 40])
+def test_event_scan(tmp_path, n_in):
+    rng = np.random.default_rng(n_in)
+    inputs = [0, (1 << n_in) - 1, 1 << (n_in - 1)]
+    inputs += [int(sum(1 << i for i in range(n_in) if rng.random() < p)) for p in (0.05, 0.3, 0.7) * 10]
+    _run(tmp_path, "event_scan", "event_scan_lowest_spike", {"n_in": n_in, "inputs": inputs},
+         parameters={"N_IN": n_in})
+
+
+def _wrap_rom(folder: Path, weights: np.ndarray, wb: int) -> Path:
+    n_out, n_in = weights.shape
+    vals = ", ".join(str(int(v)) for v in weights.T.ravel())
+    vals = f"(0 => {vals})" if weights.size == 1 else f"({vals})"
+    path = folder / "rom_wrap.vhd"
+    path.write_text(f"""library ieee; use ieee.std_logic_1164.all; use ieee.numeric_std.all;
+use work.spiker_pkg.all;
+entity rom_wrap is port (addr : in unsigned({clog2(n_in)} - 1 downto 0);
+                         row : out std_logic_vector({n_out * wb} - 1 downto 0)); end entity;
+architecture rtl of rom_wrap is begin
+  u : entity work.weight_rom generic map (N_IN => {n_in}, N_OUT => {n_out}, WB => {wb}, WEIGHTS => {vals})
+      port map (addr => addr, row => row);
+end architecture;
+""")
+    return path
+
+
+@pytest.mark.parametrize("shape,wb", [((1, 1), 3), ((20, 9), 7), ((3, 5), 32)])
+def test_weight_rom(tmp_path, shape, wb):
+    rng = np.random.default_rng(wb)
+    lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    w = rng.integers(lo, hi, size=shape, endpoint=True)
+    w.flat[0], w.flat[-1] = lo, hi
+    _run(tmp_path, "rom_wrap", "weight_rom_rows", {"wb": wb, "rows": w.T.tolist()},
+         extra=[_wrap_rom(tmp_path, w, wb)])
+
+
+NEURON_CASES = [(m, r) for m in ("lif", "syn", "if") for r in ("subtract", "zero", "none")]
+
+
+@pytest.mark.parametrize("model,reset", NEURON_CASES)
+def test_neuron_update(tmp_path, model, reset):
+    rng = np.random.default_rng(abs(hash((model, reset))) % 1000)
+    nb, wb, n_inputs = 5, 4, 6
+    acc = accumulator_bits(n_inputs, wb, nb)
+    thr = 5
+    spec = LayerSpec(index=0, neuron_model=model, n_inputs=n_inputs, n_neurons=8, threshold=1.0,
+                     reset_mechanism=reset, beta_shift=None if model == "if" else 2,
+                     alpha_shift=1 if model == "syn" else None)
+    span = n_inputs * (1 << (wb - 1))
+    currents = torch.from_numpy(rng.integers(-span, span, size=(30, 1, 8), endpoint=True))
+    currents[3] = 0
+    spk, mem, syn = layer_dynamics(spec, currents, thr, _IntegerArithmetic(FixedPointConfig(wb, nb, 2)))
+    spk, mem = spk.numpy().astype(int), mem.numpy()
+    syn = syn.numpy() if syn is not None else np.zeros_like(mem)
+    assert mem.min() == -16 and mem.max() == 15  # saturation at both ends
+    cases = []
+    for t in range(30):
+        for n in range(8):
+            prev = (0, 0, 0) if t == 0 else (int(mem[t - 1, 0, n]), int(syn[t - 1, 0, n]),
+                                             int(spk[t - 1, 0, n]))
+            cases.append([*prev, int(currents[t, 0, n]), int(mem[t, 0, n]), int(syn[t, 0, n]),
+                          int(spk[t, 0, n])])
+    params = {"NB": nb, "ACC": acc, "MODEL": ("lif", "syn", "if").index(model),
+              "RESET": ("subtract", "zero", "none").index(reset), "BETA_SHIFT": -1 if spec.beta_shift is None
+              else spec.beta_shift, "ALPHA_SHIFT": -1 if spec.alpha_shift is None else spec.alpha_shift,
+              "THRESHOLD": thr}
+    _run(tmp_path, "neuron_update", "neuron_update_matches_golden",
+         {"nb": nb, "acc": acc, "syn": model == "syn", "cases": cases}, parameters=params)
+
+
+def _one_layer_net(model, reset, n_in, n_out, cfg, seed, mean=0.2, std=1.0):
+    spec = parse_net_dict({"n_cycles": 20, "n_inputs": n_in,
+                           "layer_0": layer(model, n_out, reset, threshold=1.0)})
+    rng = np.random.default_rng(seed)
+    scale = (1 << (cfg["weights_bw"] - 1)) / (1 << cfg["fp_dec"])
+    w = rng.normal(mean * scale, std * scale, (n_out, n_in))
+    return QuantizedNet.from_arrays(spec, [w], [1.0], cfg)
+
+
+LAYER_CASES = {
+    "lif-sat-stall": ("lif", "subtract", 9, 6, {"weights_bw": 4, "neurons_bw": 4, "fp_dec": 1}, True),
+    "syn-zero": ("syn", "zero", 12, 5, {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 3}, False),
+    "if-none-1in": ("if", "none", 1, 4, {"weights_bw": 6, "neurons_bw": 6, "fp_dec": 2}, True),
+    "lif-zero-1out": ("lif", "zero", 10, 1, {"weights_bw": 3, "neurons_bw": 5, "fp_dec": 1}, False),
+    "syn-subtract-wide": ("syn", "subtract", 16, 12, {"weights_bw": 8, "neurons_bw": 8, "fp_dec": 4}, True),
+}
+
+
+@pytest.mark.parametrize("case", list(LAYER_CASES))
+def test_snn_layer(tmp_path, case):
+    model, reset, n_in, n_out, cfg, stall = LAYER_CASES[case]
+    q = _one_layer_net(model, reset, n_in, n_out, cfg, seed=len(case))
+    rng = np.random.default_rng(n_in)
+    x = (rng.random((7, 3, n_in)) < rng.uniform(0.2, 0.7)).astype(np.uint8)
+    x[2, 0] = 0  # a step without spikes
+    g = q.run(x, trace=True).traces[0]
+    mem = g.membrane
+    nb = cfg["neurons_bw"]
+    syn = g.synapse if g.synapse is not None else np.zeros_like(mem)
+    tokens, expected = [], []
+    for b in range(3):
+        for t in range(7):
+            tokens.append([int(sum(int(x[t, b, i]) << i for i in range(n_in))), int(t == 6)])
+            expected.append([int(sum(int(g.spikes[t, b, j]) << j for j in range(n_out))),
+                             mem[t, b].astype(int).tolist(), syn[t, b].astype(int).tolist()])
+    lay = q.layers[0]
+    pkg = tmp_path / "pkg.vhd"
+    pkg.write_text(render_package(q))
+    wrap = tmp_path / "layer_wrap.vhd"
+    spec = lay.spec
+    wrap.write_text(f"""library ieee; use ieee.std_logic_1164.all;
+use work.spiker_pkg.all; use work.spiker_net_pkg.all;
+entity layer_wrap is port (clk, rst, in_valid, in_last, out_ready : in std_logic;
+  in_spikes : in std_logic_vector({n_in} - 1 downto 0);
+  in_ready, out_valid, out_last, dbg_upd : out std_logic;
+  out_spikes : out std_logic_vector({n_out} - 1 downto 0);
+  dbg_v, dbg_s : out std_logic_vector({n_out * nb} - 1 downto 0)); end entity;
+architecture rtl of layer_wrap is begin
+  u : entity work.snn_layer generic map (N_IN => {n_in}, N_OUT => {n_out}, WB => WEIGHTS_BW,
+      NB => NEURONS_BW, ACC => L0_ACC, MODEL => MODEL_{spec.neuron_model.upper()},
+      RESET => RESET_{spec.reset_mechanism.upper()},
+      BETA_SHIFT => L0_BETA, ALPHA_SHIFT => L0_ALPHA, THRESHOLD => L0_THRESHOLD, WEIGHTS => L0_WEIGHTS,
+      BANK_BITS => 16)
+    port map (clk, rst, in_valid, in_ready, in_spikes, in_last, out_valid, out_ready, out_spikes, out_last,
+              dbg_upd, dbg_v, dbg_s);
+end architecture;
+""")
+    _run(tmp_path, "layer_wrap", "snn_layer_matches_golden",
+         {"nb": nb, "n_out": n_out, "tokens": tokens, "expected": expected, "seed": 3, "stall": stall,
+          "syn": model == "syn"}, extra=[pkg, wrap])
+
+
+@pytest.mark.parametrize("n_cls,cb", [(1, 3), (5, 2), (10, 4)])
+def test_spike_readout(tmp_path, n_cls, cb):
+    rng = np.random.default_rng(n_cls)
+    tokens, expected = [], []
+    for steps in (1, 5, 9, 4):
+        x = (rng.random((steps, n_cls)) < rng.uniform(0, 0.9)).astype(int)
+        for t in range(steps):
+            tokens.append([int(sum(int(x[t, c]) << c for c in range(n_cls))), int(t == steps - 1)])
+        counts = np.minimum(x.sum(axis=0), (1 << cb) - 1)  # counters saturate
+        expected.append([int(np.argmax(counts)), counts.tolist()])
+    _run(tmp_path, "spike_readout", "spike_readout_counts_and_class",
+         {"n_cls": n_cls, "cb": cb, "tokens": tokens, "expected": expected, "n_samples": len(expected)},
+         parameters={"N_CLS": n_cls, "CB": cb})
+
+
+def test_core_equal_shape_layers_keep_own_weights(tmp_path):
+    spec = parse_net_dict({"n_cycles": 8, "n_inputs": 6, "layer_0": layer("lif", 6),
+                           "layer_1": layer("lif", 6),
+                           "layer_2": layer("syn", 3, "zero")})
+    rng = np.random.default_rng(9)
+    w = [rng.normal(0.3, 0.8, (6, 6)), rng.normal(-0.1, 0.8, (6, 6)), rng.normal(0.3, 0.8, (3, 6))]
+    q = QuantizedNet.from_arrays(spec, w, [1.0, 1.0, 0.5], {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 3})
+    assert not np.array_equal(q.layers[0].weights, q.layers[1].weights)
+    design = VhdlGenerator(q).generate()
+    folder = tmp_path / "hdl"
+    design.write(folder)
+    gen = [folder / name for name in design.files if name not in RTL_FILES and name != "spiker_tb.vhd"]
+    x = (rng.random((8, 6, 6)) < 0.5).astype(np.uint8)
+    golden = q.run(x)
+    geo = design.geometry
+    samples = [[int(sum(int(x[t, b, i]) << i for i in range(6))) for t in range(8)] for b in range(6)]
+    _run(tmp_path, "spiker_core", "core_equal_shape_layers",
+         {"samples": samples, "counts": golden.counts.tolist(), "classes": golden.predictions.tolist(),
+          "n_cls": 3, "cb": geo.count_bits, "clsb": geo.class_bits}, extra=gen)
