@@ -187,6 +187,21 @@ class ArtifactStore(ABC):
         Raises :class:`ArtifactNotFound` when absent.
         """
 
+    def _read_all(self, bucket: str, key: str, limit: int) -> bytes:
+        """The object's bytes, at most ``limit + 1`` of them (enough to tell it is too long).
+
+        Backends override this with a single-buffer read; raises :class:`ArtifactNotFound`.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        with self._open_read(bucket, key) as it:
+            for chunk in it:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    break
+        return b"".join(chunks)[: limit + 1]
+
     @abstractmethod
     def list(self, prefix: str = "") -> list[str]:
         """All keys starting with ``prefix`` (recursive, sorted)."""
@@ -249,19 +264,14 @@ class ArtifactStore(ABC):
         return ArtifactRef(self.bucket, key, sha, size)
 
     def get_bytes(self, ref: ArtifactRef) -> bytes:
-        """The bytes of ``ref``, verified against its sha256 and size (else :class:`IntegrityError`)."""
-        h = hashlib.sha256()
-        chunks: list[bytes] = []
-        size = 0
-        with self._open_read(self._bucket_of(ref), ref.key) as it:
-            for chunk in it:
-                h.update(chunk)
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > ref.size:
-                    break
-        _verify(ref, h.hexdigest(), size)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        """The bytes of ``ref``, verified against its sha256 and size (else :class:`IntegrityError`).
+
+        The object is read into one buffer (never more than ``ref.size + 1`` bytes) and hashed once.
+        """
+        data = self._read_all(self._bucket_of(ref), ref.key, ref.size)
+        sha = hashlib.sha256(data).hexdigest() if len(data) == ref.size else ""  # size is checked first
+        _verify(ref, sha, len(data))
+        return data
 
     def get_file(self, ref: ArtifactRef, path: str | os.PathLike[str]) -> Path:
         """Download ``ref`` to ``path`` (atomically: a temp file renamed once verified); returns the path."""
@@ -311,12 +321,12 @@ class ArtifactStore(ABC):
         info = self._stat(key)
         if info is None:
             raise ArtifactNotFound(key, self.bucket)
-        h = hashlib.sha256()
-        with self._open_read(self.bucket, key) as it:
-            data = b"".join(it)
-        h.update(data)
-        if info.sha256 is not None and h.hexdigest() != info.sha256:
-            raise IntegrityError(key, f"sha256 {h.hexdigest()} != recorded {info.sha256}")
+        data = self._read_all(self.bucket, key, info.size)
+        if info.sha256 is not None:
+            sha = hashlib.sha256(data).hexdigest()
+            if sha != info.sha256 or len(data) != info.size:
+                raise IntegrityError(key, f"sha256 {sha} (size {len(data)}) != recorded {info.sha256} "
+                                          f"(size {info.size})")
         try:
             return json.loads(data)
         except ValueError as e:

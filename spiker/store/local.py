@@ -113,6 +113,15 @@ class LocalStore(ArtifactStore):
         with f:
             yield iter(lambda: f.read(CHUNK_SIZE), b"")
 
+    def _read_all(self, bucket: str, key: str, limit: int) -> bytes:
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read(limit + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ArtifactNotFound(key, self.bucket) from None
+        except OSError as e:
+            raise StoreError(f"local store: cannot read {key!r}: {e}") from e
+
     def list(self, prefix: str = "") -> list[str]:
         """All keys under ``prefix`` (plain string prefix, recursive, sorted); hidden temp files skipped."""
         validate_prefix(prefix)

@@ -202,6 +202,17 @@ class S3Store(ArtifactStore):
             resp.close()
             resp.release_conn()
 
+    def _read_all(self, bucket: str, key: str, limit: int) -> bytes:
+        with self._translate(key, bucket):
+            resp = self.client.get_object(bucket, key)
+            try:
+                length = int(resp.headers.get("Content-Length", -1))
+                # one read into one buffer, as the raw SDK does; never more than limit + 1 bytes
+                return resp.read() if 0 <= length <= limit else resp.read(limit + 1)
+            finally:
+                resp.close()
+                resp.release_conn()
+
     def _chunks(self, resp: urllib3.BaseHTTPResponse, key: str, bucket: str) -> Iterator[bytes]:
         with self._translate(key, bucket):
             while chunk := resp.read(READ_CHUNK):
