@@ -2,7 +2,8 @@
 
 Services map them to gRPC status codes: :class:`ArtifactNotFound` -> ``NOT_FOUND``,
 :class:`StoreUnavailable` -> ``UNAVAILABLE``, :class:`InvalidKeyError` -> ``INVALID_ARGUMENT``,
-:class:`ImmutableObjectError` -> ``ALREADY_EXISTS``, :class:`IntegrityError` -> ``DATA_LOSS``.
+:class:`ImmutableObjectError` -> ``ALREADY_EXISTS``, :class:`IntegrityError` -> ``DATA_LOSS``,
+:class:`StoreConfigError` -> ``FAILED_PRECONDITION``.
 """
 
 from __future__ import annotations
