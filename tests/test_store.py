@@ -138,9 +138,9 @@ def test_named_documents_are_immutable_unless_overwrite(store: ArtifactStore) ->
 
 
 def test_artifact_namespace_is_reserved(store: ArtifactStore) -> None:
-    key = artifact_key("0" * 64)
-    with pytest.raises(InvalidKeyError, match="reserved"):
-        store.put_json(key, {"x": 1}, overwrite=True)
+    for key in (artifact_key("0" * 64), "artifacts/index.json"):
+        with pytest.raises(InvalidKeyError, match="reserved"):
+            store.put_json(key, {"x": 1}, overwrite=True)
 
 
 def test_corrupt_artifact_is_not_overwritten_silently(store: ArtifactStore) -> None:

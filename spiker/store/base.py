@@ -304,8 +304,8 @@ class ArtifactStore(ABC):
         ``overwrite=True``. Keys under ``artifacts/`` are reserved for content-addressed blobs.
         """
         validate_key(key)
-        if key.startswith(ARTIFACT_PREFIX) or key == ARTIFACT_PREFIX.rstrip("/"):
-            raise InvalidKeyError(key, f"{ARTIFACT_PREFIX!r} is reserved for put_bytes/put_file")
+        if key == "artifacts" or key.startswith("artifacts/"):
+            raise InvalidKeyError(key, "'artifacts/' is reserved for put_bytes/put_file")
         try:
             data = (json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n").encode()
         except (TypeError, ValueError) as e:
