@@ -9,7 +9,9 @@ import logging
 
 from spiker import data
 from spiker.errors import DataError, InfeasibleConfigError, SpecError, SpikerError, ToolError
+from spiker.golden import FixedPointConfig, QuantizedNet, quantize
 from spiker.net import NetBuilder, NetSpec, SpikingNet
+from spiker.optimize import Optimizer, SweepResult
 from spiker.training import History, Trainer
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -17,6 +19,6 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 __all__ = [
-    "DataError", "History", "InfeasibleConfigError", "NetBuilder", "NetSpec", "SpecError",
+    "DataError", "FixedPointConfig", "History", "Optimizer", "QuantizedNet", "SweepResult", "quantize", "InfeasibleConfigError", "NetBuilder", "NetSpec", "SpecError",
     "SpikerError", "SpikingNet", "ToolError", "Trainer", "data",
 ]

@@ -19,7 +19,7 @@ from spiker.errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ENCODINGS", "SpikeDataset", "encode", "load", "split_batch", "time_first"]
+__all__ = ["ENCODINGS", "SpikeDataset", "encode", "load", "collect", "split_batch", "time_first"]
 
 
 class SpikeDataset(Dataset):
@@ -64,6 +64,36 @@ def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
     if labels.dim() != 1 or labels.shape[0] != data.shape[1]:
         raise DataError(f"labels must be [B] with B = data.shape[1] = {data.shape[1]}, got {list(labels.shape)}")
     return data, labels
+
+
+def collect(source, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """All samples of a loader (or a spike array ``[T, B, n]``) as ``(uint8 spikes [T, N, n], labels [N])``.
+
+    ``n_samples`` keeps the first N samples. Labels are ``None`` for a bare spike array.
+    """
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        spikes = np.asarray(source.detach().cpu() if isinstance(source, torch.Tensor) else source)
+        if spikes.ndim != 3:
+            raise DataError(f"spike array must be time-first [T, B, n_inputs], got {list(spikes.shape)}")
+        if not np.isin(spikes, (0, 1)).all():
+            raise DataError("spike array must hold only 0 and 1")
+        return spikes[:, :n_samples].astype(np.uint8), None
+    chunks, labels, have = [], [], 0
+    for batch in source:
+        data, target = split_batch(batch)
+        chunks.append(data.detach().cpu().numpy())
+        labels.append(target.cpu().numpy())
+        have += len(target)
+        if n_samples is not None and have >= n_samples:
+            break
+    if not chunks:
+        raise DataError("the loader yielded no samples")
+    if len({c.shape[0] for c in chunks}) != 1:
+        raise DataError("all batches must have the same number of time steps")
+    spikes = np.concatenate(chunks, axis=1)[:, :n_samples]
+    if not np.isin(spikes, (0, 1)).all():
+        raise DataError("loader data must be 0/1 spikes; encode real values first (spiker.data.encode)")
+    return spikes.astype(np.uint8), np.concatenate(labels)[:n_samples]
 
 
 def load(name: str | Path, n_cycles: int, encoding: str = "rate", batch_size: int = 128,

@@ -54,7 +54,7 @@ class Design:
         (folder / "files.txt").write_text("\n".join(self.files) + "\n")
         return paths
 
-    def with_file(self, name: str, text: str) -> "Design":
+    def with_file(self, name: str, text: str) -> Design:
         """A copy with one file replaced (e.g. a deliberately corrupted package for a test)."""
         files = dict(self.files)
         files[name] = text

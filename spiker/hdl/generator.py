@@ -156,7 +156,7 @@ begin
   t0_data <= s_axis_tdata;
   t0_last <= s_axis_tlast;
 $layers
-  readout : entity work.spike_readout
+  u_readout : entity work.spike_readout
     generic map (N_CLS => N_CLASSES, CB => COUNT_BITS)
     port map (clk => clk, rst => rst, in_valid => t${n_layers}_valid, in_ready => t${n_layers}_ready,
               in_spikes => t${n_layers}_data, in_last => t${n_layers}_last,
@@ -168,7 +168,7 @@ end architecture;
 """)
 
 _CORE_LAYER = Template("""
-  ${lname} : entity work.snn_layer
+  u_${lname} : entity work.snn_layer
     generic map (N_IN => ${P}_N_IN, N_OUT => ${P}_N_OUT, WB => WEIGHTS_BW, NB => NEURONS_BW,
                  ACC => ${P}_ACC, MODEL => $model, RESET => $reset, BETA_SHIFT => ${P}_BETA,
                  ALPHA_SHIFT => ${P}_ALPHA, THRESHOLD => ${P}_THRESHOLD, WEIGHTS => ${P}_WEIGHTS,
@@ -206,7 +206,7 @@ end entity;
 
 architecture rtl of spiker_top is
 begin
-  core : entity work.spiker_core
+  u_core : entity work.spiker_core
     port map (clk => clk, rst => rst,
               s_axis_tvalid => s_axis_tvalid, s_axis_tready => s_axis_tready,
               s_axis_tdata => s_axis_tdata, s_axis_tlast => s_axis_tlast,

@@ -76,7 +76,7 @@ architecture rtl of snn_layer is
   signal scan_found, scan_last : std_logic;
   signal scan_idx : unsigned(AW - 1 downto 0);
 begin
-  rom : entity work.weight_rom
+  u_rom : entity work.weight_rom
     generic map (N_IN => N_IN, N_OUT => N_OUT, WB => WB, WEIGHTS => WEIGHTS, BANK_BITS => BANK_BITS)
     port map (addr => addr, row => row);
 
@@ -87,7 +87,7 @@ begin
   in_ready <= rdy;
   scan_src <= in_spikes when accept = '1' else mask;
 
-  scan : entity work.event_scan
+  u_scan : entity work.event_scan
     generic map (N_IN => N_IN)
     port map (spikes => scan_src, found => scan_found, idx => scan_idx, rest => scan_rest,
               last => scan_last);
@@ -101,7 +101,7 @@ begin
     v_in <= (others => '0') when fresh = '1' else v(j);
     s_in <= (others => '0') when fresh = '1' else s(j);
     r_in <= spk(j) and not fresh;
-    nu : entity work.neuron_update
+    u_neuron : entity work.neuron_update
       generic map (NB => NB, ACC => ACC, MODEL => MODEL, RESET => RESET, BETA_SHIFT => BETA_SHIFT,
                    ALPHA_SHIFT => ALPHA_SHIFT, THRESHOLD => THRESHOLD)
       port map (v_in => v_in, s_in => s_in, r_in => r_in, i_in => cur,

@@ -16,6 +16,8 @@ package spiker_pkg is
 
   -- ceil(log2(n)), at least 1
   function clog2(n : natural) return natural;
+  -- arithmetic shift right by a constant k (sign bits shift in)
+  function asr(v : signed; k : natural) return signed;
   -- v - (v >> k) with an arithmetic shift; k < 0: no leak
   function leak(v : signed; k : integer) return signed;
   -- clamp x to a signed width of nb bits
@@ -32,12 +34,30 @@ package body spiker_pkg is
     return r;
   end function;
 
+  -- Written as wiring rather than numeric_std's shift_right: GHDL 2.0.0's synthesis
+  -- (ghdl synth --out=verilog) shifts a negative signed value logically.
+  function asr(v : signed; k : natural) return signed is
+    constant N : natural := v'length;
+    variable x : signed(N - 1 downto 0);
+    variable r : signed(N - 1 downto 0);
+  begin
+    x := v;
+    for i in 0 to N - 1 loop
+      if i + k <= N - 1 then
+        r(i) := x(i + k);
+      else
+        r(i) := x(N - 1);
+      end if;
+    end loop;
+    return r;
+  end function;
+
   function leak(v : signed; k : integer) return signed is
   begin
     if k < 0 then
       return v;
     end if;
-    return v - shift_right(v, k);
+    return v - asr(v, k);
   end function;
 
   function saturate(x : signed; nb : natural) return signed is

@@ -1,0 +1,190 @@
+"""The flow spec: one YAML/JSON document describing a whole run (docs/flow-spec.md).
+
+Sections: ``name``, ``dataset``, ``net`` (the seed README's net dict), ``train``,
+``optimize`` (the seed's optim_config ranges, plus ``workers``), ``select`` (a
+policy or explicit ``optim_params``) and ``simulate``. Every error names its field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from spiker.data.encoders import ENCODINGS
+from spiker.errors import SpecError
+from spiker.golden.fixed_point import FixedPointConfig
+from spiker.net.spec import NetSpec, parse_net_dict
+from spiker.optimize.optimizer import parse_optim_config
+from spiker.training.trainer import LOSSES, OPTIMIZERS
+
+SECTIONS = ("name", "dataset", "net", "train", "optimize", "select", "simulate")
+
+
+@dataclass(frozen=True)
+class DatasetSection:
+    name: str = "digits"
+    encoding: str = "rate"
+    batch_size: int = 128
+    seed: int = 0
+    test_fraction: float = 0.2
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    epochs: int = 10
+    lr: float = 2e-3
+    loss: str = "ce_rate"
+    optimizer: str = "adam"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class OptimizeSection:
+    ranges: dict[str, dict[str, int]] = field(default_factory=lambda: {
+        "weights_bw": {"min": 4, "max": 8}, "neurons_bw": {"min": 6, "max": 12}, "fp_dec": {"min": 2, "max": 6}})
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class SelectSection:
+    max_accuracy_drop: float | None = 0.01
+    optim_params: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class SimulateSection:
+    samples: int = 200
+    trace: bool = True
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """A validated flow spec; ``net`` keeps the user's dict, ``net_spec`` its parsed form."""
+
+    name: str
+    dataset: DatasetSection
+    net: dict[str, Any]
+    net_spec: NetSpec
+    train: TrainSection
+    optimize: OptimizeSection
+    select: SelectSection
+    simulate: SimulateSection
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"name": self.name, "dataset": asdict(self.dataset), "net": self.net,
+               "train": asdict(self.train), "optimize": {**self.optimize.ranges, "workers": self.optimize.workers},
+               "select": {k: v for k, v in asdict(self.select).items() if v is not None},
+               "simulate": asdict(self.simulate)}
+        return out
+
+    def digest(self, *sections: str) -> str:
+        """A sha256 of the named sections (all when none): the cache key of a stage's inputs."""
+        data = self.to_dict()
+        picked = {k: data[k] for k in (sections or SECTIONS) if k != "name"}
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
+
+
+def _section(raw: Mapping[str, Any], name: str, cls: type, types: dict[str, tuple[type, ...]]) -> Any:
+    body = raw.get(name) or {}
+    if not isinstance(body, Mapping):
+        raise SpecError(name, f"must be a mapping, got {type(body).__name__}")
+    values = {}
+    for key, value in body.items():
+        if key not in types:
+            raise SpecError(f"{name}.{key}", f"unknown key; allowed: {', '.join(types)}")
+        allowed = types[key]
+        if isinstance(value, bool) and bool not in allowed:
+            raise SpecError(f"{name}.{key}", f"must be {' or '.join(t.__name__ for t in allowed)}, got {value!r}")
+        if not isinstance(value, allowed):
+            raise SpecError(f"{name}.{key}", f"must be {' or '.join(t.__name__ for t in allowed)}, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def _positive(value: Any, key: str) -> None:
+    if value <= 0:
+        raise SpecError(key, f"must be > 0, got {value}")
+
+
+def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
+    """Validate a flow spec mapping."""
+    if not isinstance(raw, Mapping):
+        raise SpecError("spec", f"must be a mapping with sections {', '.join(SECTIONS)}")
+    for key in raw:
+        if key not in SECTIONS:
+            raise SpecError(str(key), f"unknown section; allowed: {', '.join(SECTIONS)}")
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise SpecError("name", f"must be a non-empty name of letters, digits, '-', '_' or '.', got {name!r}")
+    dataset = _section(raw, "dataset", DatasetSection, {
+        "name": (str,), "encoding": (str,), "batch_size": (int,), "seed": (int,),
+        "test_fraction": (int, float), "threshold": (int, float)})
+    if dataset.encoding not in ENCODINGS:
+        raise SpecError("dataset.encoding", f"must be one of {', '.join(ENCODINGS)}, got {dataset.encoding!r}")
+    if dataset.name not in ("digits", "mnist1d") and not dataset.name.endswith(".npz"):
+        raise SpecError("dataset.name", f"must be digits, mnist1d or a path to an .npz file, got {dataset.name!r}")
+    _positive(dataset.batch_size, "dataset.batch_size")
+    if not 0 < dataset.test_fraction < 1:
+        raise SpecError("dataset.test_fraction", f"must be in (0, 1), got {dataset.test_fraction}")
+    if "net" not in raw:
+        raise SpecError("net", "is required (the NetBuilder's net dict)")
+    try:
+        net_spec = parse_net_dict(raw["net"])
+    except SpecError as exc:
+        raise SpecError(f"net.{exc.key}", exc.message) from None
+    train = _section(raw, "train", TrainSection, {
+        "epochs": (int,), "lr": (int, float), "loss": (str,), "optimizer": (str,), "seed": (int,)})
+    _positive(train.epochs, "train.epochs")
+    _positive(train.lr, "train.lr")
+    if train.loss not in LOSSES:
+        raise SpecError("train.loss", f"must be one of {', '.join(LOSSES)}, got {train.loss!r}")
+    if train.optimizer not in OPTIMIZERS:
+        raise SpecError("train.optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {train.optimizer!r}")
+    optimize_raw = dict(raw.get("optimize") or {})
+    if not isinstance(raw.get("optimize") or {}, Mapping):
+        raise SpecError("optimize", "must be a mapping of ranges")
+    workers = optimize_raw.pop("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SpecError("optimize.workers", f"must be a positive integer, got {workers!r}")
+    optimize = OptimizeSection(ranges=optimize_raw or OptimizeSection().ranges, workers=workers)
+    try:
+        parse_optim_config(optimize.ranges)
+    except SpecError as exc:
+        raise SpecError(exc.key.replace("optim_config", "optimize"), exc.message) from None
+    select = _section(raw, "select", SelectSection, {
+        "max_accuracy_drop": (int, float), "optim_params": (dict,)})
+    if select.optim_params is not None:
+        FixedPointConfig.from_dict(select.optim_params, where="select.optim_params")
+        select = SelectSection(max_accuracy_drop=None, optim_params=dict(select.optim_params))
+    elif select.max_accuracy_drop is not None and select.max_accuracy_drop < 0:
+        raise SpecError("select.max_accuracy_drop", f"must be >= 0, got {select.max_accuracy_drop}")
+    simulate = _section(raw, "simulate", SimulateSection, {
+        "samples": (int,), "trace": (bool,), "workers": (int,)})
+    _positive(simulate.samples, "simulate.samples")
+    _positive(simulate.workers, "simulate.workers")
+    return FlowSpec(name=name, dataset=dataset, net=dict(raw["net"]), net_spec=net_spec, train=train,
+                    optimize=optimize, select=select, simulate=simulate)
+
+
+def load_flow_spec(path: str | Path) -> FlowSpec:
+    """Read and validate a YAML or JSON flow spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("spec", f"file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError("spec", f"{path} is not valid YAML/JSON: {exc}") from None
+    spec = parse_flow_spec(raw, default_name=path.stem)
+    if spec.dataset.name.endswith(".npz") and not Path(spec.dataset.name).is_absolute():
+        resolved = (path.parent / spec.dataset.name).resolve()
+        spec = FlowSpec(**{**spec.__dict__, "dataset": DatasetSection(**{**asdict(spec.dataset),
+                                                                          "name": str(resolved)})})
+    return spec

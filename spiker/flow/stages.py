@@ -1,0 +1,95 @@
+"""The flow's stages on one output folder: each reuses earlier outputs or runs them first.
+
+Folder layout (``--out DIR``): ``model.pt``, ``history.json``, ``training.png``,
+``train.json`` (stage record), ``sweep.csv``, ``sweep.json``, ``pareto.png``,
+``optim_params.json``. A stage record holds the digest of the spec sections it
+depends on; a changed spec reruns the stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from spiker import data
+from spiker.flow.spec import FlowSpec
+from spiker.golden.fixed_point import FixedPointConfig
+from spiker.net.builder import NetBuilder
+from spiker.net.model import SpikingNet
+from spiker.optimize.optimizer import Optimizer
+from spiker.optimize.sweep import SweepResult
+from spiker.training.trainer import History, Trainer
+
+log = logging.getLogger(__name__)
+
+
+def load_data(spec: FlowSpec) -> tuple[DataLoader, DataLoader]:
+    """The spec's train and test loaders."""
+    ds = spec.dataset
+    return data.load(ds.name, n_cycles=spec.net_spec.n_cycles, encoding=ds.encoding,
+                     batch_size=ds.batch_size, seed=ds.seed, test_fraction=ds.test_fraction,
+                     threshold=ds.threshold)
+
+
+def _record_matches(out: Path, stage: str, digest: str) -> bool:
+    path = out / f"{stage}.json"
+    return path.is_file() and json.loads(path.read_text()).get("digest") == digest
+
+
+def _write_record(out: Path, stage: str, digest: str, **extra: Any) -> None:
+    (out / f"{stage}.json").write_text(json.dumps({"stage": stage, "digest": digest, **extra}, indent=1))
+
+
+def train(spec: FlowSpec, out: Path, progress: bool = True) -> tuple[SpikingNet, History]:
+    """Train (or reuse ``out/model.pt`` when dataset, net and train settings are unchanged)."""
+    out.mkdir(parents=True, exist_ok=True)
+    digest = spec.digest("dataset", "net", "train")
+    if _record_matches(out, "train", digest) and (out / "model.pt").is_file():
+        log.info("train: reusing %s", out / "model.pt")
+        return SpikingNet.load(out / "model.pt"), History.from_dict(json.loads((out / "history.json").read_text()))
+    train_loader, test_loader = load_data(spec)
+    snn = NetBuilder(spec.net).build(seed=spec.train.seed)
+    t = spec.train
+    history = Trainer(snn, epochs=t.epochs, lr=t.lr, loss=t.loss, optimizer=t.optimizer, seed=t.seed,
+                      progress=progress).train(train_loader, test_loader)
+    snn.save(out / "model.pt")
+    (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+    history.plot(out / "training.png")
+    _write_record(out, "train", digest, test_accuracy=history.final_test_accuracy,
+                  seconds=history.wall_time)
+    return snn, history
+
+
+def optimize(spec: FlowSpec, out: Path, progress: bool = True) -> SweepResult:
+    """Sweep bit-widths on the test set (reusing ``sweep.json`` when unchanged)."""
+    snn, _ = train(spec, out, progress)
+    digest = spec.digest("dataset", "net", "train", "optimize")
+    if _record_matches(out, "optimize", digest) and (out / "sweep.json").is_file():
+        log.info("optimize: reusing %s", out / "sweep.json")
+        return SweepResult.from_json(out / "sweep.json")
+    _, test_loader = load_data(spec)
+    result = Optimizer(snn, spec.net, spec.optimize.ranges, n_workers=spec.optimize.workers,
+                       loss=spec.train.loss, progress=progress).optimize(test_loader)
+    result.to_csv(out / "sweep.csv")
+    result.to_json(out / "sweep.json")
+    result.plot_pareto(out / "pareto.png")
+    _write_record(out, "optimize", digest, configs=len(result.rows))
+    return result
+
+
+def select(spec: FlowSpec, out: Path, progress: bool = True) -> dict[str, int]:
+    """The bit-widths to build: explicit ``select.optim_params`` or the policy over the sweep."""
+    out.mkdir(parents=True, exist_ok=True)
+    if spec.select.optim_params is not None:
+        params = FixedPointConfig.from_dict(spec.select.optim_params, "select.optim_params").to_dict()
+        source = "spec"
+    else:
+        params = optimize(spec, out, progress).select(spec.select.max_accuracy_drop)
+        source = f"sweep, max_accuracy_drop={spec.select.max_accuracy_drop}"
+    (out / "optim_params.json").write_text(json.dumps(params, indent=1))
+    log.info("optim_params %s (from %s)", params, source)
+    return params

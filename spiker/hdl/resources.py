@@ -1,0 +1,220 @@
+"""Resource estimate without a vendor tool, and post-synthesis simulation of the netlist.
+
+``ghdl synth --std=08 --out=verilog`` turns the design into Verilog; yosys
+``synth_xilinx -flatten`` maps it to 7-series cells (flattened before ``stat``, whose
+JSON is not valid for hierarchical designs in yosys 0.23). A netlist with latches is
+refused. :func:`postsynth_simulate` runs the mapped netlist in Icarus Verilog with
+yosys' own cell models and compares its outputs with the golden model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spiker.errors import ToolError
+from spiker.hdl.sim import collect
+from spiker.hdl.tools import find_tool, run_tool
+
+
+@dataclass
+class Resources:
+    """Cell counts of the mapped netlist (Xilinx 7-series cells as yosys maps them)."""
+
+    lut: int
+    ff: int
+    carry: int
+    bram: float          # RAMB36 = 1, RAMB18 = 0.5
+    lutram: int
+    dsp: int
+    latches: int
+    cells: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def classify(cells: dict[str, int]) -> Resources:
+    lut = ff = carry = lutram = dsp = latches = 0
+    bram = 0.0
+    for name, count in cells.items():
+        if re.fullmatch(r"LUT[1-6]", name):
+            lut += count
+        elif re.fullmatch(r"FD[CPRS]E?(_1)?", name):
+            ff += count
+        elif name.startswith("CARRY"):
+            carry += count
+        elif name.startswith("RAMB36"):
+            bram += count
+        elif name.startswith("RAMB18"):
+            bram += 0.5 * count
+        elif re.match(r"RAM\d+|RAM[SD]\d+|ROM\d+", name):
+            lutram += count
+        elif name.startswith("DSP"):
+            dsp += count
+        elif name.startswith("LD") or "DLATCH" in name.upper() or "$dlatch" in name:
+            latches += count
+    return Resources(lut=lut, ff=ff, carry=carry, bram=bram, lutram=lutram, dsp=dsp, latches=latches,
+                     cells=dict(cells))
+
+
+def ghdl_to_verilog(design, folder: Path) -> Path:
+    """``ghdl synth`` of the design's top level into ``folder/spiker_top.v``."""
+    ghdl = find_tool("ghdl")
+    design.write(folder)
+    proc = run_tool([ghdl, "synth", "--std=08", "--out=verilog", *design.design_files, "-e", design.top],
+                    folder, "GHDL synthesis")
+    out = folder / "spiker_top.v"
+    out.write_text(proc.stdout)
+    return out
+
+
+def synthesize(design, folder: Path, timeout: float = 1800) -> tuple[Resources, Path]:
+    """Synthesize into ``folder``; returns the resources and the mapped netlist path."""
+    yosys = find_tool("yosys")
+    verilog = ghdl_to_verilog(design, folder)
+    script = folder / "synth.ys"
+    script.write_text(f"read_verilog {verilog.name}\n"
+                      f"synth_xilinx -flatten -top {design.top}\n"
+                      "tee -o stat.json stat -json\n"
+                      "write_verilog -noattr netlist.v\n")
+    run_tool([yosys, "-q", "-l", "yosys.log", script.name], folder, "yosys synthesis", timeout=timeout)
+    text = (folder / "stat.json").read_text()
+    start = text.index("{")
+    stat = json.loads(text[start:])
+    cells = stat["design"]["num_cells_by_type"] if "design" in stat else {}
+    res = classify({k: int(v) for k, v in cells.items()})
+    log = (folder / "yosys.log").read_text()
+    latch_lines = [ln for ln in log.splitlines() if re.search(r"Latch inferred", ln)]
+    res.latches += len(latch_lines)
+    if res.latches:
+        raise ToolError(f"the synthesized netlist has {res.latches} latch(es); refusing its estimate:\n"
+                        + "\n".join(latch_lines[:10]))
+    return res, folder / "netlist.v"
+
+
+def estimate_resources(design, keep: str | Path | None = None, timeout: float = 1800) -> Resources:
+    """LUT/FF/carry/BRAM/LUTRAM/DSP/latch counts of ``design`` (GHDL synth + yosys synth_xilinx)."""
+    folder = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-synth-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        res, _ = synthesize(design, folder, timeout=timeout)
+        return res
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+_VTB = """`timescale 1ns/1ps
+module spiker_vtb;
+  localparam N = {n_in}, W = {tdata}, BEATS = {beats}, SAMPLES = {samples};
+  reg clk = 0, rst = 1;
+  always #5 clk = ~clk;
+  reg [N:0] mem [0:BEATS-1];
+  integer k = 0, outs = 0, cyc = 0, f;
+  wire s_tready, m_tvalid, m_tlast;
+  wire [W-1:0] m_tdata;
+  wire [N:0] beat = (k < BEATS) ? mem[k] : 0;
+  wire s_tvalid = !rst && (k < BEATS);
+  spiker_top dut (.clk(clk), .rst(rst), .s_axis_tvalid(s_tvalid), .s_axis_tready(s_tready),
+                  .s_axis_tdata(beat[N-1:0]), .s_axis_tlast(beat[N]), .m_axis_tvalid(m_tvalid),
+                  .m_axis_tready(1'b1), .m_axis_tdata(m_tdata), .m_axis_tlast(m_tlast));
+  initial begin
+    $readmemb("beats.mem", mem);
+    f = $fopen("out.txt", "w");
+    repeat (3) @(posedge clk);
+    rst <= 0;
+  end
+  always @(posedge clk) begin
+    cyc <= cyc + 1;
+    if (!rst) begin
+      if (s_tvalid && s_tready) k <= k + 1;
+      if (m_tvalid) begin
+        $fwrite(f, "%h\\n", m_tdata);
+        outs = outs + 1;
+        if (outs == SAMPLES) begin $fclose(f); $finish; end
+      end
+    end
+    if (cyc > {max_cycles}) begin $fwrite(f, "TIMEOUT\\n"); $fclose(f); $finish; end
+  end
+endmodule
+"""
+
+
+def xilinx_cell_models() -> Path:
+    """yosys' simulation models of the Xilinx cells (``<datdir>/xilinx/cells_sim.v``)."""
+    yosys = Path(find_tool("yosys")).resolve()
+    candidates = [yosys.parent.parent / "share" / "yosys"]
+    config = shutil.which("yosys-config")
+    if config is not None:
+        out = subprocess.run([config, "--datdir"], capture_output=True, text=True).stdout.strip()
+        candidates.insert(0, Path(out))
+    for datdir in candidates:
+        if (datdir / "xilinx" / "cells_sim.v").is_file():
+            return datdir / "xilinx" / "cells_sim.v"
+    raise ToolError("yosys' xilinx/cells_sim.v not found: install yosys with its data files")
+
+
+@dataclass
+class PostSynthReport:
+    samples: int
+    mismatches: int
+    counts: np.ndarray
+    predictions: np.ndarray
+    resources: Resources
+
+
+def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: str | Path | None = None,
+                       timeout: float = 1800) -> PostSynthReport:
+    """Synthesize, then run the mapped netlist in iverilog on ``data``; compare with the golden model.
+
+    Samples are streamed back to back (the pipeline overlaps them), so this also checks
+    that consecutive samples do not leak state into each other.
+    """
+    iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
+    cells = xilinx_cell_models()
+    qnet = design.quantized
+    spikes, _ = collect(data, qnet.spec.n_inputs, n_samples)
+    steps, n = spikes.shape[0], spikes.shape[1]
+    golden = qnet.run(spikes)
+    geo = design.geometry
+    folder = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-postsynth-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        res, netlist = synthesize(design, folder, timeout=timeout)
+        lines = []
+        for b in range(n):
+            for t in range(steps):
+                bits = "".join("1" if v else "0" for v in spikes[t, b][::-1])  # MSB first
+                lines.append(("1" if t == steps - 1 else "0") + bits)
+        (folder / "beats.mem").write_text("\n".join(lines) + "\n")
+        widest = max(layer.n_inputs for layer in qnet.layers)
+        (folder / "tb.v").write_text(_VTB.format(n_in=qnet.spec.n_inputs, tdata=geo.tdata_bits,
+                                                 beats=len(lines), samples=n,
+                                                 max_cycles=n * (steps + 8) * (widest + 4) + 100))
+        run_tool([iverilog, "-g2012", "-o", "sim.vvp", "-s", "spiker_vtb", "tb.v", netlist.name, str(cells)],
+                 folder, "iverilog compilation", timeout=timeout)
+        run_tool([vvp, "-n", "sim.vvp"], folder, "iverilog simulation", timeout=timeout)
+        out = (folder / "out.txt").read_text().split()
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    if "TIMEOUT" in out or len(out) != n:
+        raise ToolError(f"post-synthesis simulation produced {len(out)} of {n} results")
+    counts = np.zeros((n, geo.n_classes), dtype=np.int64)
+    preds = np.zeros(n, dtype=np.int64)
+    mask = (1 << geo.count_bits) - 1
+    for k, word in enumerate(out):
+        value = int(word, 16)
+        counts[k] = [(value >> (c * geo.count_bits)) & mask for c in range(geo.n_classes)]
+        preds[k] = (value >> (geo.n_classes * geo.count_bits)) & ((1 << geo.class_bits) - 1)
+    bad = int(((counts != golden.counts).any(axis=1) | (preds != golden.predictions)).sum())
+    return PostSynthReport(samples=n, mismatches=bad, counts=counts, predictions=preds, resources=res)

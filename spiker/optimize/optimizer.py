@@ -1,0 +1,192 @@
+"""Optimizer: grid search over fixed-point bit-widths, scored by the golden integer model."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from spiker import readout
+from spiker.data import collect
+from spiker.errors import InfeasibleConfigError, SpecError
+from spiker.golden import FixedPointConfig, QuantizedNet
+from spiker.golden.fixed_point import KEYS
+from spiker.net.model import SpikingNet
+from spiker.net.spec import NetSpec, parse_net_dict
+from spiker.optimize.sweep import SweepResult, SweepRow
+from spiker.training.trainer import evaluate, make_loss
+
+log = logging.getLogger(__name__)
+
+#: Samples per golden-model batch (bounds memory of the [T, B, N] state).
+EVAL_BATCH = 1024
+
+
+def parse_optim_config(optim_config: Any) -> list[FixedPointConfig]:
+    """The grid of configs (inclusive ``min..max`` per key) in weights_bw, neurons_bw, fp_dec order."""
+    if not isinstance(optim_config, Mapping):
+        raise SpecError("optim_config", f"must be a dict with {', '.join(KEYS)}, got {type(optim_config).__name__}")
+    for key in optim_config:
+        if key not in KEYS:
+            raise SpecError(f"optim_config.{key}", f"unknown key; allowed: {', '.join(KEYS)}")
+    ranges = []
+    for key in KEYS:
+        if key not in optim_config:
+            raise SpecError(f"optim_config.{key}", "is required (a dict with min and max)")
+        entry = optim_config[key]
+        if not isinstance(entry, Mapping) or set(entry) != {"min", "max"}:
+            raise SpecError(f"optim_config.{key}", f"must be {{'min': int, 'max': int}}, got {entry!r}")
+        lo, hi = entry["min"], entry["max"]
+        for bound, value in (("min", lo), ("max", hi)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SpecError(f"optim_config.{key}.{bound}", f"must be an integer >= 0, got {value!r}")
+        if lo > hi:
+            raise SpecError(f"optim_config.{key}", f"min ({lo}) is greater than max ({hi})")
+        ranges.append(range(lo, hi + 1))
+    return [FixedPointConfig(*combo) for combo in itertools.product(*ranges)]
+
+
+def shard(configs: list[FixedPointConfig], index: int, count: int) -> list[FixedPointConfig]:
+    """Configs of shard ``index`` of ``count`` (round robin, so shards cost about the same)."""
+    if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count):
+        raise SpecError("shard", f"need 0 <= index < count, got index={index!r}, count={count!r}")
+    return configs[index::count]
+
+
+@dataclass
+class _Workload:
+    """What a worker needs to score configs: the float net's arrays and the test set."""
+
+    spec: NetSpec
+    weights: list[np.ndarray]
+    thresholds: list[float]
+    spikes: np.ndarray  # uint8 [T, N, n]
+    labels: np.ndarray
+    float_predictions: np.ndarray
+    loss: str
+
+
+_WORKLOAD: _Workload | None = None
+
+
+def _init_worker(workload: _Workload) -> None:
+    global _WORKLOAD
+    _WORKLOAD = workload
+    torch.set_num_threads(1)
+
+
+def score_config(workload: _Workload, config: FixedPointConfig) -> SweepRow:
+    """Quantize at ``config`` and evaluate the golden model on the whole test set."""
+    started = time.perf_counter()
+    row = SweepRow(weights_bw=config.weights_bw, neurons_bw=config.neurons_bw, fp_dec=config.fp_dec,
+                   feasible=True)
+    try:
+        qnet = QuantizedNet.from_arrays(workload.spec, workload.weights, workload.thresholds, config)
+    except InfeasibleConfigError as exc:
+        row.feasible, row.reason = False, exc.reason
+        return row
+    loss_fn = make_loss(workload.loss)
+    n = workload.spikes.shape[1]
+    predictions, loss_sum, saturated, updates = [], 0.0, 0, 0
+    for start in range(0, n, EVAL_BATCH):
+        result = qnet.run(torch.from_numpy(workload.spikes[:, start:start + EVAL_BATCH]))
+        labels = torch.from_numpy(workload.labels[start:start + EVAL_BATCH])
+        loss_sum += float(loss_fn(torch.from_numpy(result.output_spikes).float(), labels)) * len(labels)
+        predictions.append(result.predictions)
+        saturated += result.saturated_updates
+        updates += result.total_updates
+    pred = np.concatenate(predictions)
+    row.accuracy = float((pred == workload.labels).mean())
+    row.loss = loss_sum / n
+    row.weight_memory_bits = qnet.weight_memory_bits
+    row.saturation_fraction = saturated / updates if updates else 0.0
+    row.saturated_weights = qnet.saturated_weights
+    row.float_agreement = float((pred == workload.float_predictions).mean())
+    row.seconds = time.perf_counter() - started
+    return row
+
+
+def _score_in_worker(config: FixedPointConfig) -> SweepRow:
+    assert _WORKLOAD is not None
+    return score_config(_WORKLOAD, config)
+
+
+class Optimizer:
+    """Sweep ``weights_bw``/``neurons_bw``/``fp_dec`` over ``optim_config`` ranges.
+
+    ``net_dict`` (the NetBuilder's) is checked against the trained ``snn``; it may be
+    ``None``. ``n_workers`` processes score configs in parallel.
+    """
+
+    def __init__(self, snn: SpikingNet, net_dict: Mapping[str, Any] | None, optim_config: Mapping[str, Any],
+                 n_workers: int = 1, loss: str = "ce_rate", progress: bool = True) -> None:
+        if not isinstance(snn, SpikingNet):
+            raise TypeError(f"Optimizer needs a trained SpikingNet, got {type(snn).__name__}")
+        if net_dict is not None:
+            given = parse_net_dict(net_dict)
+            if given.sizes != snn.spec.sizes or given.n_cycles != snn.spec.n_cycles:
+                raise SpecError("net_dict", f"describes {'-'.join(map(str, given.sizes))} x {given.n_cycles} "
+                                f"steps but the network is {'-'.join(map(str, snn.spec.sizes))} x "
+                                f"{snn.spec.n_cycles} steps")
+        if not isinstance(n_workers, int) or n_workers < 1:
+            raise SpecError("n_workers", f"must be a positive integer, got {n_workers!r}")
+        make_loss(loss)
+        self.snn = snn
+        self.configs = parse_optim_config(optim_config)
+        self.n_workers = n_workers
+        self.loss = loss
+        self.progress = progress
+        self.result: SweepResult | None = None
+
+    def _workload(self, test_loader: Iterable) -> tuple[_Workload, float, float]:
+        spikes, labels = collect(test_loader)
+        if labels is None:
+            raise SpecError("test_loader", "must yield labels to score accuracy")
+        net = self.snn.cpu()
+        float_loss, float_acc = evaluate(net, test_loader, make_loss(self.loss))
+        with torch.no_grad():
+            counts = np.concatenate([
+                net(torch.from_numpy(spikes[:, s:s + EVAL_BATCH]).float()).counts.numpy()
+                for s in range(0, spikes.shape[1], EVAL_BATCH)])
+        workload = _Workload(
+            spec=net.spec, weights=[fc.weight.detach().double().numpy() for fc in net.fcs],
+            thresholds=[net.layer_threshold(i) for i in range(len(net.fcs))], spikes=spikes,
+            labels=labels, float_predictions=readout.predict(counts), loss=self.loss)
+        return workload, float_acc, float_loss
+
+    def optimize(self, test_loader: Iterable, shard_index: int = 0, shard_count: int = 1) -> SweepResult:
+        """Score every config (or shard ``shard_index`` of ``shard_count``) on the whole loader."""
+        configs = shard(self.configs, shard_index, shard_count)
+        workload, float_acc, float_loss = self._workload(test_loader)
+        log.info("sweeping %d configs on %d samples with %d worker(s); float accuracy %.4f",
+                 len(configs), len(workload.labels), self.n_workers, float_acc)
+        started = time.perf_counter()
+        bar = tqdm(total=len(configs), desc="sweep", unit="config", disable=not self.progress)
+        rows: list[SweepRow] = []
+        if self.n_workers == 1:
+            for config in configs:
+                rows.append(score_config(workload, config))
+                bar.update()
+        else:
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(self.n_workers, mp_context=context, initializer=_init_worker,
+                                     initargs=(workload,)) as pool:
+                for row in pool.map(_score_in_worker, configs, chunksize=1):
+                    rows.append(row)
+                    bar.update()
+        bar.close()
+        result = SweepResult(rows=rows, float_accuracy=float_acc, float_loss=float_loss,
+                             n_samples=len(workload.labels),
+                             meta={"shard_index": shard_index, "shard_count": shard_count,
+                                   "seconds": time.perf_counter() - started, "loss": self.loss})
+        log.info("sweep done in %.1fs\n%s", result.meta["seconds"], result.table())
+        self.result = result
+        return result
