@@ -29,14 +29,14 @@ def random_net(seed: int, max_layers: int = 3, max_width: int = 10, n_cycles: in
     for i in range(n_layers):
         model = str(rng.choice(["lif", "syn", "if"]))
         reset = str(rng.choice(["subtract", "zero", "none"]))
-        thr_int = int(rng.integers(1, (1 << (nb - 1))))
+        thr_int = int(rng.integers(1, max(2, (1 << (nb - 1)) // 3)))
         thr = thr_int / (1 << fp)
         thresholds.append(thr)
         net[f"layer_{i}"] = layer(model, sizes[i + 1], reset, beta=1 - 2.0 ** -int(rng.integers(0, 6)),
                                   alpha=1 - 2.0 ** -int(rng.integers(0, 6)), threshold=thr)
     spec = parse_net_dict(net)
     scale = (1 << (wb - 1)) / (1 << fp)
-    weights = [rng.normal(0.1 * scale, 0.7 * scale, (sizes[i + 1], sizes[i])) for i in range(n_layers)]
+    weights = [rng.normal(0.3 * scale, 0.7 * scale, (sizes[i + 1], sizes[i])) for i in range(n_layers)]
     return QuantizedNet.from_arrays(spec, weights, thresholds, cfg)
 
 
