@@ -1,0 +1,48 @@
+"""Resource estimate from GHDL synthesis + yosys, and the synthesized netlist in iverilog."""
+
+import shutil
+
+import numpy as np
+import pytest
+from hdl_nets import random_net, random_spikes
+
+from spiker.errors import ToolError
+from spiker.hdl import VhdlGenerator
+from spiker.hdl.resources import classify, postsynth_simulate
+
+needs_tools = pytest.mark.skipif(not all(shutil.which(t) for t in ("ghdl", "yosys", "iverilog")),
+                                 reason="needs ghdl, yosys and iverilog")
+
+
+def test_classify_counts_cells():
+    res = classify({"LUT2": 3, "LUT6": 2, "FDRE": 5, "FDSE": 1, "CARRY4": 4, "RAMB18E1": 1, "RAMB36E1": 2,
+                    "RAM64M": 3, "DSP48E1": 1, "IBUF": 9})
+    assert (res.lut, res.ff, res.carry, res.bram, res.lutram, res.dsp, res.latches) == (5, 6, 4, 2.5, 3, 1, 0)
+    assert classify({"LDCE": 2}).latches == 2
+
+
+@needs_tools
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_postsynthesis_netlist_matches_golden_and_has_no_latches():
+    q = random_net(11)  # 6-7-8, lif/zero then if/zero, weights_bw 2, neurons_bw 4
+    x = random_spikes(2, 8, 12, q.spec.n_inputs)
+    design = VhdlGenerator(q).generate()
+    report = postsynth_simulate(design, x)
+    assert report.samples == 12 and report.mismatches == 0
+    np.testing.assert_array_equal(report.counts, q.run(x).counts)
+    res = report.resources
+    assert res.latches == 0 and res.lut > 0 and res.ff > 0 and res.dsp == 0
+
+
+@needs_tools
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_estimate_refuses_latches(monkeypatch):
+    import spiker.hdl.resources as r
+
+    design = VhdlGenerator(random_net(0, max_layers=1)).generate()
+    real = r.classify
+    monkeypatch.setattr(r, "classify", lambda cells: real({**cells, "LDCE": 1}))
+    with pytest.raises(ToolError, match="latch"):
+        design.estimate_resources()
