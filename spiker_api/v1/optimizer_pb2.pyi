@@ -63,7 +63,7 @@ class MergeSweepRequest(_message.Message):
     def __init__(self, task_key: _Optional[str] = ..., shard_count: _Optional[int] = ..., max_accuracy_drop: _Optional[float] = ...) -> None: ...
 
 class OptimizeResult(_message.Message):
-    __slots__ = ("sweep_json", "sweep_csv", "pareto_plot", "selected", "optim_params", "selected_accuracy", "float_accuracy", "n_configs", "n_feasible", "task_key")
+    __slots__ = ("sweep_json", "sweep_csv", "pareto_plot", "selected", "optim_params", "selected_accuracy", "float_accuracy", "n_configs", "n_feasible", "task_key", "selection_error")
     SWEEP_JSON_FIELD_NUMBER: _ClassVar[int]
     SWEEP_CSV_FIELD_NUMBER: _ClassVar[int]
     PARETO_PLOT_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class OptimizeResult(_message.Message):
     N_CONFIGS_FIELD_NUMBER: _ClassVar[int]
     N_FEASIBLE_FIELD_NUMBER: _ClassVar[int]
     TASK_KEY_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_ERROR_FIELD_NUMBER: _ClassVar[int]
     sweep_json: _common_pb2.ArtifactRef
     sweep_csv: _common_pb2.ArtifactRef
     pareto_plot: _common_pb2.ArtifactRef
@@ -84,7 +85,8 @@ class OptimizeResult(_message.Message):
     n_configs: int
     n_feasible: int
     task_key: str
-    def __init__(self, sweep_json: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., sweep_csv: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., pareto_plot: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., selected: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., selected_accuracy: _Optional[float] = ..., float_accuracy: _Optional[float] = ..., n_configs: _Optional[int] = ..., n_feasible: _Optional[int] = ..., task_key: _Optional[str] = ...) -> None: ...
+    selection_error: str
+    def __init__(self, sweep_json: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., sweep_csv: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., pareto_plot: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., selected: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., selected_accuracy: _Optional[float] = ..., float_accuracy: _Optional[float] = ..., n_configs: _Optional[int] = ..., n_feasible: _Optional[int] = ..., task_key: _Optional[str] = ..., selection_error: _Optional[str] = ...) -> None: ...
 
 class OptimizeResponse(_message.Message):
     __slots__ = ("progress", "result")

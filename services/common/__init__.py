@@ -1,0 +1,1 @@
+"""Machinery shared by the stage services: conversions, error mapping, jobs, server bootstrap."""

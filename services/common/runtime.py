@@ -1,0 +1,409 @@
+"""Per-server runtime (store, concurrency gate, work folders) and per-call plumbing.
+
+A streaming RPC method is written as a generator over :class:`Call` that yields
+``ProgressEvent`` messages and finally one result message; :func:`streaming` wraps it into a
+gRPC handler that wraps each item in the stage's response message, maps errors to status codes
+(:mod:`services.common.errors`), and always removes the call's work folder.
+
+Cancellation and deadlines: the call registers ``context.add_callback``; when the RPC ends early
+every child process of the call is killed (its whole process group) at once, and the generator
+stops at its next poll with :class:`~services.common.errors.Cancelled`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from services.common import convert
+from services.common.errors import Cancelled, ErrorInfo, RemoteError, abort, describe_error
+from spiker.store import ArtifactRef, ArtifactStore, LocalStore, S3Store, StoreConfigError
+from spiker_api.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+#: prefix of the one stderr line a sweep worker writes on failure (an ErrorInfo as JSON)
+WORKER_ERROR_PREFIX = "spiker-error: "
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_mp_lock = threading.Lock()
+_mp_context: Any = None
+
+
+def job_context() -> Any:
+    """The multiprocessing context jobs run in: a fork server that has torch and spiker loaded.
+
+    Forking from it is fast and safe (it has no gRPC threads); it starts on first use.
+    """
+    global _mp_context
+    with _mp_lock:
+        if _mp_context is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["services.common.preload"])
+            _mp_context = ctx
+        return _mp_context
+
+
+def store_env(store: ArtifactStore) -> dict[str, str]:
+    """Environment variables that make ``open_store()`` in a worker process open ``store``.
+
+    A :class:`LocalStore` is passed by directory. An :class:`S3Store` is passed through this
+    process's ``SPIKER_S3_*`` variables, which must describe the same endpoint and bucket.
+    """
+    if isinstance(store, LocalStore):
+        return {"SPIKER_STORE_DIR": str(store.root), "SPIKER_S3_ENDPOINT": ""}
+    if isinstance(store, S3Store):
+        env = {k: v for k, v in os.environ.items() if k.startswith("SPIKER_S3_")}
+        endpoint = env.get("SPIKER_S3_ENDPOINT", "")
+        if store.endpoint not in endpoint or env.get("SPIKER_S3_BUCKET", "spiker") != store.bucket:
+            raise StoreConfigError("SPIKER_S3_ENDPOINT", f"workers cannot open {store!r}: set "
+                                   "SPIKER_S3_* to it or pass worker_env")
+        return env
+    raise StoreConfigError("store", f"cannot pass {type(store).__name__} to worker processes; "
+                           "pass worker_env")
+
+
+class Runtime:
+    """What every call of a server shares: the store, a concurrency gate and a work root.
+
+    ``max_jobs`` calls run at once; further calls wait in a queue (reporting ``queued``) until a
+    slot is free or they are cancelled. ``work_root`` holds one temporary folder per call.
+    ``worker_env`` is how worker processes open the store (default: :func:`store_env`).
+    """
+
+    def __init__(self, store: ArtifactStore, max_jobs: int = 1, work_root: str | Path | None = None,
+                 worker_env: Mapping[str, str] | None = None) -> None:
+        if max_jobs < 1:
+            raise ValueError(f"max_jobs must be >= 1, got {max_jobs}")
+        self.store = store
+        self.max_jobs = max_jobs
+        self._gate = threading.BoundedSemaphore(max_jobs)
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self.work_root = Path(work_root) if work_root else Path(tempfile.gettempdir()) / "spiker-services"
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        self._worker_env = dict(worker_env) if worker_env is not None else None
+        self.active_pids: set[int] = set()
+
+    @property
+    def worker_env(self) -> dict[str, str]:
+        """Environment for sweep worker processes: store settings and ``PYTHONPATH``."""
+        env = dict(self._worker_env) if self._worker_env is not None else store_env(self.store)
+        path = os.environ.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(_REPO_ROOT) + (os.pathsep + path if path else "")
+        return env
+
+    @property
+    def queued(self) -> int:
+        return self._waiting
+
+
+class Call:
+    """One RPC in progress: cancellation flag, work folder, concurrency slot, child processes."""
+
+    def __init__(self, context: grpc.ServicerContext, stage: str, runtime: Runtime) -> None:
+        self.context = context
+        self.stage = stage
+        self.runtime = runtime
+        self.store = runtime.store
+        self.started = time.monotonic()
+        self.cancelled = threading.Event()
+        self._pids: set[int] = set()
+        self._pid_lock = threading.Lock()
+        self._slot = False
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{stage}-", dir=runtime.work_root))
+        if not context.add_callback(self._on_done):
+            self.cancelled.set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _on_done(self) -> None:
+        """gRPC calls this when the RPC ends; if it ended early, stop the work now."""
+        if self.context.is_active():  # normal completion callbacks may fire while still active
+            return
+        self.cancelled.set()
+        with self._pid_lock:
+            pids = list(self._pids)
+        for pid in pids:
+            _kill_group(pid)
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if the client cancelled or the deadline passed."""
+        if self.cancelled.is_set() or not self.context.is_active():
+            self.cancelled.set()
+            raise Cancelled(f"{self.stage}: call cancelled or deadline exceeded")
+
+    def close(self) -> None:
+        """Release the slot and remove the work folder."""
+        with self._pid_lock:
+            pids = list(self._pids)
+        for pid in pids:
+            _kill_group(pid)
+        if self._slot:
+            self._slot = False
+            self.runtime._gate.release()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _track(self, pid: int) -> None:
+        with self._pid_lock:
+            self._pids.add(pid)
+        self.runtime.active_pids.add(pid)
+        if self.cancelled.is_set():
+            _kill_group(pid)
+
+    def _untrack(self, pid: int) -> None:
+        with self._pid_lock:
+            self._pids.discard(pid)
+        self.runtime.active_pids.discard(pid)
+
+    # -- progress -------------------------------------------------------------------------
+    def progress(self, phase: str, message: str = "", current: int = 0, total: int = 0,
+                 metrics: Mapping[str, float] | None = None) -> common_pb2.ProgressEvent:
+        """A progress event of this call."""
+        return common_pb2.ProgressEvent(stage=self.stage, phase=phase, message=message, current=current,
+                                        total=total, metrics=dict(metrics or {}),
+                                        elapsed_seconds=time.monotonic() - self.started)
+
+    def wait_turn(self) -> Iterator[common_pb2.ProgressEvent]:
+        """Wait for a concurrency slot, reporting ``queued`` once if the call has to wait."""
+        rt = self.runtime
+        if rt._gate.acquire(blocking=False):
+            self._slot = True
+            return
+        with rt._lock:
+            rt._waiting += 1
+            position = rt._waiting
+        try:
+            yield self.progress("queued", f"waiting for a free slot ({rt.max_jobs} running, "
+                                          f"position {position} in queue)", position, 0)
+            while not rt._gate.acquire(timeout=POLL_S):
+                self.check()
+            self._slot = True
+        finally:
+            with rt._lock:
+                rt._waiting -= 1
+        self.check()
+
+    # -- store ----------------------------------------------------------------------------
+    def fetch(self, ref: ArtifactRef, name: str, field: str) -> Path:
+        """Download ``ref`` into the work folder as ``name``; errors name ``field``."""
+        self.check()
+        try:
+            return self.store.get_file(ref, self.workdir / name)
+        except Exception as exc:
+            exc.spiker_field = field  # type: ignore[attr-defined]
+            raise
+
+    def require(self, ref: ArtifactRef, field: str) -> None:
+        """Fail fast with NOT_FOUND (naming ``field``) if ``ref`` is not in the store."""
+        try:
+            if not self.store.exists(ref.key):
+                from spiker.store import ArtifactNotFound
+
+                raise ArtifactNotFound(ref.key, ref.bucket)
+        except Exception as exc:
+            exc.spiker_field = field  # type: ignore[attr-defined]
+            raise
+
+    def put(self, path: str | Path, kind: str, content_type: str = "application/octet-stream",
+            ) -> common_pb2.ArtifactRef:
+        """Upload a file of the work folder as a content-addressed artifact."""
+        self.check()
+        return convert.ref_to_proto(self.store.put_file(path, kind=kind, content_type=content_type))
+
+    # -- work -----------------------------------------------------------------------------
+    def run_job(self, fn: Callable[..., Any], **kwargs: Any) -> Iterator[common_pb2.ProgressEvent]:
+        """Run ``fn(workdir=..., **kwargs)`` in a child process; yields its progress, returns its result.
+
+        Use as ``result = yield from call.run_job(fn, ...)``. Cancellation kills the child's
+        process group; an error in the child is re-raised here as :class:`RemoteError`.
+        """
+        self.check()
+        ctx = job_context()
+        recv, send = ctx.Pipe(duplex=False)
+        target = f"{fn.__module__}:{fn.__qualname__}"
+        proc = ctx.Process(target=_child_entry, args=(send, target, {"workdir": str(self.workdir), **kwargs},
+                                                      str(self.workdir)), name=f"spiker-{self.stage}")
+        proc.start()
+        send.close()
+        assert proc.pid is not None
+        self._track(proc.pid)
+        log.info("%s: job %s in process %d", self.stage, target, proc.pid)
+        try:
+            result: Any = None
+            done = False
+            while True:
+                self.check()
+                if recv.poll(POLL_S):
+                    try:
+                        kind, payload = recv.recv()
+                    except EOFError:
+                        break
+                    if kind == "progress":
+                        yield self.progress(**payload)
+                    elif kind == "result":
+                        result, done = payload, True
+                    elif kind == "error":
+                        raise RemoteError(ErrorInfo.from_dict(payload))
+                elif not proc.is_alive():
+                    if not recv.poll(0):
+                        break
+            proc.join(10)
+            self.check()
+            if not done:
+                raise RuntimeError(f"{self.stage} job process {proc.pid} died (exit code {proc.exitcode})")
+            return result
+        finally:
+            _kill_group(proc.pid)
+            proc.join(5)
+            recv.close()
+            self._untrack(proc.pid)
+
+    def run_workers(self, commands: Sequence[Sequence[str]], env: Mapping[str, str], phase: str,
+                    ) -> Iterator[common_pb2.ProgressEvent]:
+        """Run command lines as parallel worker processes; yields one event per finished worker.
+
+        A worker that fails is re-raised as :class:`RemoteError` from the ErrorInfo it printed
+        (see :data:`WORKER_ERROR_PREFIX`), or as a RuntimeError with its stderr tail.
+        """
+        self.check()
+        full_env = {**os.environ, **env}
+        procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+        try:
+            for i, cmd in enumerate(commands):
+                err_path = self.workdir / f"worker-{i}.stderr"
+                with open(err_path, "wb") as err:
+                    proc = subprocess.Popen(list(cmd), env=full_env, cwd=self.workdir,
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                            start_new_session=True)
+                procs.append((proc, err_path))
+                self._track(proc.pid)
+            pending = set(range(len(procs)))
+            total = len(procs)
+            yield self.progress(phase, f"{total} worker process(es) started", 0, total)
+            while pending:
+                self.check()
+                for i in sorted(pending):
+                    proc, err_path = procs[i]
+                    if proc.poll() is None:
+                        continue
+                    pending.discard(i)
+                    self._untrack(proc.pid)
+                    if proc.returncode != 0:
+                        raise _worker_failure(i, proc.returncode, err_path)
+                    done = total - len(pending)
+                    yield self.progress(phase, f"worker {i} done ({done}/{total})", done, total)
+                time.sleep(POLL_S)
+        finally:
+            for proc, _ in procs:
+                if proc.poll() is None:
+                    _kill_group(proc.pid)
+                    proc.wait(5)
+                self._untrack(proc.pid)
+
+
+def _child_entry(conn: Any, target: str, kwargs: dict[str, Any], workdir: str) -> None:
+    from services.common.child import child_main
+
+    child_main(conn, target, kwargs, workdir)
+
+
+def _worker_failure(index: int, code: int, err_path: Path) -> Exception:
+    text = err_path.read_text(errors="replace") if err_path.exists() else ""
+    for line in reversed(text.splitlines()):
+        if line.startswith(WORKER_ERROR_PREFIX):
+            try:
+                return RemoteError(ErrorInfo.from_dict(json.loads(line[len(WORKER_ERROR_PREFIX):])))
+            except (ValueError, KeyError):
+                break
+    tail = "\n".join(text.splitlines()[-5:])
+    return RuntimeError(f"worker {index} failed with exit code {code}: {tail}")
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL the process group led by ``pid`` (our own child), or the process if it has none."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def streaming(stage: str, response_cls: type, field_map: Mapping[str, str]) -> Callable:
+    """Turn ``method(self, request, call)`` (a generator of ProgressEvents and one result) into a
+    server-streaming gRPC handler; ``field_map`` maps library keys to request fields in errors."""
+
+    def decorate(method: Callable[..., Iterator[Any]]) -> Callable:
+        @functools.wraps(method)
+        def handler(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            call = Call(context, stage, self.runtime)
+            try:
+                for item in method(self, request, call):
+                    if isinstance(item, common_pb2.ProgressEvent):
+                        yield response_cls(progress=item)
+                    else:
+                        yield response_cls(result=item)
+            except Cancelled:
+                log.info("%s: cancelled after %.1fs; work stopped", stage, time.monotonic() - call.started)
+            except Exception as exc:  # noqa: BLE001 - mapped to a status below
+                if call.cancelled.is_set() or not context.is_active():
+                    log.info("%s: cancelled (%s)", stage, type(exc).__name__)
+                    return
+                info = describe_error(exc).remapped(field_map)
+                log.warning("%s failed: %s %s [%s]", stage, info.code, info.message, info.field)
+                abort(context, info)
+            finally:
+                call.close()
+
+        return handler
+
+    return decorate
+
+
+def unary(stage: str, field_map: Mapping[str, str]) -> Callable:
+    """Like :func:`streaming` for a unary method ``method(self, request, call) -> response``."""
+
+    def decorate(method: Callable[..., Any]) -> Callable:
+        @functools.wraps(method)
+        def handler(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            call = Call(context, stage, self.runtime)
+            try:
+                return method(self, request, call)
+            except Exception as exc:  # noqa: BLE001 - mapped to a status below
+                info = describe_error(exc).remapped(field_map)
+                log.warning("%s failed: %s %s [%s]", stage, info.code, info.message, info.field)
+                abort(context, info)
+            finally:
+                call.close()
+
+        return handler
+
+    return decorate
+
+
+def drain(gen: Iterator[Any]) -> Any:
+    """Run a generator to its end, dropping what it yields; return its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+__all__ = ["Call", "Runtime", "drain", "job_context", "store_env", "streaming", "unary"]

@@ -1,0 +1,49 @@
+"""``spiker.v1.HdlgenService``: a trained model at chosen bit-widths -> VHDL tar artifact."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from services.common import convert
+from services.common.errors import FieldError
+from services.common.runtime import Call, Runtime, streaming
+from services.hdlgen.job import generate_job
+from spiker_api.v1 import hdlgen_pb2, hdlgen_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+FIELD_MAP = {"optim_params": "optim_params"}
+SERVICE_NAME = hdlgen_pb2.DESCRIPTOR.services_by_name["HdlgenService"].full_name
+
+
+class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
+    """Generate: fetch the model, run VhdlGenerator in a child process, upload the tar."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @streaming("hdlgen", hdlgen_pb2.GenerateResponse, FIELD_MAP)
+    def Generate(self, request: hdlgen_pb2.GenerateRequest, call: Call) -> Iterator[Any]:  # noqa: N802
+        if not request.HasField("model"):
+            raise FieldError("model", "is required (TrainResult.model)")
+        if not request.HasField("optim_params"):
+            raise FieldError("optim_params", "is required (weights_bw, neurons_bw, fp_dec)")
+        model = convert.ref_from_proto(request.model, "model")
+        params = convert.optim_params_from_proto(request.optim_params)
+        call.require(model, "model")
+        yield from call.wait_turn()
+        path = call.fetch(model, "model.pt", "model")
+        out = yield from call.run_job(generate_job, model=str(path), optim_params=params,
+                                      estimate_resources=request.estimate_resources)
+        result = hdlgen_pb2.GenerateResult(vhdl_tar=call.put(out["tar"], "vhdl", "application/x-tar"),
+                                           files=out["files"], top_entity=out["top"],
+                                           optim_params=convert.optim_params_to_proto(out["optim_params"]))
+        if out["resources"] is not None:
+            res = out["resources"]
+            result.resources.report.CopyFrom(call.put(res["path"], "resources", "application/json"))
+            for name, value in res["counts"].items():
+                result.resources.counts[name] = int(value)
+        log.info("hdlgen: %d files, %s", len(result.files), result.vhdl_tar.key)
+        yield result

@@ -1,0 +1,160 @@
+"""``spiker.v1.OptimizerService``: bit-width sweeps as sharded worker processes, merged and selected."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from services.common import convert
+from services.common.errors import FieldError, remap_field
+from services.common.runtime import Call, Runtime, drain, streaming, unary
+from services.optimizer import task as tasks
+from services.optimizer.job import merge_job
+from spiker.errors import SpecError
+from spiker.net.spec import parse_net_dict
+from spiker.optimize.optimizer import parse_optim_config
+from spiker.store import ArtifactNotFound
+from spiker_api.v1 import optimizer_pb2, optimizer_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+FIELD_MAP = {"optim_config": "settings.ranges", "optimize": "settings.ranges", "dataset": "settings.dataset",
+             "net_dict": "settings.net_dict", "net": "settings.net_dict", "test_loader": "settings.dataset",
+             "train": "settings"}
+SERVICE_NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name
+DEFAULT_MAX_ACCURACY_DROP = 0.01
+DEFAULT_LOSS = "ce_rate"
+#: most shards one Optimize call runs as local processes
+MAX_LOCAL_SHARDS = 64
+
+
+def worker_command(task_key: str, index: int, count: int) -> list[str]:
+    """The sweep worker command line (the same entry point a Kubernetes Indexed Job runs)."""
+    return [sys.executable, "-m", "spiker.serve", "worker", "sweep", "--task", task_key,
+            "--index", str(index), "--count", str(count)]
+
+
+class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
+    """Optimize = CreateSweepTask + one local worker process per shard + MergeSweep."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _task(self, settings: optimizer_pb2.SweepSettings, call: Call) -> tuple[dict[str, Any], int]:
+        """Validate the settings; the task document and its number of configs."""
+        if not settings.HasField("model"):
+            raise FieldError("settings.model", "is required (TrainResult.model)")
+        model = convert.ref_from_proto(settings.model, "settings.model")
+        if not settings.HasField("dataset"):
+            raise FieldError("settings.dataset", "is required")
+        dataset, npz = convert.dataset_from_proto(settings.dataset, "settings.dataset")
+        if not settings.HasField("ranges"):
+            raise FieldError("settings.ranges", "is required (min/max of weights_bw, neurons_bw, fp_dec)")
+        ranges = convert.ranges_from_proto(settings.ranges)
+        net = convert.net_dict_from_proto(settings.net_dict) if settings.HasField("net_dict") else None
+        loss = settings.loss if settings.HasField("loss") else DEFAULT_LOSS
+        try:
+            configs = parse_optim_config(ranges)
+        except SpecError as exc:
+            raise FieldError(remap_field(exc.key, FIELD_MAP), exc.message) from None
+        if net is not None:
+            try:
+                parse_net_dict(net)
+            except SpecError as exc:
+                raise FieldError(f"settings.net_dict.{remap_field(exc.key, {})}", exc.message) from None
+        from spiker.training.trainer import LOSSES
+
+        if loss not in LOSSES:
+            raise FieldError("settings.loss", f"must be one of {', '.join(LOSSES)}, got {loss!r}")
+        call.require(model, "settings.model")
+        if npz is not None:
+            call.require(npz, "settings.dataset.npz")
+        return tasks.make_task(model, net, ranges, dataset, npz, loss), len(configs)
+
+    @staticmethod
+    def _shard_count(value: int, n_configs: int, field: str) -> int:
+        count = value or 1
+        if count < 1 or count > MAX_LOCAL_SHARDS:
+            raise FieldError(field, f"must be in 1..{MAX_LOCAL_SHARDS}, got {value}")
+        return min(count, n_configs)
+
+    def _merge(self, call: Call, task_key: str, count: int, max_drop: float,
+               ) -> Iterator[Any]:
+        """Fetch the shard results, merge them in a child process, upload; returns OptimizeResult."""
+        doc = call.store.get_json(task_key)
+        shard_files = []
+        for index in range(count):
+            key = tasks.shard_key(task_key, index, count)
+            try:
+                result = call.store.get_json(key)
+            except ArtifactNotFound as exc:
+                exc.spiker_field = "task_key"  # type: ignore[attr-defined]
+                raise
+            path = call.workdir / f"shard-{index}.json"
+            path.write_text(json.dumps(result))
+            shard_files.append(str(path))
+        yield call.progress("merging", f"merging {count} shard(s)")
+        out = yield from call.run_job(merge_job, shards=shard_files, ranges=doc["ranges"],
+                                      max_accuracy_drop=max_drop)
+        paths = out["paths"]
+        result = optimizer_pb2.OptimizeResult(
+            sweep_json=call.put(paths["json"], "sweep", "application/json"),
+            sweep_csv=call.put(paths["csv"], "sweep-csv", "text/csv"),
+            pareto_plot=call.put(paths["plot"], "plot", "image/png"),
+            float_accuracy=out["float_accuracy"], n_configs=out["n_configs"], n_feasible=out["n_feasible"],
+            task_key=task_key, selection_error=out["selection_error"])
+        if out["selected"] is not None:
+            result.selected.CopyFrom(convert.optim_params_to_proto(out["selected"]))
+            result.optim_params.CopyFrom(call.put(paths["optim_params"], "optim-params", "application/json"))
+            result.selected_accuracy = out["selected_accuracy"]
+        return result
+
+    @staticmethod
+    def _max_drop(msg: Any) -> float:
+        if not msg.HasField("max_accuracy_drop"):
+            return DEFAULT_MAX_ACCURACY_DROP
+        if msg.max_accuracy_drop < 0:
+            raise FieldError("max_accuracy_drop", f"must be >= 0, got {msg.max_accuracy_drop}")
+        return msg.max_accuracy_drop
+
+    # -- RPCs ------------------------------------------------------------------------------
+    @streaming("optimize", optimizer_pb2.OptimizeResponse, FIELD_MAP)
+    def Optimize(self, request: optimizer_pb2.OptimizeRequest, call: Call) -> Iterator[Any]:  # noqa: N802
+        task, n_configs = self._task(request.settings, call)
+        count = self._shard_count(request.shard_count, n_configs, "shard_count")
+        max_drop = self._max_drop(request)
+        yield from call.wait_turn()
+        key = tasks.put_task(call.store, task)
+        log.info("optimize: %d configs in %d shard(s), task %s", n_configs, count, key)
+        yield call.progress("sweeping", f"{n_configs} configs in {count} shard(s); task {key}", 0, count)
+        commands = [worker_command(key, i, count) for i in range(count)]
+        yield from call.run_workers(commands, self.runtime.worker_env, "shard")
+        result = yield from self._merge(call, key, count, max_drop)
+        yield result
+
+    @unary("optimize", FIELD_MAP)
+    def CreateSweepTask(self, request: optimizer_pb2.CreateSweepTaskRequest,  # noqa: N802
+                        call: Call) -> optimizer_pb2.SweepTask:
+        task, n_configs = self._task(request.settings, call)
+        count = self._shard_count(request.shard_count, n_configs, "shard_count")
+        key = tasks.put_task(call.store, task)
+        return optimizer_pb2.SweepTask(task_key=key, shard_count=count, n_configs=n_configs,
+                                       shard_keys=[tasks.shard_key(key, i, count) for i in range(count)])
+
+    @unary("optimize", FIELD_MAP)
+    def MergeSweep(self, request: optimizer_pb2.MergeSweepRequest,  # noqa: N802
+                   call: Call) -> optimizer_pb2.OptimizeResult:
+        if not request.task_key.startswith(tasks.TASK_PREFIX):
+            raise FieldError("task_key", f"must be a key under {tasks.TASK_PREFIX} (from CreateSweepTask)")
+        if request.shard_count < 1:
+            raise FieldError("shard_count", f"must be >= 1, got {request.shard_count}")
+        try:
+            call.store.get_json(request.task_key)
+        except Exception as exc:
+            exc.spiker_field = "task_key"  # type: ignore[attr-defined]
+            raise
+        return drain(self._merge(call, request.task_key, request.shard_count, self._max_drop(request)))

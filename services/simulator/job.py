@@ -1,0 +1,37 @@
+"""The simulator job, run in a child process (own process group: GHDL dies with it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from services.common.child import report
+from services.hdlgen.job import read_tar
+from spiker import data
+from spiker.hdl import Design, VhdlGenerator
+from spiker.net.model import SpikingNet
+
+
+def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_tar: str | None,
+                 dataset: dict[str, Any], n_samples: int | None, trace: bool, workers: int,
+                 ) -> dict[str, Any]:
+    """Simulate the design (the given tar, or regenerated) on the test split; write the report."""
+    folder = Path(workdir)
+    snn = SpikingNet.load(model)
+    design = VhdlGenerator(snn, optim_params).generate()
+    if vhdl_tar is not None:
+        design = Design(quantized=design.quantized, files=read_tar(Path(vhdl_tar)))
+    if dataset["name"].endswith(".npz"):
+        dataset = {**dataset, "name": str(folder / dataset["name"])}
+    _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset)
+    report("simulating", f"GHDL on {n_samples or 'all'} test samples, {workers} worker(s)"
+                         f"{', traced' if trace else ''}")
+    sim = design.simulate(test_loader, n_samples=n_samples, trace=trace, workers=workers)
+    summary = sim.to_dict()
+    path = folder / "out" / "sim_report.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return {"report": str(path), **{k: summary[k] for k in (
+        "samples", "mismatches", "first_mismatch", "hw_accuracy", "golden_accuracy", "cycles_min",
+        "cycles_mean", "cycles_max")}}
