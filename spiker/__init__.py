@@ -19,6 +19,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 __all__ = [
-    "DataError", "FixedPointConfig", "History", "Optimizer", "QuantizedNet", "SweepResult", "quantize", "InfeasibleConfigError", "NetBuilder", "NetSpec", "SpecError",
-    "SpikerError", "SpikingNet", "ToolError", "Trainer", "data",
+    "DataError", "FixedPointConfig", "History", "InfeasibleConfigError", "NetBuilder", "NetSpec", "Optimizer",
+    "QuantizedNet", "SpecError", "SpikerError", "SpikingNet", "SweepResult", "ToolError", "Trainer", "data",
+    "quantize",
 ]

@@ -38,6 +38,28 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hdl(args: argparse.Namespace) -> int:
+    from spiker.flow import load_flow_spec, stages
+
+    spec = load_flow_spec(args.spec)
+    out = _out_dir(args, spec)
+    stages.hdl(spec, out, progress=not args.quiet, resources=not args.no_resources)
+    print(f"wrote {out / 'hdl'}" + ("" if args.no_resources else f" and {out / 'resources.json'}"))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from spiker.flow import load_flow_spec, stages
+
+    spec = load_flow_spec(args.spec)
+    out = _out_dir(args, spec)
+    report = stages.simulate(spec, out, samples=args.samples, trace=True if args.trace else None,
+                             progress=not args.quiet)
+    print(report)
+    print(f"wrote {out / 'sim.json'}")
+    return 0 if report.mismatches == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spiker", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -53,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage("train", cmd_train, "train the spec's network and print its test accuracy")
     stage("optimize", cmd_optimize, "sweep bit-widths with the golden model and select a config")
+    p = stage("hdl", cmd_hdl, "generate the VHDL accelerator (and estimate its resources)")
+    p.add_argument("--no-resources", action="store_true", help="skip GHDL synth + yosys")
+    p = stage("simulate", cmd_simulate, "co-simulate the VHDL in GHDL against the golden model")
+    p.add_argument("--samples", type=int, help="test samples to simulate (default: the spec's)")
+    p.add_argument("--trace", action="store_true", help="compare every layer at every step")
     return parser
 
 

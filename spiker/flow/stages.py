@@ -93,3 +93,31 @@ def select(spec: FlowSpec, out: Path, progress: bool = True) -> dict[str, int]:
     (out / "optim_params.json").write_text(json.dumps(params, indent=1))
     log.info("optim_params %s (from %s)", params, source)
     return params
+
+
+def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool = True):
+    """Generate the accelerator at the selected bit-widths into ``out/hdl`` (and ``resources.json``)."""
+    from spiker.hdl import VhdlGenerator
+
+    snn, _ = train(spec, out, progress)
+    params = select(spec, out, progress)
+    design = VhdlGenerator(snn, params).generate()
+    design.write(out / "hdl")
+    if resources:
+        res = design.estimate_resources()
+        (out / "resources.json").write_text(json.dumps(res.to_dict(), indent=1))
+        log.info("resources: %d LUT, %d FF, %d carry, %s BRAM, %d DSP", res.lut, res.ff, res.carry,
+                 res.bram, res.dsp)
+    return design
+
+
+def simulate(spec: FlowSpec, out: Path, samples: int | None = None, trace: bool | None = None,
+             progress: bool = True):
+    """Co-simulate the generated design in GHDL on test samples; writes ``out/sim.json``."""
+    design = hdl(spec, out, progress, resources=False)
+    _, test_loader = load_data(spec)
+    report = design.simulate(test_loader, n_samples=samples or spec.simulate.samples,
+                             trace=spec.simulate.trace if trace is None else trace,
+                             workers=spec.simulate.workers)
+    (out / "sim.json").write_text(json.dumps(report.to_dict(), indent=1))
+    return report

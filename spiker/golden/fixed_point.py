@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class FixedPointConfig:
     fp_dec: int
 
     @classmethod
-    def from_dict(cls, params: Mapping[str, Any], where: str = "optim_params") -> "FixedPointConfig":
+    def from_dict(cls, params: Mapping[str, Any], where: str = "optim_params") -> FixedPointConfig:
         """Parse an ``optim_params`` dict; wrong keys or types raise :class:`SpecError`."""
         if isinstance(params, FixedPointConfig):
             return params

@@ -7,8 +7,9 @@ docs/fixed-point.md; this module implements exactly that.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,7 +154,7 @@ class QuantizedNet:
 
     @classmethod
     def from_arrays(cls, spec: NetSpec, weights: list[np.ndarray], thresholds: list[float],
-                    config: FixedPointConfig | Mapping[str, int]) -> "QuantizedNet":
+                    config: FixedPointConfig | Mapping[str, int]) -> QuantizedNet:
         """Quantize float weights ``[n_neurons, n_inputs]`` and thresholds per layer."""
         config = FixedPointConfig.from_dict(config)
         problem = config.structural_problem()
@@ -174,7 +175,7 @@ class QuantizedNet:
         return cls(spec=spec, config=config, layers=layers, saturated_weights=saturated)
 
     @classmethod
-    def from_model(cls, snn: SpikingNet, config: FixedPointConfig | Mapping[str, int]) -> "QuantizedNet":
+    def from_model(cls, snn: SpikingNet, config: FixedPointConfig | Mapping[str, int]) -> QuantizedNet:
         """Quantize a trained :class:`SpikingNet` (its learned thresholds, snapped leaks)."""
         weights = [fc.weight.detach().cpu().double().numpy() for fc in snn.fcs]
         thresholds = [snn.layer_threshold(i) for i in range(len(snn.fcs))]

@@ -146,7 +146,7 @@ class SpikingNet(nn.Module):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "SpikingNet":
+    def load(cls, path: str | Path) -> SpikingNet:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no saved model at {path}")

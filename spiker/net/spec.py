@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from spiker.errors import SpecError
 
@@ -128,7 +129,7 @@ class NetSpec:
             out[layer.name] = layer.to_dict()
         return out
 
-    def with_layer(self, index: int, **changes: Any) -> "NetSpec":
+    def with_layer(self, index: int, **changes: Any) -> NetSpec:
         """A copy with one layer's fields replaced."""
         layers = list(self.layers)
         layers[index] = replace(layers[index], **changes)
@@ -140,7 +141,7 @@ class NetSpec:
                 "layers": [asdict(layer) for layer in self.layers]}
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "NetSpec":
+    def from_record(cls, record: Mapping[str, Any]) -> NetSpec:
         return cls(n_cycles=int(record["n_cycles"]), n_inputs=int(record["n_inputs"]),
                    layers=tuple(LayerSpec(**layer) for layer in record["layers"]))
 

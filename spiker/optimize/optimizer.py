@@ -6,9 +6,10 @@ import itertools
 import logging
 import multiprocessing
 import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch

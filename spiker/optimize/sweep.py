@@ -121,7 +121,7 @@ class SweepResult:
                 "rows": [{k: _json_number(v) for k, v in asdict(row).items()} for row in self.rows]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SweepResult":
+    def from_dict(cls, data: dict[str, Any]) -> SweepResult:
         rows = [SweepRow(**{k: (math.nan if v is None else v) for k, v in row.items()})
                 for row in data["rows"]]
         return cls(rows=rows, float_accuracy=data["float_accuracy"], float_loss=data["float_loss"],
@@ -133,7 +133,7 @@ class SweepResult:
         return path
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "SweepResult":
+    def from_json(cls, path: str | Path) -> SweepResult:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def to_csv(self, path: str | Path) -> Path:
@@ -175,8 +175,8 @@ class SweepResult:
         return path
 
     @classmethod
-    def merge(cls, parts: list["SweepResult"], order: list[tuple[int, int, int]] | None = None,
-              ) -> "SweepResult":
+    def merge(cls, parts: list[SweepResult], order: list[tuple[int, int, int]] | None = None,
+              ) -> SweepResult:
         """Join shard results into one table (rows in grid order)."""
         if not parts:
             raise SpikerError("no shard results to merge")

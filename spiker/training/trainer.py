@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from snntorch import functional as SF
@@ -57,7 +58,7 @@ class History:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "History":
+    def from_dict(cls, data: dict[str, Any]) -> History:
         return cls(**{k: list(v) for k, v in data.items()})
 
     def plot(self, path: str | Path) -> Path:
@@ -115,7 +116,8 @@ class Trainer:
         if not isinstance(snn, SpikingNet):
             raise TypeError(f"Trainer needs a SpikingNet from NetBuilder.build(), got {type(snn).__name__}")
         if optimizer not in OPTIMIZERS:
-            raise SpecError("train.optimizer", f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+            raise SpecError("train.optimizer",
+                            f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if not (isinstance(lr, (int, float)) and lr > 0):
             raise SpecError("train.lr", f"must be a positive number, got {lr!r}")
         self.snn = snn
