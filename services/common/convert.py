@@ -146,5 +146,5 @@ def dataset_from_proto(msg: common_pb2.DatasetSpec, field: str = "dataset",
     try:
         spec = parse_flow_spec({"net": _PLACEHOLDER_NET, "dataset": section})
     except SpecError as exc:
-        raise FieldError(remap_field(exc.key, {"dataset": field}), exc.message) from None
+        raise FieldError(remap_field(exc.key, {"dataset": field}), exc.message, "SPEC_ERROR") from None
     return asdict(spec.dataset), npz

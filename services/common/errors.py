@@ -35,7 +35,15 @@ DETAIL_KEY = "spiker-error-detail-bin"
 
 
 class FieldError(SpecError):
-    """A request field is invalid; ``key`` is already the request's field path (never remapped)."""
+    """A request field is invalid; ``key`` is already the request's field path (never remapped).
+
+    ``reason`` is ``SPEC_ERROR`` when the library judged the content, ``INVALID_FIELD`` when the
+    message itself is malformed (missing field, bad ref).
+    """
+
+    def __init__(self, key: str, message: str, reason: str = "INVALID_FIELD") -> None:
+        super().__init__(key, message)
+        self.reason = reason
 
 
 class Cancelled(Exception):
@@ -107,7 +115,7 @@ def describe_error(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, RemoteError):
         return exc.info
     if isinstance(exc, FieldError):
-        return ErrorInfo("INVALID_ARGUMENT", "INVALID_FIELD", str(exc), exc.key)
+        return ErrorInfo("INVALID_ARGUMENT", exc.reason, str(exc), exc.key)
     if isinstance(exc, SpecError):
         return ErrorInfo("INVALID_ARGUMENT", "SPEC_ERROR", str(exc), field or exc.key, not field)
     if isinstance(exc, InfeasibleConfigError):

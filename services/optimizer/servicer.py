@@ -60,12 +60,13 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         try:
             configs = parse_optim_config(ranges)
         except SpecError as exc:
-            raise FieldError(remap_field(exc.key, FIELD_MAP), exc.message) from None
+            raise FieldError(remap_field(exc.key, FIELD_MAP), exc.message, "SPEC_ERROR") from None
         if net is not None:
             try:
                 parse_net_dict(net)
             except SpecError as exc:
-                raise FieldError(f"settings.net_dict.{remap_field(exc.key, {})}", exc.message) from None
+                field = f"settings.net_dict.{remap_field(exc.key, {})}"
+                raise FieldError(field, exc.message, "SPEC_ERROR") from None
         from spiker.training.trainer import LOSSES
 
         if loss not in LOSSES:

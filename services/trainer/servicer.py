@@ -45,7 +45,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         try:  # all content checks are the library's; errors come back with the request's field names
             parse_flow_spec({"name": "train", "dataset": dataset, "net": net, "train": train})
         except SpecError as exc:
-            raise FieldError(remap_field(exc.key, FIELD_MAP), exc.message) from None
+            raise FieldError(remap_field(exc.key, FIELD_MAP), exc.message, "SPEC_ERROR") from None
         if npz is not None:
             call.require(npz, "dataset.npz")
         yield from call.wait_turn()
