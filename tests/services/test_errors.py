@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import Stack, dataset_spec, tiny_net
-from helpers import expect_error
+from svc_support import Stack, dataset_spec, expect_error, tiny_net
 
 from services.common.errors import remap_field
 from services.common.runtime import Runtime

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import ROOT, Stack, dataset_spec, tiny_net
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
-from helpers import expect_error, pid_gone, wait_clean
-from test_stages import ranges_proto
+from svc_support import (
+    ROOT,
+    Stack,
+    dataset_spec,
+    expect_error,
+    pid_gone,
+    ranges_proto,
+    tiny_net,
+    wait_clean,
+)
 
 from services.common.convert import ref_from_proto
 from services.common.runtime import Runtime

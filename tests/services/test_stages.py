@@ -12,21 +12,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Stack, dataset_spec, tiny_net
-from helpers import drain, wait_clean
+from svc_support import RANGES, Stack, dataset_spec, drain, ranges_proto, tiny_net, wait_clean
 
 from services.common.convert import ref_from_proto
 from spiker import data
 from spiker.net.model import SpikingNet
 from spiker.optimize import Optimizer, SweepResult
 from spiker_api.v1 import common_pb2, hdlgen_pb2, optimizer_pb2, simulator_pb2, trainer_pb2
-
-RANGES = {"weights_bw": (4, 5), "neurons_bw": (6, 7), "fp_dec": (2, 3)}
-
-
-def ranges_proto() -> common_pb2.OptimRanges:
-    bounds = {k: common_pb2.BitRange(min=lo, max=hi) for k, (lo, hi) in RANGES.items()}
-    return common_pb2.OptimRanges(**bounds)
 
 
 def _rows(result: SweepResult) -> list[dict]:
