@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("simulate", cmd_simulate, "co-simulate the VHDL in GHDL against the golden model")
     p.add_argument("--samples", type=int, help="test samples to simulate (default: the spec's)")
     p.add_argument("--trace", action="store_true", help="compare every layer at every step")
+    from spiker.serve import add_cli_commands
+
+    add_cli_commands(sub)
     return parser
 
 
