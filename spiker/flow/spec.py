@@ -2,7 +2,8 @@
 
 Sections: ``name``, ``dataset``, ``net`` (the seed README's net dict), ``train``,
 ``optimize`` (the seed's optim_config ranges, plus ``workers``), ``select`` (a
-policy or explicit ``optim_params``) and ``simulate``. Every error names its field.
+policy or explicit ``optim_params``), ``hdl`` (resource estimation on/off)
+and ``simulate``. Every error names its field.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from spiker.net.spec import NetSpec, parse_net_dict
 from spiker.optimize.optimizer import parse_optim_config
 from spiker.training.trainer import LOSSES, OPTIMIZERS
 
-SECTIONS = ("name", "dataset", "net", "train", "optimize", "select", "simulate")
+SECTIONS = ("name", "dataset", "net", "train", "optimize", "select", "hdl", "simulate")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class DatasetSection:
     seed: int = 0
     test_fraction: float = 0.2
     threshold: float = 0.5
+    #: sha256 of an .npz uploaded to the store (the gateway's UploadDataset); then ``name`` is a label
+    artifact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,12 @@ class SelectSection:
 
 
 @dataclass(frozen=True)
+class HdlSection:
+    #: estimate LUT/FF/BRAM/DSP with GHDL synth + yosys when generating (slow for big nets)
+    resources: bool = True
+
+
+@dataclass(frozen=True)
 class SimulateSection:
     samples: int = 200
     trace: bool = True
@@ -77,12 +86,14 @@ class FlowSpec:
     optimize: OptimizeSection
     select: SelectSection
     simulate: SimulateSection
+    hdl: HdlSection = field(default_factory=HdlSection)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "dataset": asdict(self.dataset), "net": self.net,
+        dataset = {k: v for k, v in asdict(self.dataset).items() if k != "artifact" or v is not None}
+        out = {"name": self.name, "dataset": dataset, "net": self.net,
                "train": asdict(self.train), "optimize": {**self.optimize.ranges, "workers": self.optimize.workers},
                "select": {k: v for k, v in asdict(self.select).items() if v is not None},
-               "simulate": asdict(self.simulate)}
+               "hdl": asdict(self.hdl), "simulate": asdict(self.simulate)}
         return out
 
     def digest(self, *sections: str) -> str:
@@ -109,6 +120,10 @@ def _section(raw: Mapping[str, Any], name: str, cls: type, types: dict[str, tupl
     return cls(**values)
 
 
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
 def _positive(value: Any, key: str) -> None:
     if value <= 0:
         raise SpecError(key, f"must be > 0, got {value}")
@@ -126,10 +141,13 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
         raise SpecError("name", f"must be a non-empty name of letters, digits, '-', '_' or '.', got {name!r}")
     dataset = _section(raw, "dataset", DatasetSection, {
         "name": (str,), "encoding": (str,), "batch_size": (int,), "seed": (int,),
-        "test_fraction": (int, float), "threshold": (int, float)})
+        "test_fraction": (int, float), "threshold": (int, float), "artifact": (str, type(None))})
+    if dataset.artifact is not None and not _is_sha256(dataset.artifact):
+        raise SpecError("dataset.artifact", f"must be the sha256 (64 lowercase hex digits) of an uploaded "
+                                            f".npz, got {dataset.artifact!r}")
     if dataset.encoding not in ENCODINGS:
         raise SpecError("dataset.encoding", f"must be one of {', '.join(ENCODINGS)}, got {dataset.encoding!r}")
-    if dataset.name not in ("digits", "mnist1d") and not dataset.name.endswith(".npz"):
+    if dataset.artifact is None and dataset.name not in ("digits", "mnist1d") and not dataset.name.endswith(".npz"):
         raise SpecError("dataset.name", f"must be digits, mnist1d or a path to an .npz file, got {dataset.name!r}")
     _positive(dataset.batch_size, "dataset.batch_size")
     if not 0 < dataset.test_fraction < 1:
@@ -166,12 +184,13 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
         select = SelectSection(max_accuracy_drop=None, optim_params=dict(select.optim_params))
     elif select.max_accuracy_drop is not None and select.max_accuracy_drop < 0:
         raise SpecError("select.max_accuracy_drop", f"must be >= 0, got {select.max_accuracy_drop}")
+    hdl = _section(raw, "hdl", HdlSection, {"resources": (bool,)})
     simulate = _section(raw, "simulate", SimulateSection, {
         "samples": (int,), "trace": (bool,), "workers": (int,)})
     _positive(simulate.samples, "simulate.samples")
     _positive(simulate.workers, "simulate.workers")
     return FlowSpec(name=name, dataset=dataset, net=dict(raw["net"]), net_spec=net_spec, train=train,
-                    optimize=optimize, select=select, simulate=simulate)
+                    optimize=optimize, select=select, simulate=simulate, hdl=hdl)
 
 
 def load_flow_spec(path: str | Path) -> FlowSpec:
