@@ -35,53 +35,14 @@ entity neuron_update is
 end entity;
 
 architecture rtl of neuron_update is
-  constant WW  : positive := maximum(ACC, NB) + 3;
-  constant THR : signed(WW - 1 downto 0) := to_signed(THRESHOLD, WW);
 begin
   process (v_in, s_in, r_in, i_in)
-    variable drive : signed(WW - 1 downto 0);
-    variable lv    : signed(WW - 1 downto 0);
-    variable x     : signed(WW - 1 downto 0);
-    variable s_new : signed(NB - 1 downto 0);
-    variable v_new : signed(NB - 1 downto 0);
+    variable v_new, s_new : signed(NB - 1 downto 0);
+    variable spk : std_logic;
   begin
-    drive := resize(i_in, WW);
-    s_new := (others => '0');
-    if MODEL = MODEL_SYN then
-      s_new := saturate(leak(resize(s_in, WW), ALPHA_SHIFT) + drive, NB);
-      drive := resize(s_new, WW);
-    end if;
-    if MODEL = MODEL_IF then
-      lv := resize(v_in, WW);
-    else
-      lv := leak(resize(v_in, WW), BETA_SHIFT);
-    end if;
-    if RESET = RESET_SUBTRACT then
-      x := lv + drive;
-      if r_in = '1' then
-        x := x - THR;
-      end if;
-      v_new := saturate(x, NB);
-    elsif RESET = RESET_ZERO and MODEL = MODEL_SYN then
-      if r_in = '1' then
-        v_new := (others => '0');
-      else
-        v_new := saturate(lv + drive, NB);
-      end if;
-    elsif RESET = RESET_ZERO then
-      if r_in = '1' then
-        lv := (others => '0');
-      end if;
-      v_new := saturate(lv + drive, NB);
-    else
-      v_new := saturate(lv + drive, NB);
-    end if;
+    neuron_step(v_in, s_in, r_in, i_in, NB, MODEL, RESET, BETA_SHIFT, ALPHA_SHIFT, THRESHOLD, v_new, s_new, spk);
     v_out <= v_new;
     s_out <= s_new;
-    if resize(v_new, WW) > THR then
-      spike <= '1';
-    else
-      spike <= '0';
-    end if;
+    spike <= spk;
   end process;
 end architecture;

@@ -69,8 +69,6 @@ architecture rtl of snn_layer is
   signal olast   : std_logic := '0';
   signal upd_r   : std_logic := '0';
 
-  signal v_new, s_new : nb_array;
-  signal spk_new : std_logic_vector(N_OUT - 1 downto 0);
   signal out_free, upd_go, rdy, accept : std_logic;
   signal scan_src, scan_rest : std_logic_vector(N_IN - 1 downto 0);
   signal scan_found, scan_last : std_logic;
@@ -92,25 +90,18 @@ begin
     port map (spikes => scan_src, found => scan_found, idx => scan_idx, rest => scan_rest,
               last => scan_last);
 
-  neurons : for j in 0 to N_OUT - 1 generate
-    signal cur : signed(ACC - 1 downto 0);
-    signal v_in, s_in : signed(NB - 1 downto 0);
-    signal r_in : std_logic;
-  begin
-    cur <= accs(j) + resize(signed(row((j + 1) * WB - 1 downto j * WB)), ACC) when pend = '1' else accs(j);
-    v_in <= (others => '0') when fresh = '1' else v(j);
-    s_in <= (others => '0') when fresh = '1' else s(j);
-    r_in <= spk(j) and not fresh;
-    u_neuron : entity work.neuron_update
-      generic map (NB => NB, ACC => ACC, MODEL => MODEL, RESET => RESET, BETA_SHIFT => BETA_SHIFT,
-                   ALPHA_SHIFT => ALPHA_SHIFT, THRESHOLD => THRESHOLD)
-      port map (v_in => v_in, s_in => s_in, r_in => r_in, i_in => cur,
-                v_out => v_new(j), s_out => s_new(j), spike => spk_new(j));
+  dbg : for j in 0 to N_OUT - 1 generate
     dbg_v((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(v(j));
     dbg_s((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(s(j));
   end generate;
 
+  -- The neuron update (neuron_step, the datapath of neuron_update.vhd) is evaluated in
+  -- the UPD cycle only, for all neurons in parallel.
   process (clk)
+    variable cur : signed(ACC - 1 downto 0);
+    variable vn, sn : signed(NB - 1 downto 0);
+    variable sp : std_logic;
+    variable zero : signed(NB - 1 downto 0);
   begin
     if rising_edge(clk) then
       if rst = '1' then
@@ -146,9 +137,23 @@ begin
             state <= ST_UPD;
           end if;
         elsif upd_go = '1' then
-          v <= v_new;
-          s <= s_new;
-          spk <= spk_new;
+          zero := (others => '0');
+          for j in 0 to N_OUT - 1 loop
+            cur := accs(j);
+            if pend = '1' then
+              cur := cur + resize(signed(row((j + 1) * WB - 1 downto j * WB)), ACC);
+            end if;
+            if fresh = '1' then
+              neuron_step(zero, zero, '0', cur, NB, MODEL, RESET, BETA_SHIFT, ALPHA_SHIFT, THRESHOLD,
+                          vn, sn, sp);
+            else
+              neuron_step(v(j), s(j), spk(j), cur, NB, MODEL, RESET, BETA_SHIFT, ALPHA_SHIFT, THRESHOLD,
+                          vn, sn, sp);
+            end if;
+            v(j) <= vn;
+            s(j) <= sn;
+            spk(j) <= sp;
+          end loop;
           fresh <= last_r;
           ovalid <= '1';
           olast <= last_r;

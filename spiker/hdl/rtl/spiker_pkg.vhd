@@ -22,6 +22,12 @@ package spiker_pkg is
   function leak(v : signed; k : integer) return signed;
   -- clamp x to a signed width of nb bits
   function saturate(x : signed; nb : natural) return signed;
+  -- one neuron's step update, exactly the golden model's (see neuron_update.vhd);
+  -- v_out/s_out are nb bits wide, i_in is the exact input current
+  procedure neuron_step(v_in, s_in : in signed; r_in : in std_logic; i_in : in signed;
+                        nb : in positive; model, reset : in natural; beta_shift, alpha_shift : in integer;
+                        threshold : in natural;
+                        v_out, s_out : out signed; spike : out std_logic);
 end package;
 
 package body spiker_pkg is
@@ -72,4 +78,56 @@ package body spiker_pkg is
     end if;
     return resize(x, nb);
   end function;
+
+  procedure neuron_step(v_in, s_in : in signed; r_in : in std_logic; i_in : in signed;
+                        nb : in positive; model, reset : in natural; beta_shift, alpha_shift : in integer;
+                        threshold : in natural;
+                        v_out, s_out : out signed; spike : out std_logic) is
+    constant WW : positive := maximum(i_in'length, nb) + 3;
+    constant THR : signed(WW - 1 downto 0) := to_signed(threshold, WW);
+    variable drive : signed(WW - 1 downto 0);
+    variable lv    : signed(WW - 1 downto 0);
+    variable x     : signed(WW - 1 downto 0);
+    variable s_new : signed(nb - 1 downto 0);
+    variable v_new : signed(nb - 1 downto 0);
+  begin
+    drive := resize(i_in, WW);
+    s_new := (others => '0');
+    if model = MODEL_SYN then
+      s_new := saturate(leak(resize(s_in, WW), alpha_shift) + drive, nb);
+      drive := resize(s_new, WW);
+    end if;
+    if model = MODEL_IF then
+      lv := resize(v_in, WW);
+    else
+      lv := leak(resize(v_in, WW), beta_shift);
+    end if;
+    if reset = RESET_SUBTRACT then
+      x := lv + drive;
+      if r_in = '1' then
+        x := x - THR;
+      end if;
+      v_new := saturate(x, nb);
+    elsif reset = RESET_ZERO and model = MODEL_SYN then
+      if r_in = '1' then
+        v_new := (others => '0');
+      else
+        v_new := saturate(lv + drive, nb);
+      end if;
+    elsif reset = RESET_ZERO then
+      if r_in = '1' then
+        lv := (others => '0');
+      end if;
+      v_new := saturate(lv + drive, nb);
+    else
+      v_new := saturate(lv + drive, nb);
+    end if;
+    v_out := v_new;
+    s_out := s_new;
+    if resize(v_new, WW) > THR then
+      spike := '1';
+    else
+      spike := '0';
+    end if;
+  end procedure;
 end package body;
