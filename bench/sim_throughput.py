@@ -38,7 +38,7 @@ def net(sizes: list[int], seed: int) -> QuantizedNet:
     spec = parse_net_dict({"n_cycles": 25, "n_inputs": sizes[0], "layer_0": _layer(sizes[1], "subtract"),
                            "layer_1": _layer(sizes[2], "none")})
     rng = np.random.default_rng(seed)
-    # weights ~ N(0.05, 2/sqrt(fan_in)): hidden layers spike at a few percent per step
+    # random weights ~ N(0.05, 2/sqrt(fan_in)); untrained, so the hidden layer is far denser than a trained one
     weights = [rng.normal(0.05, 2.0 / np.sqrt(sizes[i]), (sizes[i + 1], sizes[i])) for i in range(2)]
     return QuantizedNet.from_arrays(spec, weights, [1.0, 1.0], CONFIG)
 
