@@ -35,8 +35,6 @@ class DatasetSection:
     seed: int = 0
     test_fraction: float = 0.2
     threshold: float = 0.5
-    #: sha256 of an .npz uploaded to the store (the gateway's UploadDataset); then ``name`` is a label
-    artifact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,9 +85,14 @@ class FlowSpec:
     select: SelectSection
     simulate: SimulateSection
     hdl: HdlSection = field(default_factory=HdlSection)
+    #: ``dataset.artifact``: sha256 of an .npz uploaded to the store (the gateway's UploadDataset);
+    #: then ``dataset.name`` is only a label
+    dataset_artifact: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        dataset = {k: v for k, v in asdict(self.dataset).items() if k != "artifact" or v is not None}
+        dataset = asdict(self.dataset)
+        if self.dataset_artifact is not None:
+            dataset["artifact"] = self.dataset_artifact
         out = {"name": self.name, "dataset": dataset, "net": self.net,
                "train": asdict(self.train), "optimize": {**self.optimize.ranges, "workers": self.optimize.workers},
                "select": {k: v for k, v in asdict(self.select).items() if v is not None},
@@ -139,15 +142,19 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
         raise SpecError("name", f"must be a non-empty name of letters, digits, '-', '_' or '.', got {name!r}")
-    dataset = _section(raw, "dataset", DatasetSection, {
+    dataset_raw, artifact = raw.get("dataset"), None
+    if isinstance(dataset_raw, Mapping) and "artifact" in dataset_raw:
+        dataset_raw = dict(dataset_raw)
+        artifact = dataset_raw.pop("artifact")
+        if artifact is not None and (not isinstance(artifact, str) or not _is_sha256(artifact)):
+            raise SpecError("dataset.artifact", f"must be the sha256 (64 lowercase hex digits) of an uploaded "
+                                                f".npz, got {artifact!r}")
+    dataset = _section({"dataset": dataset_raw}, "dataset", DatasetSection, {
         "name": (str,), "encoding": (str,), "batch_size": (int,), "seed": (int,),
-        "test_fraction": (int, float), "threshold": (int, float), "artifact": (str, type(None))})
-    if dataset.artifact is not None and not _is_sha256(dataset.artifact):
-        raise SpecError("dataset.artifact", f"must be the sha256 (64 lowercase hex digits) of an uploaded "
-                                            f".npz, got {dataset.artifact!r}")
+        "test_fraction": (int, float), "threshold": (int, float)})
     if dataset.encoding not in ENCODINGS:
         raise SpecError("dataset.encoding", f"must be one of {', '.join(ENCODINGS)}, got {dataset.encoding!r}")
-    if dataset.artifact is None and dataset.name not in ("digits", "mnist1d") and not dataset.name.endswith(".npz"):
+    if artifact is None and dataset.name not in ("digits", "mnist1d") and not dataset.name.endswith(".npz"):
         raise SpecError("dataset.name", f"must be digits, mnist1d or a path to an .npz file, got {dataset.name!r}")
     _positive(dataset.batch_size, "dataset.batch_size")
     if not 0 < dataset.test_fraction < 1:
@@ -190,7 +197,8 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
     _positive(simulate.samples, "simulate.samples")
     _positive(simulate.workers, "simulate.workers")
     return FlowSpec(name=name, dataset=dataset, net=dict(raw["net"]), net_spec=net_spec, train=train,
-                    optimize=optimize, select=select, simulate=simulate, hdl=hdl)
+                    optimize=optimize, select=select, simulate=simulate, hdl=hdl,
+                    dataset_artifact=artifact)
 
 
 def load_flow_spec(path: str | Path) -> FlowSpec:
