@@ -1,0 +1,76 @@
+"""Stage cache: a stage whose inputs, config and code version hash to a known key reuses its outputs.
+
+Key: sha256 of the canonical JSON of ``{stage, inputs (name -> sha256), config, code}``.
+Entries live at ``cache/<stage>/<key>.json`` in the store and hold the stage's result message
+(as JSON), its outputs and metrics; an entry whose outputs are no longer in the store is a miss.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from spiker.store import ArtifactNotFound, ArtifactStore, IntegrityError
+
+log = logging.getLogger(__name__)
+
+CACHE_PREFIX = "cache"
+_ROOT = Path(__file__).resolve().parents[1]
+#: the code a stage's result depends on: library, services, contracts
+_CODE_GLOBS = ("spiker/**/*.py", "spiker/hdl/rtl/*.vhd", "services/**/*.py", "proto/spiker/v1/*.proto")
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """``spiker.__version__`` plus a short hash of the library, service and proto sources."""
+    import spiker
+
+    h = hashlib.sha256()
+    for pattern in _CODE_GLOBS:
+        for path in sorted(_ROOT.glob(pattern)):
+            h.update(str(path.relative_to(_ROOT)).encode())
+            h.update(path.read_bytes())
+    return f"{spiker.__version__}+{h.hexdigest()[:16]}"
+
+
+def cache_key(stage: str, inputs: dict[str, dict[str, Any]], config: dict[str, Any],
+              code: str | None = None) -> str:
+    """The cache key of a stage call: inputs are ArtifactRef dicts (only their sha256 counts)."""
+    doc = {"stage": stage, "inputs": {name: ref["sha256"] for name, ref in sorted(inputs.items())},
+           "config": config, "code": code or code_version()}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class StageCache:
+    """Cache entries in the store, keyed by :func:`cache_key`."""
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
+
+    @staticmethod
+    def key_of(stage: str, key: str) -> str:
+        return f"{CACHE_PREFIX}/{stage}/{key}.json"
+
+    def get(self, stage: str, key: str) -> dict[str, Any] | None:
+        """The entry of ``key`` if it exists and all its outputs are still stored."""
+        try:
+            entry = self.store.get_json(self.key_of(stage, key))
+        except (ArtifactNotFound, IntegrityError):
+            return None
+        for name, ref in entry.get("outputs", {}).items():
+            if not self.store.exists(ref["key"]):
+                log.warning("cache %s/%s: output %s is gone; recomputing", stage, key[:12], name)
+                return None
+        return entry
+
+    def put(self, stage: str, key: str, result: dict[str, Any], outputs: dict[str, Any],
+            metrics: dict[str, float], seconds: float, run_id: str) -> None:
+        """Record a computed stage (the newest computation wins)."""
+        self.store.put_json(self.key_of(stage, key), {
+            "stage": stage, "key": key, "result": result, "outputs": outputs, "metrics": metrics,
+            "compute_seconds": seconds, "run_id": run_id, "created_at": time.time()}, overwrite=True)

@@ -1,0 +1,449 @@
+"""Run records, the FIFO run queue and the thread that walks a run through its stages.
+
+A run record is a JSON document at ``runs/<run-id>/record.json`` (overwritten on every
+change): spec, owner, state, per-stage state/inputs/outputs/metrics/timings/cached flag, errors,
+report. On start the manager reads every record; runs that were queued or running are queued
+again (oldest first) and resume after their last finished stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from gateway import stages as st
+from gateway.cache import StageCache, cache_key
+from gateway.report import build_report, run_prefix
+from gateway.validate import Limits
+from spiker.flow.spec import FlowSpec, parse_flow_spec
+from spiker.store import ArtifactNotFound, ArtifactStore, StoreError
+from spiker_api.v1 import common_pb2, gateway_pb2
+
+log = logging.getLogger(__name__)
+
+FINAL = ("succeeded", "failed", "cancelled")
+RUN_ID_RE = re.compile(r"r-\d{8}-\d{6}-[0-9a-f]{8}")
+RUN_STATES = {"queued": gateway_pb2.RUN_STATE_QUEUED, "running": gateway_pb2.RUN_STATE_RUNNING,
+              "succeeded": gateway_pb2.RUN_STATE_SUCCEEDED, "failed": gateway_pb2.RUN_STATE_FAILED,
+              "cancelled": gateway_pb2.RUN_STATE_CANCELLED}
+STAGE_STATES = {"pending": gateway_pb2.STAGE_STATE_PENDING, "running": gateway_pb2.STAGE_STATE_RUNNING,
+                "succeeded": gateway_pb2.STAGE_STATE_SUCCEEDED, "failed": gateway_pb2.STAGE_STATE_FAILED,
+                "cancelled": gateway_pb2.STAGE_STATE_CANCELLED, "skipped": gateway_pb2.STAGE_STATE_SKIPPED}
+#: retries of a record write while the store is unavailable
+STORE_RETRIES = 8
+
+
+class RunNotFound(Exception):
+    """No run with this id for this user (another user's run is reported the same way)."""
+
+
+def new_run_id() -> str:
+    """``r-YYYYmmdd-HHMMSS-<8 hex>``: sortable by creation time, unguessable suffix."""
+    return time.strftime("r-%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(4)
+
+
+def record_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}/record.json"
+
+
+def _error_proto(err: dict[str, Any] | None) -> common_pb2.ErrorDetail | None:
+    if not err:
+        return None
+    return common_pb2.ErrorDetail(field=err.get("field", ""), reason=err.get("reason", ""),
+                                  message=err.get("message", ""))
+
+
+def stage_proto(s: dict[str, Any]) -> gateway_pb2.StageRecord:
+    """The message of a stage record."""
+    msg = gateway_pb2.StageRecord(name=s["name"], state=STAGE_STATES.get(s["state"], 0), cached=bool(s.get("cached")),
+                                  seconds=float(s.get("seconds", 0.0)), attempts=int(s.get("attempts", 0)),
+                                  cache_key=s.get("cache_key", ""),
+                                  compute_seconds=float(s.get("compute_seconds", 0.0)))
+    for name, ref in (s.get("inputs") or {}).items():
+        msg.inputs[name].CopyFrom(st.ref_msg(ref))
+    for name, ref in (s.get("outputs") or {}).items():
+        msg.outputs[name].CopyFrom(st.ref_msg(ref))
+    for name, value in (s.get("metrics") or {}).items():
+        msg.metrics[name] = float(value)
+    err = _error_proto(s.get("error"))
+    if err is not None:
+        msg.error.CopyFrom(err)
+    return msg
+
+
+def run_proto(rec: dict[str, Any], full: bool = True, queue_position: int = 0) -> gateway_pb2.Run:
+    """The message of a run record (``full``: with spec and report JSON)."""
+    import json
+
+    msg = gateway_pb2.Run(run_id=rec["run_id"], name=rec.get("name", ""), owner=rec["owner"],
+                          state=RUN_STATES[rec["state"]], created_at=rec.get("created_at", 0.0),
+                          started_at=rec.get("started_at") or 0.0, finished_at=rec.get("finished_at") or 0.0,
+                          queue_position=queue_position, no_cache=bool(rec.get("no_cache")))
+    msg.stages.extend(stage_proto(s) for s in rec.get("stages", []))
+    err = _error_proto(rec.get("error"))
+    if err is not None:
+        msg.error.CopyFrom(err)
+    for name, key in (rec.get("artifacts") or {}).items():
+        msg.artifacts[name] = key
+    if full:
+        msg.spec_json = json.dumps(rec.get("spec", {}), sort_keys=True)
+        if rec.get("report") is not None:
+            msg.report_json = json.dumps(rec["report"], sort_keys=True)
+    return msg
+
+
+class RunHandle:
+    """A run in memory: its record, its event log (for watchers) and its cancellable call slot."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        self.events: list[gateway_pb2.RunEvent] = []
+        self.cond = threading.Condition()
+        self.slot = st.CallSlot()
+        self._spec: FlowSpec | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
+
+    @property
+    def spec(self) -> FlowSpec:
+        if self._spec is None:
+            self._spec = parse_flow_spec(self.record["spec"])
+        return self._spec
+
+    @property
+    def final(self) -> bool:
+        return self.record["state"] in FINAL
+
+    def emit(self, **event: Any) -> None:
+        msg = gateway_pb2.RunEvent(run_id=self.run_id, time=time.time(), **event)
+        with self.cond:
+            self.events.append(msg)
+            self.cond.notify_all()
+
+
+class RunManager:
+    """Queue, run, cancel, list and resume runs; ``max_concurrent_runs`` run at once, FIFO."""
+
+    def __init__(self, store: ArtifactStore, clients: st.StageClients, limits: Limits | None = None,
+                 policy: st.RetryPolicy | None = None) -> None:
+        self.store = store
+        self.clients = clients
+        self.limits = limits or Limits()
+        self.policy = policy or st.RetryPolicy()
+        self.cache = StageCache(store)
+        self._runs: dict[str, RunHandle] = {}
+        self._pending: deque[str] = deque()
+        self._running: dict[str, threading.Thread] = {}
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._seq = 0
+        #: order in which runs started (for tests of the queue order)
+        self.start_order: list[str] = []
+
+    # -- start / stop -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Load every run record from the store and queue the unfinished ones again."""
+        records = []
+        for key in self.store.list("runs/"):
+            if key.endswith("/record.json"):
+                try:
+                    records.append(self.store.get_json(key))
+                except StoreError as exc:
+                    log.warning("cannot read %s: %s", key, exc)
+        records.sort(key=lambda r: (r.get("seq", 0), r.get("created_at", 0.0), r["run_id"]))
+        with self._lock:
+            for rec in records:
+                self._seq = max(self._seq, int(rec.get("seq", 0)))
+                handle = RunHandle(rec)
+                self._runs[rec["run_id"]] = handle
+                if not handle.final:
+                    log.info("resuming run %s (%s)", rec["run_id"], rec["state"])
+                    rec["state"] = "queued"
+                    handle.emit(state_change=gateway_pb2.RunStateChange(
+                        state=gateway_pb2.RUN_STATE_QUEUED, message="resumed after a gateway restart"))
+                    self._pending.append(rec["run_id"])
+            self._dispatch()
+        log.info("gateway: %d run record(s), %d resumed", len(records), len(self._pending))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop running stages (their records stay unfinished, so a new gateway resumes them)."""
+        self._stopping.set()
+        with self._lock:
+            threads = list(self._running.values())
+            for rid in self._running:
+                self._runs[rid].slot.cancel()
+        for thread in threads:
+            thread.join(timeout)
+
+    # -- queries ----------------------------------------------------------------------------
+    def handle(self, owner: str, run_id: str) -> RunHandle:
+        """The run ``run_id`` of ``owner``; :class:`RunNotFound` otherwise (also for other users' runs)."""
+        with self._lock:
+            handle = self._runs.get(run_id)
+        if handle is None or handle.record["owner"] != owner:
+            raise RunNotFound(run_id)
+        return handle
+
+    def queue_position(self, run_id: str) -> int:
+        with self._lock:
+            try:
+                return self._pending.index(run_id) + 1
+            except ValueError:
+                return 0
+
+    def get(self, owner: str, run_id: str) -> gateway_pb2.Run:
+        handle = self.handle(owner, run_id)
+        position = self.queue_position(run_id)
+        with handle.cond:
+            return run_proto(handle.record, queue_position=position)
+
+    def list(self, owner: str, limit: int = 0) -> list[gateway_pb2.Run]:
+        with self._lock:
+            mine = [h for h in self._runs.values() if h.record["owner"] == owner]
+        mine.sort(key=lambda h: (h.record.get("seq", 0), h.run_id), reverse=True)
+        if limit > 0:
+            mine = mine[:limit]
+        out = []
+        for h in mine:
+            position = self.queue_position(h.run_id)
+            with h.cond:
+                out.append(run_proto(h.record, full=False, queue_position=position))
+        return out
+
+    # -- submit / cancel --------------------------------------------------------------------
+    def submit(self, owner: str, spec: FlowSpec, no_cache: bool = False,
+               dataset_ref: dict[str, Any] | None = None) -> gateway_pb2.Run:
+        """Record and queue a validated run; returns its record."""
+        with self._lock:
+            self._seq += 1
+            run_id = new_run_id()
+            rec = {"run_id": run_id, "name": spec.name, "owner": owner, "state": "queued",
+                   "spec": spec.to_dict(), "no_cache": no_cache, "seq": self._seq, "created_at": time.time(),
+                   "started_at": None, "finished_at": None, "dataset_ref": dataset_ref, "error": None,
+                   "report": None, "artifacts": {"record": record_key(run_id)},
+                   "stages": [{"name": name, "state": "pending"} for name in st.STAGES]}
+            handle = RunHandle(rec)
+            handle._spec = spec
+            self._save(handle)
+            self._runs[run_id] = handle
+            self._pending.append(run_id)
+            position = len(self._pending)
+            handle.emit(state_change=gateway_pb2.RunStateChange(state=gateway_pb2.RUN_STATE_QUEUED,
+                                                                message="queued", queue_position=position))
+            log.info("run %s (%s) queued for %s at position %d", run_id, spec.name, owner, position)
+            self._dispatch()
+            return run_proto(rec, queue_position=self.queue_position(run_id))
+
+    def cancel(self, owner: str, run_id: str) -> gateway_pb2.Run:
+        """Cancel a queued run, or stop the running stage of a running one (no further retries)."""
+        handle = self.handle(owner, run_id)
+        with self._lock:
+            if handle.final:
+                return run_proto(handle.record)
+            if run_id in self._pending:
+                self._pending.remove(run_id)
+                self._finish(handle, "cancelled", {"code": "CANCELLED", "field": "", "reason": "CANCELLED",
+                                                   "message": "cancelled while queued"})
+                return run_proto(handle.record)
+            handle.slot.cancel()
+        log.info("run %s: cancel requested", run_id)
+        thread = self._running.get(run_id)
+        if thread is not None:
+            thread.join(30)
+        return run_proto(handle.record)
+
+    # -- watching ---------------------------------------------------------------------------
+    def watch(self, owner: str, run_id: str, is_active: Any = lambda: True) -> Iterator[gateway_pb2.RunEvent]:
+        """Every event of the run (replayed from its start in this gateway), ending with the summary."""
+        handle = self.handle(owner, run_id)
+        if handle.final and not handle.events:
+            yield from self._replay(handle)
+            return
+        index = 0
+        while is_active():
+            with handle.cond:
+                if index >= len(handle.events):
+                    if handle.final:
+                        break
+                    handle.cond.wait(0.5)
+                    continue
+                batch = handle.events[index:]
+                index = len(handle.events)
+            yield from batch
+            if batch and batch[-1].WhichOneof("event") == "summary":
+                return
+
+    def _replay(self, handle: RunHandle) -> Iterator[gateway_pb2.RunEvent]:
+        """Events of a run finished before this gateway started: stage records, then the summary."""
+        now = time.time()
+        for s in handle.record.get("stages", []):
+            yield gateway_pb2.RunEvent(run_id=handle.run_id, time=now, stage_finished=stage_proto(s))
+        yield gateway_pb2.RunEvent(run_id=handle.run_id, time=now, summary=run_proto(handle.record))
+
+    # -- internals --------------------------------------------------------------------------
+    def _save(self, handle: RunHandle) -> None:
+        """Write the record (retrying while the store is unavailable)."""
+        for attempt in range(1, STORE_RETRIES + 1):
+            try:
+                with handle.cond:
+                    self.store.put_json(record_key(handle.run_id), handle.record, overwrite=True)
+                return
+            except StoreError as exc:
+                if attempt == STORE_RETRIES or self._stopping.is_set():
+                    raise
+                delay = self.policy.delay(attempt)
+                log.warning("run %s: cannot save record (%s); retry in %.1fs", handle.run_id, exc, delay)
+                time.sleep(delay)
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            while (len(self._running) < self.limits.max_concurrent_runs and self._pending
+                   and not self._stopping.is_set()):
+                run_id = self._pending.popleft()
+                thread = threading.Thread(target=self._run, args=(self._runs[run_id],), daemon=True,
+                                          name=f"run-{run_id}")
+                self._running[run_id] = thread
+                self.start_order.append(run_id)
+                thread.start()
+
+    def _finish(self, handle: RunHandle, state: str, error: dict[str, Any] | None) -> None:
+        with handle.cond:
+            handle.record.update(state=state, finished_at=time.time(), error=error)
+        try:
+            self._save(handle)
+        except StoreError as exc:
+            log.error("run %s: final record not saved: %s", handle.run_id, exc)
+        message = state if error is None else f"{state}: {error['message']}"
+        handle.emit(state_change=gateway_pb2.RunStateChange(state=RUN_STATES[state], message=message))
+        handle.emit(summary=run_proto(handle.record))
+        log.info("run %s %s", handle.run_id, message)
+
+    def _run(self, handle: RunHandle) -> None:
+        try:
+            self._execute(handle)
+        except st.StageCancelled:
+            if not self._stopping.is_set():
+                self._finish(handle, "cancelled", {"code": "CANCELLED", "field": "", "reason": "CANCELLED",
+                                                   "message": "cancelled by the user"})
+        except st.StageFailed as exc:
+            self._finish(handle, "failed", exc.to_dict())
+        except Exception as exc:  # noqa: BLE001 - recorded in the run, never lost
+            if self._stopping.is_set():
+                log.info("run %s interrupted by shutdown (%s)", handle.run_id, exc)
+            else:
+                log.exception("run %s failed", handle.run_id)
+                code = "UNAVAILABLE" if isinstance(exc, StoreError) else "INTERNAL"
+                self._finish(handle, "failed", {"code": code, "field": "", "reason": type(exc).__name__,
+                                                "message": str(exc)})
+        finally:
+            with self._lock:
+                self._running.pop(handle.run_id, None)
+                self._dispatch()
+
+    def _stage(self, handle: RunHandle, name: str) -> dict[str, Any]:
+        return next(s for s in handle.record["stages"] if s["name"] == name)
+
+    def _execute(self, handle: RunHandle) -> None:
+        rec = handle.record
+        spec = handle.spec
+        with handle.cond:
+            rec.update(state="running", started_at=rec.get("started_at") or time.time())
+        self._save(handle)
+        handle.emit(state_change=gateway_pb2.RunStateChange(state=gateway_pb2.RUN_STATE_RUNNING, message="running"))
+        npz = rec.get("dataset_ref")
+        results: dict[str, Any] = {}
+        for name in st.STAGES:
+            srec = self._stage(handle, name)
+            if srec["state"] == "succeeded":  # resumed run: keep what is done
+                results[name] = st.result_from_dict(name, srec["result"])
+                continue
+            if srec["state"] == "skipped":
+                continue
+            if handle.slot.cancelled.is_set():
+                raise st.StageCancelled(name)
+            self._run_stage(handle, name, spec, results, npz)
+        with handle.cond:
+            stages = [dict(s) for s in rec["stages"]]
+        report, artifacts = build_report(self.store, handle.run_id, rec["spec"], stages)
+        with handle.cond:
+            rec["report"] = report
+            rec["artifacts"] = artifacts
+        self._finish(handle, "succeeded", None)
+
+    def _run_stage(self, handle: RunHandle, name: str, spec: FlowSpec, results: dict[str, Any],
+                   npz: dict[str, Any] | None) -> None:
+        srec = self._stage(handle, name)
+        plan = st.plan(name, spec, results, npz)
+        if plan.request is None:
+            with handle.cond:
+                srec.update(state="skipped", reason=plan.skip_reason)
+            self._save(handle)
+            handle.emit(stage_finished=stage_proto(srec))
+            return
+        key = cache_key(name, plan.inputs, plan.config)
+        start = time.monotonic()
+        with handle.cond:
+            srec.update(state="running", cache_key=key, inputs=plan.inputs, cached=False, attempts=0,
+                        error=None)
+        self._save(handle)
+        entry = None if handle.record.get("no_cache") else self.cache.get(name, key)
+        if entry is not None:
+            handle.emit(stage_started=gateway_pb2.StageStarted(stage=name, attempt=0, cache_key=key))
+            result = st.result_from_dict(name, entry["result"])
+            cached, attempts, compute = True, 0, float(entry.get("compute_seconds", 0.0))
+            log.info("run %s: %s served from cache %s", handle.run_id, name, key[:12])
+        else:
+            def on_attempt(n: int) -> None:
+                with handle.cond:
+                    srec["attempts"] = n
+                handle.emit(stage_started=gateway_pb2.StageStarted(stage=name, attempt=n, cache_key=key))
+
+            try:
+                result, attempts = st.call_stage(self.clients, name, plan.request, handle.slot, self.policy,
+                                                 lambda ev: handle.emit(progress=ev), on_attempt)
+                st.check_result(name, result)
+            except st.StageFailed as exc:
+                with handle.cond:
+                    srec.update(state="failed", error=exc.to_dict(), seconds=time.monotonic() - start)
+                self._save(handle)
+                handle.emit(stage_finished=stage_proto(srec))
+                raise
+            except st.StageCancelled:
+                if not self._stopping.is_set():
+                    with handle.cond:
+                        srec.update(state="cancelled", seconds=time.monotonic() - start)
+                    self._save(handle)
+                    handle.emit(stage_finished=stage_proto(srec))
+                raise
+            cached, compute = False, time.monotonic() - start
+        outputs = st.outputs_of(result)
+        metrics = st.metrics_of(name, result)
+        result_dict = st.result_to_dict(result)
+        if not cached:
+            try:
+                self.cache.put(name, key, result_dict, outputs, metrics, compute, handle.run_id)
+            except StoreError as exc:
+                log.warning("run %s: %s not cached: %s", handle.run_id, name, exc)
+        results[name] = result
+        with handle.cond:
+            srec.update(state="succeeded", cached=cached, attempts=attempts, seconds=time.monotonic() - start,
+                        compute_seconds=compute, outputs=outputs, metrics=metrics, result=result_dict)
+        self._save(handle)
+        handle.emit(stage_finished=stage_proto(srec))
+
+
+def status_of(exc: BaseException) -> grpc.StatusCode:
+    """The status a failed gateway call reports for ``exc``."""
+    if isinstance(exc, RunNotFound | ArtifactNotFound):
+        return grpc.StatusCode.NOT_FOUND
+    return grpc.StatusCode.INTERNAL

@@ -1,0 +1,140 @@
+"""Build and run the gateway server (health, reflection, optional TLS) and the one-process stack.
+
+:func:`build_gateway` starts a gateway on ``host:port`` (0: ephemeral) that calls the stage
+services at ``targets``. :class:`LocalStack` is what ``spiker run`` uses: the four stage
+services and the gateway in this process, on loopback ephemeral ports, sharing one store.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from collections.abc import Mapping
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway.auth import TokenAuth, new_token
+from gateway.runs import RunManager
+from gateway.servicer import SERVICE_NAME, GatewayServicer, add_to_server
+from gateway.stages import SERVICE_OF, RetryPolicy, StageClients
+from gateway.validate import Limits
+from spiker.store import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+#: largest request the gateway accepts (upload chunks and spec texts are far smaller)
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+UPLOAD_CHUNK = 1024 * 1024
+
+
+@dataclass
+class GatewayServer:
+    """A running gateway: the gRPC server, its port and the run manager."""
+
+    server: grpc.Server
+    port: int
+    manager: RunManager
+    health: health.HealthServicer
+    clients: StageClients
+    host: str = DEFAULT_HOST
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop taking calls, stop running stages (records stay resumable), close the channels."""
+        self.health.enter_graceful_shutdown()
+        self.manager.stop()
+        self.server.stop(grace).wait(grace + 5)
+        self.clients.close()
+
+
+def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapping[str, str],
+                  host: str = DEFAULT_HOST, port: int = 0, limits: Limits | None = None,
+                  policy: RetryPolicy | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+                  max_workers: int = 32) -> GatewayServer:
+    """Start a gateway; ``targets`` maps each service (trainer, optimizer, hdlgen, simulator) to host:port."""
+    limits = limits or Limits()
+    auth = TokenAuth(tokens)
+    clients = StageClients(dict(targets))
+    manager = RunManager(store, clients, limits, policy)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="gateway"),
+                         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                  ("grpc.so_reuseport", 0)])
+    add_to_server(GatewayServicer(manager, auth, store, limits), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    address = f"{host}:{port}"
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            raise ValueError("give both --tls-cert and --tls-key")
+        creds = grpc.ssl_server_credentials([(Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())])
+        bound = server.add_secure_port(address, creds)
+    else:
+        bound = server.add_insecure_port(address)
+    if bound == 0:
+        raise OSError(f"cannot bind {address}")
+    manager.start()
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gateway on %s:%d%s (store %r, services %s, %d run(s) at once)", host, bound,
+             " with TLS" if tls_cert else "", store, dict(targets), limits.max_concurrent_runs)
+    return GatewayServer(server, bound, manager, health_servicer, clients, host)
+
+
+def all_targets(target: str) -> dict[str, str]:
+    """Every stage service at one address (``spiker serve all``)."""
+    return {name: target for name in SERVICE_OF.values()}
+
+
+class LocalStack:
+    """The four stage services and a gateway in this process on loopback ephemeral ports."""
+
+    def __init__(self, store: ArtifactStore, limits: Limits | None = None, token: str | None = None,
+                 max_jobs: int = 2, work_root: str | Path | None = None,
+                 worker_env: Mapping[str, str] | None = None, policy: RetryPolicy | None = None) -> None:
+        from services.common.runtime import Runtime
+        from services.common.server import SERVICE_NAMES, build_server
+
+        self.store = store
+        self.token = token or new_token()
+        self._work = None if work_root else tempfile.TemporaryDirectory(prefix="spiker-run-")
+        root = Path(work_root) if work_root else Path(self._work.name)  # type: ignore[union-attr]
+        self.runtime = Runtime(store, max_jobs=max_jobs, work_root=root, worker_env=worker_env)
+        self.services = build_server(list(SERVICE_NAMES), self.runtime, host=DEFAULT_HOST, port=0)
+        try:
+            self.gateway = build_gateway(store, all_targets(f"{DEFAULT_HOST}:{self.services.port}"),
+                                         {self.token: "local"}, limits=limits, policy=policy)
+        except BaseException:
+            self.services.stop(0)
+            raise
+        self._closed = threading.Event()
+
+    @property
+    def target(self) -> str:
+        return self.gateway.target
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self.gateway.stop(1.0)
+        self.services.stop(1.0).wait(10)
+        if self._work is not None:
+            self._work.cleanup()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

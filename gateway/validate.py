@@ -1,0 +1,126 @@
+"""Spec text -> validated FlowSpec, with the gateway's limits; every error names its field.
+
+Parsing: YAML (a superset of JSON) without aliases (no "billion laughs"), then the library's
+``parse_flow_spec``. Then the gateway's checks: non-finite or out-of-range numbers, network
+size, epochs, samples, workers, and a spec that names a file path (a server reads no client
+paths: upload the .npz and set ``dataset.artifact``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from spiker.errors import SpecError
+from spiker.flow.spec import FlowSpec, parse_flow_spec
+
+log = logging.getLogger(__name__)
+
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one gateway accepts."""
+
+    max_concurrent_runs: int = 2
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_spec_bytes: int = 256 * 1024
+    max_neurons: int = 4096
+    max_weights: int = 1_000_000
+    max_epochs: int = 1000
+    max_samples: int = 100_000
+    max_workers: int = 16
+    max_cycles: int = 10_000
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases (they can expand a small text into a huge object)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102
+        if self.check_event(yaml.AliasEvent):
+            raise SpecError("spec", "YAML aliases (*name) are not accepted")
+        return super().compose_node(parent, index)
+
+
+def parse_text(text: str) -> Any:
+    """The document of a YAML/JSON spec text."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except SpecError:
+        raise
+    except yaml.YAMLError as exc:
+        raise SpecError("spec", f"not valid YAML/JSON: {exc}") from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise SpecError("spec", f"not valid YAML/JSON: {exc}") from None
+
+
+def _check_numbers(value: Any, path: str, depth: int = 0) -> None:
+    """Refuse NaN/inf, integers outside int32 and nesting deeper than 32 levels."""
+    if depth > 32:
+        raise SpecError(path or "spec", "nested too deeply")
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpecError(path or "spec", f"must be a finite number, got {value}")
+    if isinstance(value, int) and abs(value) > INT32_MAX:
+        raise SpecError(path or "spec", f"out of range (|value| <= {INT32_MAX}), got {value}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_numbers(item, f"{path}.{key}" if path else str(key), depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_numbers(item, f"{path}[{i}]", depth + 1)
+
+
+def check_limits(spec: FlowSpec, limits: Limits) -> None:
+    """The gateway's size limits; raises SpecError naming the field."""
+    net = spec.net_spec
+    if net.n_inputs > limits.max_neurons:
+        raise SpecError("net.n_inputs", f"at most {limits.max_neurons} on this gateway, got {net.n_inputs}")
+    if net.n_cycles > limits.max_cycles:
+        raise SpecError("net.n_cycles", f"at most {limits.max_cycles} on this gateway, got {net.n_cycles}")
+    neurons, weights, fan_in = 0, 0, net.n_inputs
+    for i, layer in enumerate(net.layers):
+        neurons += layer.n_neurons
+        weights += fan_in * layer.n_neurons
+        fan_in = layer.n_neurons
+        if neurons > limits.max_neurons:
+            raise SpecError(f"net.layer_{i}.n_neurons", f"the network exceeds this gateway's limit of "
+                                                       f"{limits.max_neurons} neurons ({neurons} so far)")
+        if weights > limits.max_weights:
+            raise SpecError(f"net.layer_{i}.n_neurons", f"the network exceeds this gateway's limit of "
+                                                       f"{limits.max_weights} weights ({weights} so far)")
+    checks = (("train.epochs", spec.train.epochs, limits.max_epochs),
+              ("simulate.samples", spec.simulate.samples, limits.max_samples),
+              ("simulate.workers", spec.simulate.workers, limits.max_workers),
+              ("optimize.workers", spec.optimize.workers, limits.max_workers),
+              ("dataset.batch_size", spec.dataset.batch_size, 1 << 16))
+    for key, value, limit in checks:
+        if value > limit:
+            raise SpecError(key, f"at most {limit} on this gateway, got {value}")
+    if spec.dataset_artifact is None and spec.dataset.name not in ("digits", "mnist1d"):
+        raise SpecError("dataset.name", "the gateway reads no client paths: upload the .npz (UploadDataset, "
+                                        "`spiker submit --data`) and set dataset.artifact to its sha256")
+
+
+def validate_spec(text: str, limits: Limits) -> FlowSpec:
+    """Parse and check a spec text; raises SpecError (``key`` = the field) for anything wrong."""
+    if len(text.encode()) > limits.max_spec_bytes:
+        raise SpecError("spec", f"larger than {limits.max_spec_bytes} bytes")
+    raw = parse_text(text)
+    _check_numbers(raw, "")
+    try:
+        spec = parse_flow_spec(raw)
+    except SpecError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        # the library let a malformed value through to a type error: still the user's input
+        log.warning("spec rejected by an unexpected %s", type(exc).__name__, exc_info=exc)
+        raise SpecError("spec", f"malformed spec: {type(exc).__name__}: {exc}") from None
+    check_limits(spec, limits)
+    return spec
