@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     from spiker.serve import add_cli_commands
 
     add_cli_commands(sub)
+    from gateway.cli import add_cli_commands as add_gateway_commands
+
+    add_gateway_commands(sub)
     return parser
 
 
