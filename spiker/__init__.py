@@ -10,6 +10,7 @@ import logging
 from spiker import data
 from spiker.errors import DataError, InfeasibleConfigError, SpecError, SpikerError, ToolError
 from spiker.golden import FixedPointConfig, QuantizedNet, quantize
+from spiker.hdl import Design, SimReport, VhdlGenerator
 from spiker.net import NetBuilder, NetSpec, SpikingNet
 from spiker.optimize import Optimizer, SweepResult
 from spiker.training import History, Trainer
@@ -19,7 +20,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __version__ = "0.1.0"
 
 __all__ = [
-    "DataError", "FixedPointConfig", "History", "InfeasibleConfigError", "NetBuilder", "NetSpec", "Optimizer",
+    "DataError", "Design", "FixedPointConfig", "History", "InfeasibleConfigError", "NetBuilder", "NetSpec", "Optimizer",
     "QuantizedNet", "SpecError", "SpikerError", "SpikingNet", "SweepResult", "ToolError", "Trainer", "data",
-    "quantize",
+    "quantize", "SimReport", "VhdlGenerator",
 ]
