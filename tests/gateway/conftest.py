@@ -1,0 +1,58 @@
+"""Fixtures of the gateway tests: stores, in-process stage services and gateways on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gw_support import TOKENS, free_port
+
+from gateway.server import GatewayServer, all_targets, build_gateway
+from gateway.stages import RetryPolicy
+from gateway.validate import Limits
+from spiker.store import LocalStore
+
+FAST_RETRY = RetryPolicy(max_attempts=8, initial_delay=0.2, max_delay=2.0)
+
+
+@pytest.fixture(scope="session")
+def session_store(tmp_path_factory: pytest.TempPathFactory) -> LocalStore:
+    return LocalStore(tmp_path_factory.mktemp("gw-store"))
+
+
+@pytest.fixture(scope="session")
+def services(session_store: LocalStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The four stage services in this process on one ephemeral port; yields host:port."""
+    from services.common.runtime import Runtime
+    from services.common.server import SERVICE_NAMES, build_server
+
+    runtime = Runtime(session_store, max_jobs=2, work_root=tmp_path_factory.mktemp("gw-work"))
+    server = build_server(list(SERVICE_NAMES), runtime, port=0)
+    yield f"127.0.0.1:{server.port}"
+    server.stop(0).wait(10)
+
+
+@pytest.fixture
+def make_gateway(session_store: LocalStore) -> Iterator:
+    """Factory: ``make_gateway(target, store=..., limits=..., policy=...)``; all stopped afterwards."""
+    started: list[GatewayServer] = []
+
+    def make(target: str, store=None, limits: Limits | None = None, policy: RetryPolicy | None = None,
+             **kwargs) -> GatewayServer:
+        gw = build_gateway(store or session_store, all_targets(target), TOKENS, limits=limits,
+                           policy=policy or FAST_RETRY, **kwargs)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop(0.5)
+
+
+@pytest.fixture
+def offline_gateway(make_gateway, tmp_path: Path) -> GatewayServer:
+    """A gateway whose stage services are unreachable (runs fail fast): for API and security tests."""
+    return make_gateway(f"127.0.0.1:{free_port()}", store=LocalStore(tmp_path / "store"),
+                        limits=Limits(max_upload_bytes=64 * 1024, max_neurons=512),
+                        policy=RetryPolicy(max_attempts=1))
