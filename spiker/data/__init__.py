@@ -67,7 +67,8 @@ def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def collect(source, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """All samples of a loader (or a spike array ``[T, B, n]``) as ``(uint8 spikes [T, N, n], labels [N])``.
+    """All samples of a loader, of one batch tuple, or of a spike array ``[T, B, n]``, as
+    ``(uint8 spikes [T, N, n], labels [N])``.
 
     ``n_samples`` keeps the first N samples. Labels are ``None`` for a bare spike array.
     """
@@ -75,25 +76,32 @@ def collect(source, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarra
         spikes = np.asarray(source.detach().cpu() if isinstance(source, torch.Tensor) else source)
         if spikes.ndim != 3:
             raise DataError(f"spike array must be time-first [T, B, n_inputs], got {list(spikes.shape)}")
-        if not np.isin(spikes, (0, 1)).all():
-            raise DataError("spike array must hold only 0 and 1")
-        return spikes[:, :n_samples].astype(np.uint8), None
-    chunks, labels, have = [], [], 0
-    for batch in source:
-        data, target = split_batch(batch)
-        chunks.append(data.detach().cpu().numpy())
-        labels.append(target.cpu().numpy())
-        have += len(target)
-        if n_samples is not None and have >= n_samples:
-            break
-    if not chunks:
-        raise DataError("the loader yielded no samples")
-    if len({c.shape[0] for c in chunks}) != 1:
-        raise DataError("all batches must have the same number of time steps")
-    spikes = np.concatenate(chunks, axis=1)[:, :n_samples]
+        labels = None
+    else:
+        if isinstance(source, (tuple, list)) and len(source) in (2, 3) and hasattr(source[0], "shape"):
+            batches = [source]  # a single (spikes, labels) batch
+        else:
+            batches = source
+        chunks, label_chunks, have = [], [], 0
+        for batch in batches:
+            data, target = split_batch(batch)
+            chunks.append(data.detach().cpu().numpy())
+            label_chunks.append(target.cpu().numpy())
+            have += len(target)
+            if n_samples is not None and have >= n_samples:
+                break
+        if not chunks:
+            raise DataError("the loader yielded no samples")
+        if len({c.shape[0] for c in chunks}) != 1:
+            raise DataError("all batches must have the same number of time steps")
+        spikes = np.concatenate(chunks, axis=1)
+        labels = np.concatenate(label_chunks)[:n_samples].astype(np.int64)
+    spikes = spikes[:, :n_samples]
+    if spikes.shape[1] == 0:
+        raise DataError("no samples")
     if not np.isin(spikes, (0, 1)).all():
-        raise DataError("loader data must be 0/1 spikes; encode real values first (spiker.data.encode)")
-    return spikes.astype(np.uint8), np.concatenate(labels)[:n_samples]
+        raise DataError("data must be 0/1 spikes; encode real values first (spiker.data.encode)")
+    return spikes.astype(np.uint8), labels
 
 
 def load(name: str | Path, n_cycles: int, encoding: str = "rate", batch_size: int = 128,

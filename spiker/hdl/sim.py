@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from spiker.data import split_batch
+from spiker.data import collect as collect_samples
 from spiker.errors import DataError, ToolError
 from spiker.hdl.tools import find_tool, run_tool
 
@@ -148,40 +147,11 @@ class SimReport:
 # -- inputs ----------------------------------------------------------------------------------
 
 def collect(data: Any, n_inputs: int, n_samples: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Spikes ``[T, B, n]`` (uint8) and labels (or None) from a loader, a tensor or an array."""
-    if isinstance(data, (np.ndarray, torch.Tensor)):
-        x = torch.as_tensor(np.asarray(data) if isinstance(data, np.ndarray) else data)
-        labels = None
-        if n_samples is not None:
-            x = x[:, :n_samples]
-    elif isinstance(data, (tuple, list)) and len(data) in (2, 3) and hasattr(data[0], "shape"):
-        x, labels_t = split_batch(tuple(data))
-        labels = labels_t.numpy()
-        if n_samples is not None:
-            x, labels = x[:, :n_samples], labels[:n_samples]
-    else:
-        xs, ls, have = [], [], 0
-        for batch in data:
-            xb, lb = split_batch(batch)
-            xs.append(xb)
-            ls.append(lb)
-            have += xb.shape[1]
-            if n_samples is not None and have >= n_samples:
-                break
-        if not xs:
-            raise DataError("the loader yielded no batches")
-        x = torch.cat(xs, dim=1)
-        labels = torch.cat(ls).numpy()
-        if n_samples is not None:
-            x, labels = x[:, :n_samples], labels[:n_samples]
-    if x.dim() != 3 or x.shape[-1] != n_inputs:
-        raise DataError(f"spikes must be time-first [T, B, {n_inputs}], got {list(x.shape)}")
-    arr = x.detach().cpu().numpy()
-    if not np.isin(arr, (0, 1)).all():
-        raise DataError("spikes must be 0/1")
-    if arr.shape[1] == 0:
-        raise DataError("no samples to simulate")
-    return arr.astype(np.uint8), (None if labels is None else np.asarray(labels, dtype=np.int64))
+    """Spikes ``[T, B, n]`` (uint8) and labels (or None) from a loader, a batch or an array."""
+    spikes, labels = collect_samples(data, n_samples)
+    if spikes.shape[-1] != n_inputs:
+        raise DataError(f"spikes must be time-first [T, B, {n_inputs}], got {list(spikes.shape)}")
+    return spikes, labels
 
 
 def write_stimulus(path: Path, spikes: np.ndarray) -> None:
