@@ -109,6 +109,8 @@ class RunHandle:
         self.cond = threading.Condition()
         self.slot = st.CallSlot()
         self._spec: FlowSpec | None = None
+        #: the summary event was emitted (watchers stop after it)
+        self.done = False
 
     @property
     def run_id(self) -> str:
@@ -128,6 +130,7 @@ class RunHandle:
         msg = gateway_pb2.RunEvent(run_id=self.run_id, time=time.time(), **event)
         with self.cond:
             self.events.append(msg)
+            self.done = self.done or "summary" in event
             self.cond.notify_all()
 
 
@@ -147,8 +150,9 @@ class RunManager:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._seq = 0
-        #: order in which runs started (for tests of the queue order)
+        #: order in which runs started, and the most that ran at once (for tests of the queue)
         self.start_order: list[str] = []
+        self.peak_running = 0
 
     # -- start / stop -----------------------------------------------------------------------
     def start(self) -> None:
@@ -273,7 +277,7 @@ class RunManager:
         while is_active():
             with handle.cond:
                 if index >= len(handle.events):
-                    if handle.final:
+                    if handle.done:
                         break
                     handle.cond.wait(0.5)
                     continue
@@ -314,6 +318,7 @@ class RunManager:
                                           name=f"run-{run_id}")
                 self._running[run_id] = thread
                 self.start_order.append(run_id)
+                self.peak_running = max(self.peak_running, len(self._running))
                 thread.start()
 
     def _finish(self, handle: RunHandle, state: str, error: dict[str, Any] | None) -> None:
