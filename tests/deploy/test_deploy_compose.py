@@ -80,12 +80,12 @@ def test_services_and_wiring(compose: dict[str, Any]) -> None:
     assert images == {"${SPIKER_IMAGE:-spiker:0.1.0}"}
     for name in SPIKER_SERVICES:
         svc = services[name]
-        assert svc["command"][:2] == ["serve", name]
+        assert svc["command"][:2] == (["gateway", "--host"] if name == "gateway" else ["serve", name])
         assert svc["build"]["dockerfile"] == "deploy/docker/Dockerfile"
         assert svc["depends_on"]["minio-bucket"] == {"condition": "service_completed_successfully"}
         env = svc["environment"]
         assert env["SPIKER_S3_ENDPOINT"] == "http://minio:9000"
-        assert env["SPIKER_PORT"] == svc["command"][-1]
+        assert env["SPIKER_PORT"] == svc["command"][svc["command"].index("--port") + 1]
         assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
     gateway = services["gateway"]
     for stage in SPIKER_SERVICES[:-1]:
@@ -108,3 +108,5 @@ def test_keys_and_tokens_are_secrets(compose: dict[str, Any]) -> None:
         script = compose["services"][name]["entrypoint"][2]
         assert "/run/secrets/s3_access_key" in script and 'exec spiker "$$@"' in script
     assert "gateway_tokens" in compose["services"]["gateway"]["secrets"]
+    gateway = compose["services"]["gateway"]["command"]
+    assert gateway[gateway.index("--tokens") + 1] == "/run/secrets/gateway_tokens"

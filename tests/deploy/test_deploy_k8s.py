@@ -83,8 +83,14 @@ def test_grpc_health_probes(dev_objects: list[dict[str, Any]]) -> None:
         dep = by_kind_name(dev_objects, "Deployment", name)
         (c,) = dep["spec"]["template"]["spec"]["containers"]
         port = c["ports"][0]["containerPort"]
-        assert c["args"][:2] == ["serve", name.removeprefix("spiker-")]
-        assert c["args"][-1] == str(port)
+        short = name.removeprefix("spiker-")
+        if short == "gateway":
+            assert c["args"][0] == "gateway" and "--tokens" in c["args"]
+            for stage in STAGES:
+                assert c["args"][c["args"].index("--" + stage.removeprefix("spiker-")) + 1] == f"{stage}:50051"
+        else:
+            assert c["args"][:2] == ["serve", short]
+        assert c["args"][c["args"].index("--port") + 1] == str(port)
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             assert c[probe]["grpc"]["port"] == port, f"{name} {probe}"
         if name != "spiker-gateway":
