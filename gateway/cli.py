@@ -319,6 +319,27 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 # -- registration ------------------------------------------------------------------------------
 
+def _guard(func: Any) -> Any:
+    """Report a failed gateway call as one line (status, field, message) with exit code 2."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        import grpc
+
+        try:
+            return func(args)
+        except grpc.RpcError as err:
+            from services.common.errors import error_detail
+
+            detail = error_detail(err)
+            field = f" [{detail['field']}]" if detail["field"] else ""
+            print(f"spiker: error: {err.code().name}{field}: {detail['message'] or err.details()}", file=sys.stderr)
+            return 2
+
+    return wrapper
+
+
 def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gateway", help=f"gateway address HOST:PORT (default ${GATEWAY_ENV})")
     p.add_argument("--token", help=f"bearer token (default ${TOKEN_ENV})")
@@ -334,7 +355,7 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("--out", help="copy report, plots and VHDL here (default runs/<run-id>)")
     p.add_argument("--no-cache", action="store_true", help="recompute every stage")
     p.add_argument("--max-jobs", type=int, default=2, help="stage jobs at once per service (default 2)")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=_guard(cmd_run))
 
     p = subparsers.add_parser("up", help="start the stage services and the gateway as separate processes")
     p.add_argument("--host", default="127.0.0.1", help="gateway bind address (default 127.0.0.1)")
@@ -368,7 +389,7 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute every stage")
     p.add_argument("--watch", action="store_true", help="follow the run until it ends")
     _client_args(p)
-    p.set_defaults(func=cmd_submit)
+    p.set_defaults(func=_guard(cmd_submit))
 
     for name, func, text in (("watch", cmd_watch, "follow a run until it ends"),
                              ("get", cmd_get, "show a run's record and report"),
@@ -378,12 +399,12 @@ def add_cli_commands(subparsers: Any) -> None:
         if name == "get":
             p.add_argument("--json", action="store_true", help="the whole record as JSON")
         _client_args(p)
-        p.set_defaults(func=func)
+        p.set_defaults(func=_guard(func))
 
     p = subparsers.add_parser("ls", help="list your runs on a gateway")
     p.add_argument("--limit", type=int, default=0, help="newest N runs (0: all)")
     _client_args(p)
-    p.set_defaults(func=cmd_ls)
+    p.set_defaults(func=_guard(cmd_ls))
 
 
 def main(argv: list[str] | None = None) -> int:

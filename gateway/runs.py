@@ -238,7 +238,7 @@ class RunManager:
                    "stages": [{"name": name, "state": "pending"} for name in st.STAGES]}
             handle = RunHandle(rec)
             handle._spec = spec
-            self._save(handle)
+            self._save(handle, retries=1)  # the client hears UNAVAILABLE at once
             self._runs[run_id] = handle
             self._pending.append(run_id)
             position = len(self._pending)
@@ -295,15 +295,15 @@ class RunManager:
         yield gateway_pb2.RunEvent(run_id=handle.run_id, time=now, summary=run_proto(handle.record))
 
     # -- internals --------------------------------------------------------------------------
-    def _save(self, handle: RunHandle) -> None:
+    def _save(self, handle: RunHandle, retries: int = STORE_RETRIES) -> None:
         """Write the record (retrying while the store is unavailable)."""
-        for attempt in range(1, STORE_RETRIES + 1):
+        for attempt in range(1, retries + 1):
             try:
                 with handle.cond:
                     self.store.put_json(record_key(handle.run_id), handle.record, overwrite=True)
                 return
             except StoreError as exc:
-                if attempt == STORE_RETRIES or self._stopping.is_set():
+                if attempt == retries or self._stopping.is_set():
                     raise
                 delay = self.policy.delay(attempt)
                 log.warning("run %s: cannot save record (%s); retry in %.1fs", handle.run_id, exc, delay)
