@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import queue
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,6 +125,43 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             raise FieldError("max_accuracy_drop", f"must be >= 0, got {msg.max_accuracy_drop}")
         return msg.max_accuracy_drop
 
+    @staticmethod
+    def _run_on_kubernetes(call: Call, key: str, count: int) -> Iterator[Any]:
+        """Run the shards as a Kubernetes Indexed Job (SPIKER_SWEEP_EXECUTOR=kubernetes); yields progress."""
+        from services.optimizer.kubernetes_job import KubernetesSweepExecutor
+
+        executor = KubernetesSweepExecutor.from_env()
+        states: queue.Queue[Any] = queue.Queue()
+        cancel = threading.Event()
+        outcome: dict[str, BaseException] = {}
+
+        def watch() -> None:
+            try:
+                executor.run(key, count, progress=states.put, cancel=cancel)
+            except BaseException as exc:  # re-raised in the servicer thread below
+                outcome["error"] = exc
+            finally:
+                states.put(None)
+
+        thread = threading.Thread(target=watch, name=f"sweep-job-{key}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                try:
+                    state = states.get(timeout=1.0)
+                except queue.Empty:
+                    call.check()
+                    continue
+                if state is None:
+                    break
+                yield call.progress("shard", f"{len(state.succeeded)}/{count} shard(s) done on Kubernetes",
+                                    len(state.succeeded), count)
+        finally:
+            cancel.set()
+            thread.join(timeout=30)
+        if "error" in outcome:
+            raise outcome["error"]
+
     # -- RPCs ------------------------------------------------------------------------------
     @streaming("optimize", optimizer_pb2.OptimizeResponse, FIELD_MAP)
     def Optimize(self, request: optimizer_pb2.OptimizeRequest, call: Call) -> Iterator[Any]:  # noqa: N802
@@ -132,8 +172,11 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         key = tasks.put_task(call.store, task)
         log.info("optimize: %d configs in %d shard(s), task %s", n_configs, count, key)
         yield call.progress("sweeping", f"{n_configs} configs in {count} shard(s); task {key}", 0, count)
-        commands = [worker_command(key, i, count) for i in range(count)]
-        yield from call.run_workers(commands, self.runtime.worker_env, "shard")
+        if os.environ.get("SPIKER_SWEEP_EXECUTOR", "local") == "kubernetes":
+            yield from self._run_on_kubernetes(call, key, count)
+        else:
+            commands = [worker_command(key, i, count) for i in range(count)]
+            yield from call.run_workers(commands, self.runtime.worker_env, "shard")
         result = yield from self._merge(call, key, count, max_drop)
         yield result
 
