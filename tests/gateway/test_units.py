@@ -1,0 +1,65 @@
+"""Pure pieces of the gateway: cache keys, retry back-off, spec validation and limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from gw_support import tiny_spec
+
+from gateway.cache import cache_key, code_version
+from gateway.stages import RetryPolicy, plan
+from gateway.validate import Limits, validate_spec
+from spiker.errors import SpecError
+
+REF = {"bucket": "b", "key": "artifacts/sha256/aa/" + "a" * 64, "sha256": "a" * 64, "size": 1}
+
+
+def test_cache_key_depends_on_inputs_config_and_code() -> None:
+    base = cache_key("train", {"dataset": REF}, {"epochs": 1}, code="1")
+    assert base == cache_key("train", {"dataset": dict(REF, bucket="other", key="x")}, {"epochs": 1}, code="1")
+    assert base != cache_key("train", {"dataset": dict(REF, sha256="b" * 64)}, {"epochs": 1}, code="1")
+    assert base != cache_key("train", {"dataset": REF}, {"epochs": 2}, code="1")
+    assert base != cache_key("train", {"dataset": REF}, {"epochs": 1}, code="2")
+    assert base != cache_key("hdlgen", {"dataset": REF}, {"epochs": 1}, code="1")
+    assert code_version().startswith("0.") and "+" in code_version()
+
+
+def test_retry_backoff_is_bounded() -> None:
+    policy = RetryPolicy(max_attempts=10, initial_delay=0.5, max_delay=8.0)
+    assert [policy.delay(n) for n in range(1, 8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_stage_plans_follow_the_spec() -> None:
+    spec = validate_spec(json.dumps(tiny_spec("c" * 64)), Limits())
+    train = plan("train", spec, {}, REF)
+    assert train.request.dataset.npz.sha256 == "a" * 64 and train.request.config.epochs == 1
+    assert set(train.config) == {"dataset", "net", "train"} and train.inputs == {"dataset": REF}
+    from spiker_api.v1 import common_pb2, trainer_pb2
+
+    results = {"train": trainer_pb2.TrainResult(model=common_pb2.ArtifactRef(**REF))}
+    assert plan("optimize", spec, results, REF).request is None  # explicit optim_params: no sweep
+    hdl = plan("hdlgen", spec, results, REF)
+    assert hdl.request.optim_params.neurons_bw == 8 and hdl.request.estimate_resources is False
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"net": {"n_cycles": 5, "n_inputs": 5000, "layer_0": {"neuron_model": "lif", "n_neurons": 3, "beta": 0.75}}},
+     "net.n_inputs"),
+    ({"net": {"n_cycles": 5, "n_inputs": 1000,
+              "layer_0": {"neuron_model": "lif", "n_neurons": 1001, "beta": 0.75}}}, "net.layer_0.n_neurons"),
+    ({"simulate": {"samples": 10**6}}, "simulate.samples"),
+    ({"dataset": {"name": "my.npz"}}, "dataset.name"),
+])
+def test_limits_name_the_field(change: dict, field: str) -> None:
+    with pytest.raises(SpecError) as info:
+        validate_spec(json.dumps(tiny_spec(**change)), Limits())
+    assert info.value.key == field
+
+
+def test_yaml_and_json_specs_are_equal() -> None:
+    import yaml
+
+    a = validate_spec(json.dumps(tiny_spec()), Limits())
+    b = validate_spec(yaml.safe_dump(tiny_spec()), Limits())
+    assert a.digest() == b.digest()
