@@ -2,12 +2,17 @@
 --
 -- One token per time step arrives on in_* (spike vector, `last` on a sample's last
 -- step) with a valid/ready handshake and leaves on out_* (the layer's spikes).
--- The cycle a token is accepted already issues the ROM address of its lowest spike;
--- each SCAN cycle adds the previous row into the N_OUT accumulators and issues the
--- next present spike; the UPD cycle adds the last row and applies leak, reset,
--- saturation and the threshold test to all neurons in parallel while it accepts the
--- next token. A step with a present spikes occupies max(a, 1) cycles when the next
--- token is waiting (a + 1 from idle). After a `last` token the state restarts at zero.
+-- The cycle a token is accepted already issues the ROM address(es) of its first
+-- EVENTS_PER_CYCLE present spikes; each SCAN cycle adds the previously read row(s)
+-- into the N_OUT accumulators and issues the next present spike(s); the UPD cycle
+-- adds the last row(s) and applies leak, reset, saturation and the threshold test to
+-- all neurons in parallel while it accepts the next token. With EVENTS_PER_CYCLE = 2
+-- the scan takes the lowest and the highest remaining spike each cycle and the weight
+-- ROM is read through two ports of the same constant (a true dual-port block RAM);
+-- both rows enter the accumulators in the same cycle (an exact sum in ACC bits, so the
+-- pairing cannot change a result). A step with a present spikes occupies
+-- max(ceil(a / EVENTS_PER_CYCLE), 1) cycles when the next token is waiting (one more
+-- from idle). After a `last` token the state restarts at zero.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -26,7 +31,8 @@ entity snn_layer is
     ALPHA_SHIFT : integer := NO_LEAK;
     THRESHOLD   : natural;
     WEIGHTS     : integer_vector;        -- WEIGHTS(i*N_OUT + j): input i -> neuron j
-    BANK_BITS   : positive := 64
+    BANK_BITS   : positive := 64;
+    EVENTS_PER_CYCLE : positive range 1 to 2 := 2  -- present input spikes visited per cycle
   );
   port (
     clk       : in  std_logic;
@@ -59,8 +65,11 @@ architecture rtl of snn_layer is
   signal mask    : std_logic_vector(N_IN - 1 downto 0) := (others => '0');
   signal last_r  : std_logic := '0';
   signal pend    : std_logic := '0';       -- rom row of `addr` still to be added
+  signal pend2   : std_logic := '0';       -- rom row of `addr2` still to be added
   signal addr    : unsigned(AW - 1 downto 0) := (others => '0');
+  signal addr2   : unsigned(AW - 1 downto 0) := (others => '0');
   signal row     : std_logic_vector(N_OUT * WB - 1 downto 0);
+  signal row2    : std_logic_vector(N_OUT * WB - 1 downto 0);
   signal accs    : acc_array := (others => (others => '0'));
   signal v, s    : nb_array := (others => (others => '0'));
   signal spk     : std_logic_vector(N_OUT - 1 downto 0) := (others => '0');
@@ -71,12 +80,18 @@ architecture rtl of snn_layer is
 
   signal out_free, upd_go, rdy, accept : std_logic;
   signal scan_src, scan_rest : std_logic_vector(N_IN - 1 downto 0);
-  signal scan_found, scan_last : std_logic;
-  signal scan_idx : unsigned(AW - 1 downto 0);
+  signal scan_found, scan_found2, scan_last : std_logic;
+  signal scan_idx, scan_idx2 : unsigned(AW - 1 downto 0);
+
+  -- row word j of a ROM row, sign-extended to the accumulator width
+  function weight(r : std_logic_vector; j : natural) return signed is
+  begin
+    return resize(signed(r((j + 1) * WB - 1 + r'low downto j * WB + r'low)), ACC);
+  end function;
 begin
   u_rom : entity work.weight_rom
     generic map (N_IN => N_IN, N_OUT => N_OUT, WB => WB, WEIGHTS => WEIGHTS, BANK_BITS => BANK_BITS)
-    port map (addr => addr, row => row);
+    port map (addr => addr, row => row, addr2 => addr2, row2 => row2);
 
   out_free <= (not ovalid) or out_ready;
   upd_go <= '1' when state = ST_UPD and out_free = '1' else '0';
@@ -86,9 +101,9 @@ begin
   scan_src <= in_spikes when accept = '1' else mask;
 
   u_scan : entity work.event_scan
-    generic map (N_IN => N_IN)
-    port map (spikes => scan_src, found => scan_found, idx => scan_idx, rest => scan_rest,
-              last => scan_last);
+    generic map (N_IN => N_IN, EVENTS => EVENTS_PER_CYCLE)
+    port map (spikes => scan_src, found => scan_found, idx => scan_idx, found2 => scan_found2,
+              idx2 => scan_idx2, rest => scan_rest, last => scan_last);
 
   dbg : for j in 0 to N_OUT - 1 generate
     dbg_v((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(v(j));
@@ -107,12 +122,14 @@ begin
       if rst = '1' then
         state <= ST_IDLE;
         pend <= '0';
+        pend2 <= '0';
         fresh <= '1';
         ovalid <= '0';
         olast <= '0';
         upd_r <= '0';
         mask <= (others => '0');
         addr <= (others => '0');
+        addr2 <= (others => '0');
         accs <= (others => (others => '0'));
         v <= (others => (others => '0'));
         s <= (others => (others => '0'));
@@ -125,13 +142,20 @@ begin
         end if;
 
         if state = ST_SCAN then
-          if pend = '1' then
-            for j in 0 to N_OUT - 1 loop
-              accs(j) <= accs(j) + resize(signed(row((j + 1) * WB - 1 downto j * WB)), ACC);
-            end loop;
-          end if;
+          for j in 0 to N_OUT - 1 loop
+            cur := accs(j);
+            if pend = '1' then
+              cur := cur + weight(row, j);
+            end if;
+            if pend2 = '1' then
+              cur := cur + weight(row2, j);
+            end if;
+            accs(j) <= cur;
+          end loop;
           addr <= scan_idx;
           pend <= '1';
+          addr2 <= scan_idx2;
+          pend2 <= scan_found2;
           mask <= scan_rest;
           if scan_last = '1' then
             state <= ST_UPD;
@@ -141,7 +165,10 @@ begin
           for j in 0 to N_OUT - 1 loop
             cur := accs(j);
             if pend = '1' then
-              cur := cur + resize(signed(row((j + 1) * WB - 1 downto j * WB)), ACC);
+              cur := cur + weight(row, j);
+            end if;
+            if pend2 = '1' then
+              cur := cur + weight(row2, j);
             end if;
             if fresh = '1' then
               neuron_step(zero, zero, '0', cur, NB, MODEL, RESET, BETA_SHIFT, ALPHA_SHIFT, THRESHOLD,
@@ -159,6 +186,7 @@ begin
           olast <= last_r;
           upd_r <= '1';
           pend <= '0';
+          pend2 <= '0';
           state <= ST_IDLE;
         end if;
 
@@ -166,6 +194,8 @@ begin
           last_r <= in_last;
           accs <= (others => (others => '0'));
           mask <= scan_rest;
+          addr2 <= scan_idx2;
+          pend2 <= scan_found2;
           if scan_found = '1' then
             addr <= scan_idx;
             pend <= '1';

@@ -4,6 +4,8 @@
 -- The row is split into banks of at most BANK_BITS bits (narrow words keep synthesis
 -- tools' literal constants short). The read is combinational from the caller's
 -- address register, i.e. a synchronous ROM with a registered address (BRAM-friendly).
+-- A second read port (addr2/row2) reads the SAME constant, like a true dual-port block
+-- RAM used as a ROM; leave it unconnected (row2 open) and synthesis removes it.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -18,8 +20,10 @@ entity weight_rom is
     BANK_BITS : positive := 64
   );
   port (
-    addr : in  unsigned(clog2(N_IN) - 1 downto 0);
-    row  : out std_logic_vector(N_OUT * WB - 1 downto 0)
+    addr  : in  unsigned(clog2(N_IN) - 1 downto 0);
+    row   : out std_logic_vector(N_OUT * WB - 1 downto 0);
+    addr2 : in  unsigned(clog2(N_IN) - 1 downto 0) := (others => '0');
+    row2  : out std_logic_vector(N_OUT * WB - 1 downto 0)
   );
 end entity;
 
@@ -46,5 +50,7 @@ begin
   begin
     row((FIRST + COUNT) * WB - 1 downto FIRST * WB) <= ROM(to_integer(addr)) when to_integer(addr) < N_IN
                                                        else (others => '0');
+    row2((FIRST + COUNT) * WB - 1 downto FIRST * WB) <= ROM(to_integer(addr2)) when to_integer(addr2) < N_IN
+                                                        else (others => '0');
   end generate;
 end architecture;
