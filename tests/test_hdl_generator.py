@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import pytest
 from hdl_nets import layer, random_net
 
 from spiker.golden import QuantizedNet
@@ -66,3 +67,28 @@ def test_single_input_single_neuron_and_wide_weights():
                                  {"weights_bw": 6, "neurons_bw": 6, "fp_dec": 2})
     pkg = VhdlGenerator(q).generate().files["spiker_net_pkg.vhd"]
     assert "integer_vector(0 to 1 - 1) := (0 => 6)" in pkg
+
+
+def test_events_per_cycle_default_two_and_one_on_request():
+    q = random_net(5, max_layers=2)
+    two = VhdlGenerator(q).generate()
+    one = VhdlGenerator(q, events_per_cycle=1).generate()
+    assert two.events_per_cycle == 2 and one.events_per_cycle == 1
+    assert "EVENTS_PER_CYCLE : positive := 2;" in two.files["spiker_net_pkg.vhd"]
+    assert "EVENTS_PER_CYCLE : positive := 1;" in one.files["spiker_net_pkg.vhd"]
+    core = two.files["spiker_core.vhd"]
+    assert core.count("EVENTS_PER_CYCLE => EVENTS_PER_CYCLE") == len(q.layers)
+    assert one.with_file("spiker_top.vhd", "").events_per_cycle == 1
+    for bad in (0, 3, True):
+        with pytest.raises(ValueError, match="events_per_cycle"):
+            VhdlGenerator(q, events_per_cycle=bad)
+
+
+def test_event_cycle_model():
+    from spiker.hdl.sim import event_bound, event_cycles
+
+    # a[l, t, b]: 2 layers, 4 steps, 1 sample; uint like the golden traces' sums
+    a = np.array([[[0], [1], [4], [5]], [[0], [3], [1], [0]]], dtype=np.uint64)
+    assert event_bound(a).tolist() == [0 + 3 + 4 + 5]  # sum_t max_l a_l(t)
+    assert event_cycles(a, 1).tolist() == [1 + 3 + 4 + 5]
+    assert event_cycles(a, 2).tolist() == [1 + 2 + 2 + 3]

@@ -10,24 +10,54 @@ from hdl_nets import layer, random_net, random_spikes
 from spiker.errors import ToolError
 from spiker.golden import QuantizedNet
 from spiker.hdl import VhdlGenerator
+from spiker.hdl.sim import active_inputs, event_cycles
 from spiker.net.spec import parse_net_dict
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_random_nets_are_bit_exact_with_trace(seed):
+RANDOM_CASES = [(seed, 2) for seed in range(8)] + [(seed, 1) for seed in (0, 4, 5, 7)]
+
+
+@pytest.mark.parametrize("seed,events", RANDOM_CASES)
+def test_random_nets_are_bit_exact_with_trace(seed, events):
     q = random_net(seed)
-    design = VhdlGenerator(q).generate()
+    design = VhdlGenerator(q, events_per_cycle=events).generate()
     steps = int(np.random.default_rng(seed).integers(3, 10))
     x = random_spikes(seed, steps=steps, batch=6, n=q.spec.n_inputs)
     report = design.simulate(x, trace=True)
     assert report.mismatches == 0, str(report)
     assert report.first_mismatch is None
+    assert report.events_per_cycle == events
     np.testing.assert_array_equal(report.counts, q.run(x).counts)
     # event driven: a layer spends max(a, 1) cycles a step plus a small pipeline/readout latency
     slack = 2 * steps + 3 * len(q.layers) + 4
     assert (report.cycles <= report.bound + slack).all(), (report.cycles, report.bound)
+    # ... and max(ceil(a / E), 1) with E events a cycle: the model sum_t max_l(...) + L + 3, give or
+    # take a few cycles where the layers' busiest steps do not line up in the pipeline
+    model = event_cycles(active_inputs(q.run(x, trace=True).traces), events) + len(q.layers) + 3
+    assert (np.abs(report.cycles - model) <= steps).all(), (report.cycles, model)
+
+
+def test_two_events_per_cycle_halve_the_busy_steps():
+    spec = parse_net_dict({"n_cycles": 6, "n_inputs": 9, "layer_0": layer("lif", 4)})
+    q = QuantizedNet.from_arrays(spec, [np.random.default_rng(0).normal(0.2, 1.0, (4, 9))], [1.0],
+                                 {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 3})
+    x = np.zeros((6, 2, 9), dtype=np.uint8)
+    x[:, 0] = 1                      # 9 spikes a step: 9 cycles vs 5
+    x[0, 1, 4] = 1                   # 1, 0, 2, 3, 8, 9 spikes
+    x[2, 1, [1, 7]] = 1
+    x[3, 1, [0, 5, 8]] = 1
+    x[4, 1, :8] = 1
+    x[5, 1] = 1
+    one = VhdlGenerator(q, events_per_cycle=1).generate().simulate(x, trace=True)
+    two = VhdlGenerator(q).generate().simulate(x, trace=True)
+    assert one.mismatches == 0 and two.mismatches == 0, (str(one), str(two))
+    np.testing.assert_array_equal(one.counts, two.counts)
+    a = np.array([[9] * 6, [1, 0, 2, 3, 8, 9]]).T[None]  # a[l, t, b]
+    for report, e in ((one, 1), (two, 2)):
+        np.testing.assert_array_equal(report.cycles, event_cycles(a, e) + 1 + 2)  # one layer: L + 2
+    assert (two.bound == one.bound).all() and (two.cycles < one.cycles).all()
 
 
 def test_every_model_and_reset_with_saturation():

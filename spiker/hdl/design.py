@@ -15,6 +15,8 @@ class Design:
 
     quantized: QuantizedNet
     files: dict[str, str] = field(default_factory=dict)
+    #: present input spikes each layer visits per cycle (the generator's ``events_per_cycle``)
+    events_per_cycle: int = 2
 
     #: entity names
     top = "spiker_top"
@@ -58,7 +60,7 @@ class Design:
         """A copy with one file replaced (e.g. a deliberately corrupted package for a test)."""
         files = dict(self.files)
         files[name] = text
-        return Design(quantized=self.quantized, files=files)
+        return Design(quantized=self.quantized, files=files, events_per_cycle=self.events_per_cycle)
 
     def simulate(self, data, n_samples: int | None = None, trace: bool = False, workers: int = 1,
                  timeout: float | None = None, wave: str | Path | None = None, wave_sample: int = 0,

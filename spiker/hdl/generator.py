@@ -33,6 +33,8 @@ MODEL_CODE = {"lif": "MODEL_LIF", "syn": "MODEL_SYN", "if": "MODEL_IF"}
 RESET_CODE = {"subtract": "RESET_SUBTRACT", "zero": "RESET_ZERO", "none": "RESET_NONE"}
 #: Widest ROM word per bank (bits): keeps literal constants short for synthesis tools.
 BANK_BITS = 64
+#: Present input spikes a layer visits per cycle (2: dual-port weight ROM).
+EVENTS_PER_CYCLE = 2
 
 
 def clog2(n: int) -> int:
@@ -106,6 +108,8 @@ package spiker_net_pkg is
   constant WEIGHTS_BW : positive := $wb;
   constant NEURONS_BW : positive := $nb;
   constant FP_DEC     : natural := $fp;
+  -- present input spikes each layer visits per cycle (2: dual-port weight ROM)
+  constant EVENTS_PER_CYCLE : positive := $epc;
 $layers
 end package;
 """)
@@ -172,7 +176,7 @@ _CORE_LAYER = Template("""
     generic map (N_IN => ${P}_N_IN, N_OUT => ${P}_N_OUT, WB => WEIGHTS_BW, NB => NEURONS_BW,
                  ACC => ${P}_ACC, MODEL => $model, RESET => $reset, BETA_SHIFT => ${P}_BETA,
                  ALPHA_SHIFT => ${P}_ALPHA, THRESHOLD => ${P}_THRESHOLD, WEIGHTS => ${P}_WEIGHTS,
-                 BANK_BITS => $bank_bits)
+                 BANK_BITS => $bank_bits, EVENTS_PER_CYCLE => EVENTS_PER_CYCLE)
     port map (clk => clk, rst => rst,
               in_valid => t${i}_valid, in_ready => t${i}_ready, in_spikes => t${i}_data,
               in_last => t${i}_last,
@@ -387,7 +391,7 @@ def _prefix(i: int) -> str:
     return f"L{i}"
 
 
-def render_package(qnet: QuantizedNet) -> str:
+def render_package(qnet: QuantizedNet, events_per_cycle: int = EVENTS_PER_CYCLE) -> str:
     g = geometry(qnet)
     cfg = qnet.config
     layers = []
@@ -403,7 +407,8 @@ def render_package(qnet: QuantizedNet) -> str:
             weights=_int_vector(np.asarray(layer.weights, dtype=np.int64).T)))
     return _PKG.substitute(wb=cfg.weights_bw, nb=cfg.neurons_bw, fp=cfg.fp_dec, n_inputs=g.n_inputs,
                            n_classes=g.n_classes, n_cycles=qnet.spec.n_cycles, count_bits=g.count_bits,
-                           class_bits=g.class_bits, tdata_bits=g.tdata_bits, layers="\n".join(layers))
+                           class_bits=g.class_bits, tdata_bits=g.tdata_bits, epc=int(events_per_cycle),
+                           layers="\n".join(layers))
 
 
 def _dbg_ports(qnet: QuantizedNet) -> str:
@@ -462,9 +467,16 @@ class VhdlGenerator:
     ``snn`` is a :class:`~spiker.net.SpikingNet` (quantized here with the golden
     model's :func:`~spiker.golden.quantize`) or an already built
     :class:`~spiker.golden.QuantizedNet` (then ``optim_params`` may be omitted).
+    ``events_per_cycle``: present input spikes each layer visits per clock cycle, 2
+    (default: the weight ROM has two read ports, a true dual-port block RAM) or 1
+    (single-port ROM).
     """
 
-    def __init__(self, snn: Any, optim_params: FixedPointConfig | Mapping[str, int] | None = None) -> None:
+    def __init__(self, snn: Any, optim_params: FixedPointConfig | Mapping[str, int] | None = None, *,
+                 events_per_cycle: int = EVENTS_PER_CYCLE) -> None:
+        if events_per_cycle not in (1, 2) or isinstance(events_per_cycle, bool):
+            raise ValueError(f"events_per_cycle must be 1 or 2, got {events_per_cycle!r}")
+        self.events_per_cycle = int(events_per_cycle)
         if isinstance(snn, QuantizedNet):
             if optim_params is not None and FixedPointConfig.from_dict(optim_params) != snn.config:
                 raise ValueError(f"optim_params {dict(optim_params)} differ from the QuantizedNet's "
@@ -481,8 +493,8 @@ class VhdlGenerator:
         q = self.quantized
         log.info("generating VHDL for %s at %s", "-".join(map(str, q.spec.sizes)), q.config)
         files = rtl_sources()
-        files["spiker_net_pkg.vhd"] = render_package(q)
+        files["spiker_net_pkg.vhd"] = render_package(q, self.events_per_cycle)
         files["spiker_core.vhd"] = render_core(q)
         files["spiker_top.vhd"] = render_top(q)
         files["spiker_tb.vhd"] = render_testbench(q)
-        return Design(quantized=q, files=files)
+        return Design(quantized=q, files=files, events_per_cycle=self.events_per_cycle)

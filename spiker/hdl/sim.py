@@ -67,13 +67,14 @@ class SimReport:
     mismatches: int
     first_mismatch: Mismatch | None
     cycles: np.ndarray
-    bound: np.ndarray          # event-driven bound sum_t max_l a_l(t)
+    bound: np.ndarray          # event-driven bound sum_t max_l a_l(t) (one event a cycle)
     scan_cost: np.ndarray      # scan-every-input cost model 6 + sum_t max_l (3 + e_l(t) (N_in,l + 2))
     ghdl_wall_s: float
     simulated_cycles: int
     traced: bool
     workers: int
     optim_params: dict = field(default_factory=dict)
+    events_per_cycle: int = 1  # present input spikes a layer visits per cycle in the simulated design
 
     @property
     def n_samples(self) -> int:
@@ -128,6 +129,7 @@ class SimReport:
             "bound_mean": self.bound_mean, "scan_cost_mean": self.scan_cost_mean,
             "ghdl_wall_s": self.ghdl_wall_s, "sim_cycles_per_s": self.sim_cycles_per_s,
             "traced": self.traced, "workers": self.workers, "optim_params": self.optim_params,
+            "events_per_cycle": self.events_per_cycle,
             "predictions": self.predictions.tolist(),
         }
 
@@ -136,7 +138,8 @@ class SimReport:
                f", accuracy hw {self.hw_accuracy:.4f} / golden {self.golden_accuracy:.4f}")
         text = (f"{self.n_samples} samples, {self.mismatches} mismatches"
                 f"{' (traced)' if self.traced else ''}{acc}; cycles/inference "
-                f"{self.cycles_min}/{self.cycles_mean:.1f}/{self.cycles_max} (min/mean/max), "
+                f"{self.cycles_min}/{self.cycles_mean:.1f}/{self.cycles_max} (min/mean/max, "
+                f"{self.events_per_cycle} event{'s' if self.events_per_cycle > 1 else ''}/cycle), "
                 f"event-driven bound {self.bound_mean:.1f}, scan-all model {self.scan_cost_mean:.1f}; "
                 f"GHDL {self.ghdl_wall_s:.2f} s, {self.sim_cycles_per_s:.0f} cycles/s")
         if self.first_mismatch is not None:
@@ -176,6 +179,16 @@ def active_inputs(traces) -> np.ndarray:
 def event_bound(a: np.ndarray) -> np.ndarray:
     """``sum_t max_l a_l(t)`` per sample."""
     return a.max(axis=0).sum(axis=0)
+
+
+def event_cycles(a: np.ndarray, events_per_cycle: int = 2) -> np.ndarray:
+    """The layers' busy cycles ``sum_t max_l max(ceil(a_l(t) / E), 1)`` per sample (E events a cycle).
+
+    One inference takes about this plus ``L + 3`` cycles (pipeline fill/drain, readout).
+    """
+    e = int(events_per_cycle)
+    a = np.asarray(a, dtype=np.int64)
+    return np.maximum((a + e - 1) // e, 1).max(axis=0).sum(axis=0)
 
 
 def scan_cost(a: np.ndarray, n_in: list[int]) -> np.ndarray:
@@ -387,9 +400,10 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
         predictions=preds, counts=counts, golden_predictions=np.asarray(golden.predictions),
         golden_counts=golden.counts, labels=labels, mismatches=len(bad), first_mismatch=first,
         cycles=cycles, bound=bound, scan_cost=scan, ghdl_wall_s=wall, simulated_cycles=total_cycles,
-        traced=trace, workers=workers, optim_params=qnet.config.to_dict())
+        traced=trace, workers=workers, optim_params=qnet.config.to_dict(),
+        events_per_cycle=getattr(design, "events_per_cycle", 1))
     log.info("simulation: %s", report)
     return report
 
 
-__all__ = ["Mismatch", "SimReport", "collect", "event_bound", "scan_cost", "simulate"]
+__all__ = ["Mismatch", "SimReport", "collect", "event_bound", "event_cycles", "scan_cost", "simulate"]

@@ -32,19 +32,28 @@ def _int(sig) -> int:
 
 @cocotb.test()
 async def event_scan_lowest_spike(dut):
+    """The lowest set bit, with EVENTS = 2 also the highest (when another), and the rest."""
     vec = _vectors()
-    n = vec["n_in"]
+    n, events = vec["n_in"], vec["events"]
     for value in vec["inputs"]:
         dut.spikes.value = value
         await Timer(1, "ns")
         found = _int(dut.found)
         assert found == (1 if value else 0), value
+        two = events == 2 and bin(value).count("1") >= 2
+        assert _int(dut.found2) == int(two), (value, _int(dut.found2))
         if value:
             low = (value & -value).bit_length() - 1
             rest = value & ~(1 << low)
             assert _int(dut.idx) == low, (value, _int(dut.idx))
-            assert _int(dut.rest) == rest
+            if two:
+                high = value.bit_length() - 1
+                assert _int(dut.idx2) == high, (value, _int(dut.idx2))
+                rest &= ~(1 << high)
+            assert _int(dut.rest) == rest, (value, _int(dut.rest), rest)
             assert _int(dut.last) == (1 if rest == 0 else 0)
+        else:
+            assert _int(dut.last) == 1
     assert n >= 1
 
 
@@ -53,9 +62,16 @@ async def weight_rom_rows(dut):
     vec = _vectors()
     rows, wb = vec["rows"], vec["wb"]
     for addr, row in enumerate(rows):
+        addr2 = len(rows) - 1 - addr  # second port: the same constant, another word
         dut.addr.value = addr
+        dut.addr2.value = addr2
         await Timer(1, "ns")
         assert _signed_slices(_int(dut.row), wb, len(row)) == row, addr
+        assert _signed_slices(_int(dut.row2), wb, len(row)) == rows[addr2], addr2
+    dut.addr.value = 0
+    dut.addr2.value = 0
+    await Timer(1, "ns")
+    assert _int(dut.row) == _int(dut.row2)
 
 
 @cocotb.test()
@@ -125,8 +141,9 @@ async def snn_layer_matches_golden(dut):
     assert [o[0] for o in outs] == [w[0] for w in expected]
     assert [o[1] for o in outs] == [t[1] for t in tokens]
     if not stall:
-        # event driven: max(a, 1) cycles a step once running, one more to start
-        bound = sum(max(bin(t[0]).count("1"), 1) for t in tokens) + 1
+        # event driven: max(ceil(a / E), 1) cycles a step once running, one more to start
+        e = vec["events"]
+        bound = sum(max(-(-bin(t[0]).count("1") // e), 1) for t in tokens) + 1
         assert last_update - first_accept + 1 <= bound, (last_update - first_accept + 1, bound)
 
 

@@ -48,13 +48,14 @@ def _run(tmp_path: Path, toplevel: str, testcase: str, vectors: dict, extra: lis
     assert total >= 1 and failed == 0, f"{failed} of {total} cocotb tests failed; see {results}"
 
 
-@pytest.mark.parametrize("n_in", [1, 7, 40])
-def test_event_scan(tmp_path, n_in):
+@pytest.mark.parametrize("events", [1, 2])
+@pytest.mark.parametrize("n_in", [1, 2, 7, 40])
+def test_event_scan(tmp_path, n_in, events):
     rng = np.random.default_rng(n_in)
-    inputs = [0, (1 << n_in) - 1, 1 << (n_in - 1)]
+    inputs = [0, (1 << n_in) - 1, 1 << (n_in - 1), 1, (1 << (n_in - 1)) | 1]
     inputs += [int(sum(1 << i for i in range(n_in) if rng.random() < p)) for p in (0.05, 0.3, 0.7) * 10]
-    _run(tmp_path, "event_scan", "event_scan_lowest_spike", {"n_in": n_in, "inputs": inputs},
-         parameters={"N_IN": n_in})
+    _run(tmp_path, "event_scan", "event_scan_lowest_spike", {"n_in": n_in, "events": events, "inputs": inputs},
+         parameters={"N_IN": n_in, "EVENTS": events})
 
 
 def _wrap_rom(folder: Path, weights: np.ndarray, wb: int) -> Path:
@@ -64,11 +65,11 @@ def _wrap_rom(folder: Path, weights: np.ndarray, wb: int) -> Path:
     path = folder / "rom_wrap.vhd"
     path.write_text(f"""library ieee; use ieee.std_logic_1164.all; use ieee.numeric_std.all;
 use work.spiker_pkg.all;
-entity rom_wrap is port (addr : in unsigned({clog2(n_in)} - 1 downto 0);
-                         row : out std_logic_vector({n_out * wb} - 1 downto 0)); end entity;
+entity rom_wrap is port (addr, addr2 : in unsigned({clog2(n_in)} - 1 downto 0);
+                         row, row2 : out std_logic_vector({n_out * wb} - 1 downto 0)); end entity;
 architecture rtl of rom_wrap is begin
-  u : entity work.weight_rom generic map (N_IN => {n_in}, N_OUT => {n_out}, WB => {wb}, WEIGHTS => {vals})
-      port map (addr => addr, row => row);
+  u_rom : entity work.weight_rom generic map (N_IN => {n_in}, N_OUT => {n_out}, WB => {wb}, WEIGHTS => {vals})
+      port map (addr => addr, row => row, addr2 => addr2, row2 => row2);
 end architecture;
 """)
     return path
@@ -136,13 +137,25 @@ LAYER_CASES = {
 }
 
 
+@pytest.mark.parametrize("events", [1, 2])
 @pytest.mark.parametrize("case", list(LAYER_CASES))
-def test_snn_layer(tmp_path, case):
+def test_snn_layer(tmp_path, case, events):
     model, reset, n_in, n_out, cfg, stall = LAYER_CASES[case]
     q = _one_layer_net(model, reset, n_in, n_out, cfg, seed=len(case))
     rng = np.random.default_rng(n_in)
     x = (rng.random((7, 3, n_in)) < rng.uniform(0.2, 0.7)).astype(np.uint8)
     x[2, 0] = 0  # a step without spikes
+    x[3, 0] = 0
+    x[3, 0, n_in - 1] = 1  # a step with one spike
+    if n_in >= 3:
+        x[4, 0] = 0
+        x[4, 0, [0, n_in - 1]] = 1  # two spikes (one pair)
+        x[5, 0] = 0
+        x[5, 0, :3] = 1  # three spikes (a pair and a single)
+    x[6, 1] = 1  # every input spikes (odd or even count)
+    x[1, 2] = 0  # an empty step inside the last sample
+    counts = {int(c) for c in x.sum(axis=-1).ravel()}
+    assert {0, 1} <= counts and (n_in < 3 or {2, 3} <= counts)
     g = q.run(x, trace=True).traces[0]
     mem = g.membrane
     nb = cfg["neurons_bw"]
@@ -170,14 +183,14 @@ architecture rtl of layer_wrap is begin
       NB => NEURONS_BW, ACC => L0_ACC, MODEL => MODEL_{spec.neuron_model.upper()},
       RESET => RESET_{spec.reset_mechanism.upper()},
       BETA_SHIFT => L0_BETA, ALPHA_SHIFT => L0_ALPHA, THRESHOLD => L0_THRESHOLD, WEIGHTS => L0_WEIGHTS,
-      BANK_BITS => 16)
+      BANK_BITS => 16, EVENTS_PER_CYCLE => {events})
     port map (clk, rst, in_valid, in_ready, in_spikes, in_last, out_valid, out_ready, out_spikes, out_last,
               dbg_upd, dbg_v, dbg_s);
 end architecture;
 """)
     _run(tmp_path, "layer_wrap", "snn_layer_matches_golden",
          {"nb": nb, "n_out": n_out, "tokens": tokens, "expected": expected, "seed": 3, "stall": stall,
-          "syn": model == "syn"}, extra=[pkg, wrap])
+          "syn": model == "syn", "events": events}, extra=[pkg, wrap])
 
 
 @pytest.mark.parametrize("n_cls,cb", [(1, 3), (5, 2), (10, 4)])
@@ -195,7 +208,8 @@ def test_spike_readout(tmp_path, n_cls, cb):
          parameters={"N_CLS": n_cls, "CB": cb})
 
 
-def test_core_equal_shape_layers_keep_own_weights(tmp_path):
+@pytest.mark.parametrize("events", [1, 2])
+def test_core_equal_shape_layers_keep_own_weights(tmp_path, events):
     spec = parse_net_dict({"n_cycles": 8, "n_inputs": 6, "layer_0": layer("lif", 6),
                            "layer_1": layer("lif", 6),
                            "layer_2": layer("syn", 3, "zero")})
@@ -203,7 +217,8 @@ def test_core_equal_shape_layers_keep_own_weights(tmp_path):
     w = [rng.normal(0.3, 0.8, (6, 6)), rng.normal(-0.1, 0.8, (6, 6)), rng.normal(0.3, 0.8, (3, 6))]
     q = QuantizedNet.from_arrays(spec, w, [1.0, 1.0, 0.5], {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 3})
     assert not np.array_equal(q.layers[0].weights, q.layers[1].weights)
-    design = VhdlGenerator(q).generate()
+    design = VhdlGenerator(q, events_per_cycle=events).generate()
+    assert f"EVENTS_PER_CYCLE : positive := {events};" in design.files["spiker_net_pkg.vhd"]
     folder = tmp_path / "hdl"
     design.write(folder)
     gen = [folder / name for name in design.files if name not in RTL_FILES and name != "spiker_tb.vhd"]
