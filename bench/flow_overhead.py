@@ -10,7 +10,8 @@ output folder for the library), one after the other in this run:
   included), per-stage seconds from its report.json.
 
 Prints the wall time per stage of both and the ratio of the totals (target <= 1.10x).
-``--quick`` shrinks the spec (3 epochs, a 2x2x2 sweep, 100 samples) for a fast check.
+``--quick`` shrinks the spec (3 epochs, a 2x2x2 sweep, 100 samples, no resource estimate) for a
+fast check.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def quick_spec(spec: dict) -> dict:
                         "fp_dec": {"min": 3, "max": 4}, "workers": spec.get("optimize", {}).get("workers", 1)}
     spec["select"] = {"max_accuracy_drop": 0.05}
     spec["simulate"] = {**spec.get("simulate", {}), "samples": 100}
+    spec["hdl"] = {"resources": False}
     return spec
 
 
@@ -85,7 +87,7 @@ def _env() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", default=str(ROOT / "examples" / "digits.yaml"), help="flow spec")
-    parser.add_argument("--quick", action="store_true", help="3 epochs, 8-config sweep, 100 samples")
+    parser.add_argument("--quick", action="store_true", help="3 epochs, 8-config sweep, 100 samples, no resources")
     parser.add_argument("--gateway-first", action="store_true", help="run the gateway side first")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="flow-overhead-") as tmp:
