@@ -24,7 +24,7 @@ from gateway.cache import StageCache, cache_key
 from gateway.report import build_report, run_prefix
 from gateway.validate import Limits
 from spiker.flow.spec import FlowSpec, parse_flow_spec
-from spiker.store import ArtifactNotFound, ArtifactStore, StoreError
+from spiker.store import ArtifactNotFound, ArtifactStore, StoreError, StoreUnavailable
 from spiker_api.v1 import common_pb2, gateway_pb2
 
 log = logging.getLogger(__name__)
@@ -295,6 +295,19 @@ class RunManager:
         yield gateway_pb2.RunEvent(run_id=handle.run_id, time=now, summary=run_proto(handle.record))
 
     # -- internals --------------------------------------------------------------------------
+    def _retry_store(self, what: str, fn: Any) -> Any:
+        """``fn()``, retried with back-off while the store is unavailable (then the error propagates)."""
+        for attempt in range(1, STORE_RETRIES + 1):
+            try:
+                return fn()
+            except StoreUnavailable as exc:
+                if attempt == STORE_RETRIES or self._stopping.is_set():
+                    raise
+                delay = self.policy.delay(attempt)
+                log.warning("%s: store unavailable (%s); retry in %.1fs", what, exc, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
     def _save(self, handle: RunHandle, retries: int = STORE_RETRIES) -> None:
         """Write the record (retrying while the store is unavailable)."""
         for attempt in range(1, retries + 1):
@@ -379,7 +392,8 @@ class RunManager:
             self._run_stage(handle, name, spec, results, npz)
         with handle.cond:
             stages = [dict(s) for s in rec["stages"]]
-        report, artifacts = build_report(self.store, handle.run_id, rec["spec"], stages)
+        report, artifacts = self._retry_store("report", lambda: build_report(self.store, handle.run_id, rec["spec"],
+                                                                              stages))
         with handle.cond:
             rec["report"] = report
             rec["artifacts"] = artifacts
@@ -401,7 +415,8 @@ class RunManager:
             srec.update(state="running", cache_key=key, inputs=plan.inputs, cached=False, attempts=0,
                         error=None)
         self._save(handle)
-        entry = None if handle.record.get("no_cache") else self.cache.get(name, key)
+        entry = None if handle.record.get("no_cache") else self._retry_store(
+            "cache lookup", lambda: self.cache.get(name, key))
         if entry is not None:
             handle.emit(stage_started=gateway_pb2.StageStarted(stage=name, attempt=0, cache_key=key))
             result = st.result_from_dict(name, entry["result"])

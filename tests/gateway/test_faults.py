@@ -72,3 +72,55 @@ def test_gateway_restarted_mid_run_resumes(services, make_gateway, session_store
     with GatewayClient(gw3.target, ALICE) as c:
         events = list(c.watch(run.run_id, timeout=30))
         assert events[-1].summary.state == gateway_pb2.RUN_STATE_SUCCEEDED
+
+
+class FlakyStore:
+    """A store proxy that raises StoreUnavailable while ``down`` (the gateway's view of an S3 outage)."""
+
+    def __init__(self, inner: LocalStore) -> None:
+        self._inner = inner
+        self.down = False
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            if self.down:
+                from spiker.store import StoreUnavailable
+
+                raise StoreUnavailable("test outage")
+            return attr(*args, **kwargs)
+
+        return call
+
+    def __repr__(self) -> str:
+        return f"FlakyStore({self._inner!r})"
+
+
+def test_store_outage_unavailable_then_run_resumes(services, make_gateway, session_store) -> None:
+    import threading
+
+    import grpc
+
+    from services.common.errors import error_detail
+
+    store = FlakyStore(session_store)
+    gw = make_gateway(services, store=store)
+    with GatewayClient(gw.target, ALICE) as c:
+        ref = c.upload_bytes(tiny_npz(), "tiny.npz")
+        store.down = True
+        with pytest.raises(grpc.RpcError) as info:
+            c.submit(tiny_spec(ref.sha256, name="outage"))
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_detail(info.value)["reason"] == "STORE_UNAVAILABLE"
+        store.down = False
+        run = c.submit(tiny_spec(ref.sha256, name="outage", train={"epochs": 3, "lr": 0.01, "seed": 5}),
+                       no_cache=True)
+        _wait_stage_progress(c, run.run_id, "train", "uploading")
+        store.down = True  # the gateway's record and cache writes after the stage fail for 3 s
+        threading.Timer(3.0, lambda: setattr(store, "down", False)).start()
+        final = c.wait(run.run_id, timeout=300)
+        assert final.state == gateway_pb2.RUN_STATE_SUCCEEDED, final.error
+    assert session_store.get_json(f"runs/{run.run_id}/record.json")["state"] == "succeeded"
