@@ -80,6 +80,7 @@ class FlakyStore:
     def __init__(self, inner: LocalStore) -> None:
         self._inner = inner
         self.down = False
+        self.refused = 0
 
     def __getattr__(self, name: str):
         attr = getattr(self._inner, name)
@@ -90,6 +91,7 @@ class FlakyStore:
             if self.down:
                 from spiker.store import StoreUnavailable
 
+                self.refused += 1
                 raise StoreUnavailable("test outage")
             return attr(*args, **kwargs)
 
@@ -119,8 +121,10 @@ def test_store_outage_unavailable_then_run_resumes(services, make_gateway, sessi
         run = c.submit(tiny_spec(ref.sha256, name="outage", train={"epochs": 3, "lr": 0.01, "seed": 5}),
                        no_cache=True)
         _wait_stage_progress(c, run.run_id, "train", "uploading")
+        refused = store.refused
         store.down = True  # the gateway's record and cache writes after the stage fail for 3 s
         threading.Timer(3.0, lambda: setattr(store, "down", False)).start()
         final = c.wait(run.run_id, timeout=300)
+        assert store.refused > refused, "the outage must have hit the run's store calls"
         assert final.state == gateway_pb2.RUN_STATE_SUCCEEDED, final.error
     assert session_store.get_json(f"runs/{run.run_id}/record.json")["state"] == "succeeded"
