@@ -164,6 +164,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         text = spec_text_for(args.spec, client)
         run = client.submit(text, no_cache=args.no_cache)
         print(f"run {run.run_id} on {store!r}", file=sys.stderr)
+
+        def on_term(*_: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)  # stop like Ctrl-C: the run is cancelled, not left running
         try:
             final = follow(client, run.run_id, progress=not args.quiet)
         except KeyboardInterrupt:

@@ -155,8 +155,8 @@ class RunManager:
         self.peak_running = 0
 
     # -- start / stop -----------------------------------------------------------------------
-    def start(self) -> None:
-        """Load every run record from the store and queue the unfinished ones again."""
+    def start(self, resume: bool = True) -> None:
+        """Load every run record from the store and queue the unfinished ones again (if ``resume``)."""
         records = []
         for key in self.store.list("runs/"):
             if key.endswith("/record.json"):
@@ -170,14 +170,15 @@ class RunManager:
                 self._seq = max(self._seq, int(rec.get("seq", 0)))
                 handle = RunHandle(rec)
                 self._runs[rec["run_id"]] = handle
-                if not handle.final:
+                if not handle.final and resume:
                     log.info("resuming run %s (%s)", rec["run_id"], rec["state"])
                     rec["state"] = "queued"
                     handle.emit(state_change=gateway_pb2.RunStateChange(
                         state=gateway_pb2.RUN_STATE_QUEUED, message="resumed after a gateway restart"))
                     self._pending.append(rec["run_id"])
+            resumed = len(self._pending)
             self._dispatch()
-        log.info("gateway: %d run record(s), %d resumed", len(records), len(self._pending))
+        log.info("gateway: %d run record(s), %d resumed", len(records), resumed)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop running stages (their records stay unfinished, so a new gateway resumes them)."""

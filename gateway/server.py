@@ -60,8 +60,12 @@ class GatewayServer:
 def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapping[str, str],
                   host: str = DEFAULT_HOST, port: int = 0, limits: Limits | None = None,
                   policy: RetryPolicy | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-                  max_workers: int = 32) -> GatewayServer:
-    """Start a gateway; ``targets`` maps each service (trainer, optimizer, hdlgen, simulator) to host:port."""
+                  max_workers: int = 32, resume: bool = True) -> GatewayServer:
+    """Start a gateway; ``targets`` maps each service (trainer, optimizer, hdlgen, simulator) to host:port.
+
+    ``resume``: queue the store's unfinished runs again (a served gateway); ``spiker run`` passes
+    False so that it runs only its own run.
+    """
     limits = limits or Limits()
     auth = TokenAuth(tokens)
     clients = StageClients(dict(targets))
@@ -83,7 +87,7 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
         bound = server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"cannot bind {address}")
-    manager.start()
+    manager.start(resume=resume)
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -102,7 +106,8 @@ class LocalStack:
 
     def __init__(self, store: ArtifactStore, limits: Limits | None = None, token: str | None = None,
                  max_jobs: int = 2, work_root: str | Path | None = None,
-                 worker_env: Mapping[str, str] | None = None, policy: RetryPolicy | None = None) -> None:
+                 worker_env: Mapping[str, str] | None = None, policy: RetryPolicy | None = None,
+                 resume: bool = False) -> None:
         from services.common.runtime import Runtime
         from services.common.server import SERVICE_NAMES, build_server
 
@@ -114,7 +119,7 @@ class LocalStack:
         self.services = build_server(list(SERVICE_NAMES), self.runtime, host=DEFAULT_HOST, port=0)
         try:
             self.gateway = build_gateway(store, all_targets(f"{DEFAULT_HOST}:{self.services.port}"),
-                                         {self.token: "local"}, limits=limits, policy=policy)
+                                         {self.token: "local"}, limits=limits, policy=policy, resume=resume)
         except BaseException:
             self.services.stop(0)
             raise
