@@ -1,6 +1,8 @@
 """Stage cache: a stage whose inputs, config and code version hash to a known key reuses its outputs.
 
-Key: sha256 of the canonical JSON of ``{stage, inputs (name -> sha256), config, code}``.
+Key: sha256 of the canonical JSON of ``{stage, inputs (name -> sha256), config, code}``, where
+``code`` is ``spiker.__version__`` plus a hash of the sources that stage depends on
+(:data:`STAGE_CODE`: e.g. an RTL change invalidates hdlgen and simulate, not training).
 Entries live at ``cache/<stage>/<key>.json`` in the store and hold the stage's result message
 (as JSON), its outputs and metrics; an entry whose outputs are no longer in the store is a miss.
 """
@@ -21,20 +23,33 @@ log = logging.getLogger(__name__)
 
 CACHE_PREFIX = "cache"
 _ROOT = Path(__file__).resolve().parents[1]
-#: the code a stage's result depends on: library, services, contracts
-_CODE_GLOBS = ("spiker/**/*.py", "spiker/hdl/rtl/*.vhd", "services/**/*.py", "proto/spiker/v1/*.proto")
+#: code every stage depends on (the CLI and entry points are left out on purpose)
+_COMMON = ("spiker/__init__.py", "spiker/errors.py", "spiker/readout.py", "spiker/net/*.py", "spiker/data/*.py",
+           "spiker/flow/spec.py", "services/common/*.py", "proto/spiker/v1/*.proto")
+#: the code a stage's result depends on, beyond the common part
+STAGE_CODE = {
+    "train": ("spiker/training/*.py", "spiker/flow/stages.py", "services/trainer/*.py"),
+    "optimize": ("spiker/golden/*.py", "spiker/optimize/*.py", "services/optimizer/*.py"),
+    "hdlgen": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "services/hdlgen/*.py"),
+    "simulate": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "services/simulator/*.py",
+                 "services/hdlgen/job.py"),
+}
 
 
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """``spiker.__version__`` plus a short hash of the library, service and proto sources."""
+@functools.lru_cache(maxsize=8)
+def code_version(stage: str | None = None) -> str:
+    """``spiker.__version__`` plus a short hash of the sources ``stage``'s result depends on.
+
+    Without a stage: every library, service and proto source. Computed once per process.
+    """
     import spiker
 
+    patterns = (*_COMMON, *STAGE_CODE[stage]) if stage else ("spiker/**/*.py", "spiker/hdl/rtl/*.vhd",
+                                                             "services/**/*.py", "proto/spiker/v1/*.proto")
     h = hashlib.sha256()
-    for pattern in _CODE_GLOBS:
-        for path in sorted(_ROOT.glob(pattern)):
-            h.update(str(path.relative_to(_ROOT)).encode())
-            h.update(path.read_bytes())
+    for path in sorted({p for pattern in patterns for p in _ROOT.glob(pattern)}):
+        h.update(str(path.relative_to(_ROOT)).encode())
+        h.update(path.read_bytes())
     return f"{spiker.__version__}+{h.hexdigest()[:16]}"
 
 
@@ -42,7 +57,7 @@ def cache_key(stage: str, inputs: dict[str, dict[str, Any]], config: dict[str, A
               code: str | None = None) -> str:
     """The cache key of a stage call: inputs are ArtifactRef dicts (only their sha256 counts)."""
     doc = {"stage": stage, "inputs": {name: ref["sha256"] for name, ref in sorted(inputs.items())},
-           "config": config, "code": code or code_version()}
+           "config": config, "code": code or code_version(stage)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -23,6 +23,7 @@ def test_cache_key_depends_on_inputs_config_and_code() -> None:
     assert base != cache_key("train", {"dataset": REF}, {"epochs": 1}, code="2")
     assert base != cache_key("hdlgen", {"dataset": REF}, {"epochs": 1}, code="1")
     assert code_version().startswith("0.") and "+" in code_version()
+    assert len({code_version(s) for s in ("train", "optimize", "hdlgen", "simulate")}) == 4
 
 
 def test_retry_backoff_is_bounded() -> None:
