@@ -271,7 +271,7 @@ class RunManager:
     def watch(self, owner: str, run_id: str, is_active: Any = lambda: True) -> Iterator[gateway_pb2.RunEvent]:
         """Every event of the run (replayed from its start in this gateway), ending with the summary."""
         handle = self.handle(owner, run_id)
-        if handle.final and not handle.events:
+        if not handle.events:  # finished (or left unfinished) before this gateway started
             yield from self._replay(handle)
             return
         index = 0
@@ -289,7 +289,7 @@ class RunManager:
                 return
 
     def _replay(self, handle: RunHandle) -> Iterator[gateway_pb2.RunEvent]:
-        """Events of a run finished before this gateway started: stage records, then the summary."""
+        """Events of a run this gateway did not run: its stage records, then the summary (its record)."""
         now = time.time()
         for s in handle.record.get("stages", []):
             yield gateway_pb2.RunEvent(run_id=handle.run_id, time=now, stage_finished=stage_proto(s))

@@ -60,7 +60,7 @@ class GatewayServer:
 def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapping[str, str],
                   host: str = DEFAULT_HOST, port: int = 0, limits: Limits | None = None,
                   policy: RetryPolicy | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-                  max_workers: int = 32, resume: bool = True) -> GatewayServer:
+                  max_workers: int = 64, resume: bool = True) -> GatewayServer:
     """Start a gateway; ``targets`` maps each service (trainer, optimizer, hdlgen, simulator) to host:port.
 
     ``resume``: queue the store's unfinished runs again (a served gateway); ``spiker run`` passes

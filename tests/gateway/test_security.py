@@ -183,3 +183,25 @@ def test_runs_survive_in_the_store_and_queue_position(offline_gateway) -> None:
         wait_for(lambda: c.get(run.run_id).state == gateway_pb2.RUN_STATE_FAILED, 60, "failed run")
     rec = offline_gateway.manager.store.get_json(f"runs/{run.run_id}/record.json")
     assert rec["owner"] == "alice" and rec["state"] == "failed" and rec["stages"][0]["attempts"] == 1
+
+
+def test_tls_gateway(make_gateway, tmp_path) -> None:
+    """--tls-cert/--tls-key: a TLS client with the CA gets through; a plaintext client does not."""
+    import shutil
+    import subprocess
+
+    from gw_support import free_port
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    gw = make_gateway(f"127.0.0.1:{free_port()}", tls_cert=str(cert), tls_key=str(key))
+    with GatewayClient(f"localhost:{gw.port}", ALICE, ca_cert=str(cert)) as c:
+        assert c.list() is not None
+    with GatewayClient(gw.target, ALICE) as plain:
+        with pytest.raises(grpc.RpcError) as info:
+            plain.list(timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
