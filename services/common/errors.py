@@ -159,7 +159,8 @@ def abort(context: grpc.ServicerContext, info: ErrorInfo) -> None:
 
 
 def _ascii(text: str) -> str:
-    return text.encode("ascii", "replace").decode().replace("\n", " ")
+    """A metadata-safe value: printable ASCII only, anything else escaped as Python would."""
+    return "".join(c if " " <= c <= "~" else ascii(c)[1:-1] for c in text)
 
 
 def error_detail(err: grpc.RpcError) -> dict[str, str]:
