@@ -25,8 +25,13 @@ _FILENAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\.npz")
 _ZIP_MAGIC = b"PK"
 
 
+def _clean(text: str) -> str:
+    """Text that protobuf can encode (a spec may carry lone surrogates in its keys)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _fail(context: grpc.ServicerContext, code: str, message: str, field: str = "", reason: str = "") -> None:
-    abort(context, ErrorInfo(code, reason or code, message, field))
+    abort(context, ErrorInfo(code, reason or code, _clean(message), _clean(field)))
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):

@@ -205,3 +205,11 @@ def test_tls_gateway(make_gateway, tmp_path) -> None:
         with pytest.raises(grpc.RpcError) as info:
             plain.list(timeout=5)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_surrogate_keys_are_invalid_argument(offline_gateway) -> None:
+    """Found by the fuzz: a key with lone surrogates (valid JSON escapes) must not break the error reply."""
+    text = json.dumps(tiny_spec(dataset={"name": "digits", "\ud800\udc00": 1}))
+    with GatewayClient(offline_gateway.target, ALICE) as c:
+        detail = _fails(grpc.StatusCode.INVALID_ARGUMENT, c.submit, text)
+    assert detail["field"].startswith("dataset.")
