@@ -6,7 +6,6 @@ resource estimate); nothing is computed here.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -14,7 +13,7 @@ import posixpath
 import tarfile
 from typing import Any
 
-from spiker.store import ArtifactRef, ArtifactStore, validate_key
+from spiker.store import ArtifactRef, ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +25,8 @@ def run_prefix(run_id: str) -> str:
 
 
 def put_named(store: ArtifactStore, key: str, data: bytes, content_type: str) -> None:
-    """Write a named (overwritable) non-JSON document, e.g. ``runs/<id>/report.md``.
-
-    The store's public API writes named documents as JSON only; this uses the same backend
-    primitive ``put_json`` uses, with the same key rules.
-    """
-    validate_key(key)
-    if key.startswith("artifacts/"):
-        raise ValueError("artifacts/ is reserved for content-addressed puts")
-    sha = hashlib.sha256(data).hexdigest()
-    store._put(key, lambda: io.BytesIO(data), len(data), sha, kind="run-file",  # noqa: SLF001
-               content_type=content_type, overwrite=True)
+    """Write a named (overwritable) non-JSON document, e.g. ``runs/<id>/report.md``."""
+    store.put_document(key, data, content_type, overwrite=True)
 
 
 def _ref(data: dict[str, Any] | None) -> ArtifactRef | None:

@@ -296,8 +296,9 @@ class ArtifactStore(ABC):
             raise
         return dest
 
-    def put_json(self, key: str, obj: Any, overwrite: bool = False) -> ArtifactRef:
-        """Store ``obj`` as a named JSON document (sorted keys, indented) at ``key``.
+    def put_document(self, key: str, data: bytes, content_type: str = "application/octet-stream",
+                     overwrite: bool = False) -> ArtifactRef:
+        """Store ``data`` as a named document at ``key`` (a run's report, plot or status).
 
         With ``overwrite=False`` the document is immutable: writing identical content again is a
         no-op, different content raises :class:`ImmutableObjectError`. Run status documents pass
@@ -306,14 +307,20 @@ class ArtifactStore(ABC):
         validate_key(key)
         if key == "artifacts" or key.startswith("artifacts/"):
             raise InvalidKeyError(key, "'artifacts/' is reserved for put_bytes/put_file")
+        data = bytes(data)
+        sha = hashlib.sha256(data).hexdigest()
+        kind = "json" if content_type == "application/json" else "document"
+        self._put(key, lambda: io.BytesIO(data), len(data), sha, kind=kind, content_type=content_type,
+                  overwrite=overwrite)
+        return ArtifactRef(self.bucket, key, sha, len(data))
+
+    def put_json(self, key: str, obj: Any, overwrite: bool = False) -> ArtifactRef:
+        """Store ``obj`` as a named JSON document (sorted keys, indented) at ``key`` (see put_document)."""
         try:
             data = (json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n").encode()
         except (TypeError, ValueError) as e:
             raise StoreError(f"put_json({key!r}): object is not JSON-serialisable: {e}") from e
-        sha = hashlib.sha256(data).hexdigest()
-        self._put(key, lambda: io.BytesIO(data), len(data), sha, kind="json",
-                  content_type="application/json", overwrite=overwrite)
-        return ArtifactRef(self.bucket, key, sha, len(data))
+        return self.put_document(key, data, "application/json", overwrite=overwrite)
 
     def get_json(self, key: str) -> Any:
         """The JSON document at ``key`` (checked against its recorded sha256 where the backend has one)."""
