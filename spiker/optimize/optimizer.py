@@ -23,7 +23,7 @@ from spiker.golden.fixed_point import KEYS
 from spiker.net.model import SpikingNet
 from spiker.net.spec import NetSpec, parse_net_dict
 from spiker.optimize.sweep import SweepResult, SweepRow
-from spiker.training.trainer import evaluate, make_loss
+from spiker.training.trainer import make_loss
 
 log = logging.getLogger(__name__)
 
@@ -151,17 +151,21 @@ class Optimizer:
         spikes, labels = collect(test_loader)
         if labels is None:
             raise SpecError("test_loader", "must yield labels to score accuracy")
-        net = self.snn.cpu()
-        float_loss, float_acc = evaluate(net, test_loader, make_loss(self.loss))
-        with torch.no_grad():
-            counts = np.concatenate([
-                net(torch.from_numpy(spikes[:, s:s + EVAL_BATCH]).float()).counts.numpy()
-                for s in range(0, spikes.shape[1], EVAL_BATCH)])
+        net = self.snn.cpu().eval()
+        loss_fn = make_loss(self.loss)
+        counts, loss_sum = [], 0.0
+        with torch.no_grad():  # one float pass gives the reference loss, accuracy and predictions
+            for start in range(0, spikes.shape[1], EVAL_BATCH):
+                out = net(torch.from_numpy(spikes[:, start:start + EVAL_BATCH]).float()).spikes
+                target = torch.from_numpy(labels[start:start + EVAL_BATCH])
+                loss_sum += float(loss_fn(out, target)) * len(target)
+                counts.append(out.sum(0).numpy())
+        float_predictions = readout.predict(np.concatenate(counts))
         workload = _Workload(
             spec=net.spec, weights=[fc.weight.detach().double().numpy() for fc in net.fcs],
             thresholds=[net.layer_threshold(i) for i in range(len(net.fcs))], spikes=spikes,
-            labels=labels, float_predictions=readout.predict(counts), loss=self.loss)
-        return workload, float_acc, float_loss
+            labels=labels, float_predictions=float_predictions, loss=self.loss)
+        return workload, float((float_predictions == labels).mean()), loss_sum / len(labels)
 
     def optimize(self, test_loader: Iterable, shard_index: int = 0, shard_count: int = 1) -> SweepResult:
         """Score every config (or shard ``shard_index`` of ``shard_count``) on the whole loader."""
@@ -180,7 +184,8 @@ class Optimizer:
             context = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(self.n_workers, mp_context=context, initializer=_init_worker,
                                      initargs=(workload,)) as pool:
-                for row in pool.map(_score_in_worker, configs, chunksize=1):
+                chunk = max(1, len(configs) // (4 * self.n_workers))
+                for row in pool.map(_score_in_worker, configs, chunksize=chunk):
                     rows.append(row)
                     bar.update()
         bar.close()
