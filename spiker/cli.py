@@ -43,8 +43,9 @@ def cmd_hdl(args: argparse.Namespace) -> int:
 
     spec = load_flow_spec(args.spec)
     out = _out_dir(args, spec)
-    stages.hdl(spec, out, progress=not args.quiet, resources=not args.no_resources)
-    print(f"wrote {out / 'hdl'}" + ("" if args.no_resources else f" and {out / 'resources.json'}"))
+    stages.hdl(spec, out, progress=not args.quiet, resources=False if args.no_resources else None)
+    wrote = [out / "hdl"] + ([out / "resources.json"] if (out / "resources.json").is_file() else [])
+    print("wrote " + " and ".join(map(str, wrote)))
     return 0
 
 

@@ -95,15 +95,16 @@ def select(spec: FlowSpec, out: Path, progress: bool = True) -> dict[str, int]:
     return params
 
 
-def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool = True):
-    """Generate the accelerator at the selected bit-widths into ``out/hdl`` (and ``resources.json``)."""
+def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | None = None):
+    """Generate the accelerator at the selected bit-widths into ``out/hdl`` (and ``resources.json``
+    when ``resources``, by default the spec's ``hdl.resources``)."""
     from spiker.hdl import VhdlGenerator
 
     snn, _ = train(spec, out, progress)
     params = select(spec, out, progress)
     design = VhdlGenerator(snn, params).generate()
     design.write(out / "hdl")
-    if resources:
+    if spec.hdl.resources if resources is None else resources:
         res = design.estimate_resources()
         (out / "resources.json").write_text(json.dumps(res.to_dict(), indent=1))
         log.info("resources: %d LUT, %d FF, %d carry, %s BRAM, %d DSP", res.lut, res.ff, res.carry,
