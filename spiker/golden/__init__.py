@@ -2,14 +2,15 @@
 
 from spiker.golden.fixed_point import FixedPointConfig, accumulator_bits
 from spiker.golden.model import (
-                                 GoldenResult,
-                                 LayerTrace,
-                                 QuantizedLayer,
-                                 QuantizedNet,
-                                 layer_dynamics,
-                                 quantize,
-                                 run_float,
+    GoldenResult,
+    IntegerArithmetic,
+    LayerTrace,
+    QuantizedLayer,
+    QuantizedNet,
+    layer_dynamics,
+    quantize,
+    run_float,
 )
 
-__all__ = ["FixedPointConfig", "GoldenResult", "LayerTrace", "QuantizedLayer", "QuantizedNet",
+__all__ = ["FixedPointConfig", "GoldenResult", "IntegerArithmetic", "LayerTrace", "QuantizedLayer", "QuantizedNet",
            "accumulator_bits", "layer_dynamics", "quantize", "run_float"]

@@ -68,7 +68,7 @@ class GoldenResult:
         return self.saturated_updates / self.total_updates if self.total_updates else 0.0
 
 
-class _IntegerArithmetic:
+class IntegerArithmetic:
     """``v - (v >> k)`` leaks and saturation to ``neurons_bw`` bits (the hardware)."""
 
     def __init__(self, config: FixedPointConfig) -> None:
@@ -189,7 +189,7 @@ class QuantizedNet:
         """Run spike trains ``[T, B, n_inputs]`` (0/1) through the integer network."""
         x = _as_spikes(spikes, self.spec.n_inputs)
         steps, batch = x.shape[0], x.shape[1]
-        arith = _IntegerArithmetic(self.config)
+        arith = IntegerArithmetic(self.config)
         traces: list[LayerTrace] = []
         total = 0
         layer_in = x.to(torch.float32)

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from spiker.golden import QuantizedNet, accumulator_bits, layer_dynamics
+from spiker.golden import IntegerArithmetic, QuantizedNet, accumulator_bits, layer_dynamics
 from spiker.golden.fixed_point import FixedPointConfig
-from spiker.golden.model import _IntegerArithmetic  # the golden model's own integer arithmetic
 from spiker.hdl import RTL_DIR, RTL_FILES, VhdlGenerator
 from spiker.hdl.generator import clog2, render_package
 from spiker.net.spec import LayerSpec, parse_net_dict
@@ -100,7 +99,7 @@ def test_neuron_update(tmp_path, model, reset):
     span = n_inputs * (1 << (wb - 1))
     currents = torch.from_numpy(rng.integers(-span, span, size=(30, 1, 8), endpoint=True))
     currents[3] = 0
-    spk, mem, syn = layer_dynamics(spec, currents, thr, _IntegerArithmetic(FixedPointConfig(wb, nb, 2)))
+    spk, mem, syn = layer_dynamics(spec, currents, thr, IntegerArithmetic(FixedPointConfig(wb, nb, 2)))
     spk, mem = spk.numpy().astype(int), mem.numpy()
     syn = syn.numpy() if syn is not None else np.zeros_like(mem)
     assert mem.min() == -16 and mem.max() == 15  # saturation at both ends
