@@ -123,3 +123,12 @@ def test_select_is_within_one_point_on_a_real_sweep():
     else:
         assert result.row(**params).accuracy >= result.float_accuracy - 0.01
         assert np.isfinite(result.row(**params).loss)
+
+
+def test_sweep_leaves_the_callers_denormal_mode_alone():
+    from spiker.net.denormals import flushing_denormals
+
+    net, snn, loader = _net_and_loader()
+    assert not flushing_denormals()
+    Optimizer(snn, net, RANGES, progress=False).optimize(loader)
+    assert not flushing_denormals()

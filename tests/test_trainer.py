@@ -97,3 +97,28 @@ def test_digits_example_reaches_95_percent(tmp_path):
 def test_loader_of_real_dataloader_type():
     train, _ = data.load("digits", n_cycles=3, batch_size=50)
     assert isinstance(train, DataLoader)
+
+
+def test_training_flushes_denormals_and_restores_the_callers_mode():
+    from spiker.net.denormals import flush_denormals, flushing_denormals
+
+    seen = []
+
+    class Recording(list):
+        def __iter__(self):
+            seen.append(flushing_denormals())
+            return super().__iter__()
+
+    snn = NetBuilder(small_net(sizes=(8, 3), n_cycles=6)).build(seed=0)
+    train, test = _tiny_loaders()
+    assert not flushing_denormals()
+    Trainer(snn, epochs=1, lr=1e-2, progress=False).train(Recording(train), test)
+    assert seen and all(seen) and not flushing_denormals()  # iterated for training (and evaluation)
+    torch.set_flush_denormal(True)
+    try:
+        with flush_denormals():
+            pass
+        assert flushing_denormals()  # a caller that flushed keeps flushing
+    finally:
+        torch.set_flush_denormal(False)
+    assert not flushing_denormals()

@@ -20,6 +20,7 @@ from spiker.data import collect
 from spiker.errors import InfeasibleConfigError, SpecError
 from spiker.golden import FixedPointConfig, QuantizedNet
 from spiker.golden.fixed_point import KEYS
+from spiker.net.denormals import flush_denormals
 from spiker.net.model import SpikingNet
 from spiker.net.spec import NetSpec, parse_net_dict
 from spiker.optimize.sweep import SweepResult, SweepRow
@@ -82,6 +83,7 @@ def _init_worker(workload: _Workload) -> None:
     global _WORKLOAD
     _WORKLOAD = workload
     torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
 
 
 def score_config(workload: _Workload, config: FixedPointConfig) -> SweepRow:
@@ -170,6 +172,11 @@ class Optimizer:
     def optimize(self, test_loader: Iterable, shard_index: int = 0, shard_count: int = 1) -> SweepResult:
         """Score every config (or shard ``shard_index`` of ``shard_count``) on the whole loader."""
         configs = shard(self.configs, shard_index, shard_count)
+        with flush_denormals():
+            return self._optimize(test_loader, configs, shard_index, shard_count)
+
+    def _optimize(self, test_loader: Iterable, configs: list[FixedPointConfig], shard_index: int,
+                  shard_count: int) -> SweepResult:
         workload, float_acc, float_loss = self._workload(test_loader)
         log.info("sweeping %d configs on %d samples with %d worker(s); float accuracy %.4f",
                  len(configs), len(workload.labels), self.n_workers, float_acc)

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from spiker import readout
 from spiker.data import split_batch
 from spiker.errors import SpecError
+from spiker.net.denormals import flush_denormals
 from spiker.net.model import SpikingNet
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,10 @@ class Trainer:
         epochs = self.epochs if epochs is None else epochs
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise SpecError("train.epochs", f"must be a positive integer, got {epochs!r}")
-        torch.set_flush_denormal(True)  # decaying membranes go denormal: very slow on CPU
+        with flush_denormals():
+            return self._train(train_loader, test_loader, epochs)
+
+    def _train(self, train_loader: Iterable, test_loader: Iterable, epochs: int) -> History:
         torch.manual_seed(self.seed)
         net = self.snn.to(self.device)
         optimizer = OPTIMIZERS[self.optimizer_name](net.parameters(), lr=self.lr)
