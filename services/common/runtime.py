@@ -13,13 +13,12 @@ stops at its next poll with :class:`~services.common.errors.Cancelled`.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -57,6 +56,14 @@ def job_context() -> Any:
             ctx.set_forkserver_preload(["services.common.preload"])
             _mp_context = ctx
         return _mp_context
+
+
+def start_job_server() -> None:
+    """Start the job fork server now; its preload (seconds) then overlaps the rest of start-up."""
+    from multiprocessing import forkserver
+
+    job_context()
+    forkserver.ensure_running()
 
 
 def store_env(store: ArtifactStore) -> dict[str, str]:
@@ -232,106 +239,77 @@ class Call:
         Use as ``result = yield from call.run_job(fn, ...)``. Cancellation kills the child's
         process group; an error in the child is re-raised here as :class:`RemoteError`.
         """
+        results = yield from self.run_jobs(fn, [kwargs])
+        return results[0]
+
+    def run_jobs(self, fn: Callable[..., Any], kwargs_list: Sequence[Mapping[str, Any]],
+                 phase: str | None = None) -> Iterator[common_pb2.ProgressEvent]:
+        """Run ``fn(workdir=..., **kwargs)`` for each kwargs in parallel child processes; returns the results.
+
+        The children fork from the preloaded job server (:func:`job_context`), so they start with
+        torch and spiker imported. Yields the children's progress and, if ``phase`` is given, one
+        ``phase`` event per finished child. The first failure kills the others and is re-raised.
+        """
         self.check()
         ctx = job_context()
-        recv, send = ctx.Pipe(duplex=False)
         target = f"{fn.__module__}:{fn.__qualname__}"
-        proc = ctx.Process(target=_child_entry, args=(send, target, {"workdir": str(self.workdir), **kwargs},
-                                                      str(self.workdir)), name=f"spiker-{self.stage}")
-        proc.start()
-        send.close()
-        assert proc.pid is not None
-        self._track(proc.pid)
-        log.info("%s: job %s in process %d", self.stage, target, proc.pid)
+        total = len(kwargs_list)
+        procs: list[Any] = []
+        conns: dict[Any, int] = {}
+        results: list[Any] = [None] * total
+        done: set[int] = set()
         try:
-            result: Any = None
-            done = False
-            while True:
+            for i, kwargs in enumerate(kwargs_list):
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_child_entry,
+                                   args=(send, target, {"workdir": str(self.workdir), **kwargs}, str(self.workdir)),
+                                   name=f"spiker-{self.stage}-{i}")
+                proc.start()
+                send.close()
+                assert proc.pid is not None
+                procs.append(proc)
+                conns[recv] = i
+                self._track(proc.pid)
+                log.info("%s: job %s in process %d", self.stage, target, proc.pid)
+            while conns:
                 self.check()
-                if recv.poll(POLL_S):
+                for conn in multiprocessing.connection.wait(list(conns), timeout=POLL_S):
+                    i = conns[conn]
                     try:
-                        kind, payload = recv.recv()
+                        kind, payload = conn.recv()
                     except EOFError:
-                        break
+                        del conns[conn]
+                        conn.close()
+                        continue
                     if kind == "progress":
                         yield self.progress(**payload)
                     elif kind == "result":
-                        result, done = payload, True
+                        results[i] = payload
+                        done.add(i)
+                        if phase is not None:
+                            yield self.progress(phase, f"job {i} done ({len(done)}/{total})", len(done), total)
                     elif kind == "error":
                         raise RemoteError(ErrorInfo.from_dict(payload))
-                elif not proc.is_alive():
-                    if not recv.poll(0):
-                        break
-            proc.join(10)
+            for proc in procs:
+                proc.join(10)
             self.check()
-            if not done:
-                raise RuntimeError(f"{self.stage} job process {proc.pid} died (exit code {proc.exitcode})")
-            return result
+            for i, proc in enumerate(procs):
+                if i not in done:
+                    raise RuntimeError(f"{self.stage} job process {proc.pid} died (exit code {proc.exitcode})")
+            return results
         finally:
-            _kill_group(proc.pid)
-            proc.join(5)
-            recv.close()
-            self._untrack(proc.pid)
-
-    def run_workers(self, commands: Sequence[Sequence[str]], env: Mapping[str, str], phase: str,
-                    ) -> Iterator[common_pb2.ProgressEvent]:
-        """Run command lines as parallel worker processes; yields one event per finished worker.
-
-        A worker that fails is re-raised as :class:`RemoteError` from the ErrorInfo it printed
-        (see :data:`WORKER_ERROR_PREFIX`), or as a RuntimeError with its stderr tail.
-        """
-        self.check()
-        full_env = {**os.environ, **env}
-        procs: list[tuple[subprocess.Popen[bytes], Path]] = []
-        try:
-            for i, cmd in enumerate(commands):
-                err_path = self.workdir / f"worker-{i}.stderr"
-                with open(err_path, "wb") as err:
-                    proc = subprocess.Popen(list(cmd), env=full_env, cwd=self.workdir,
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                            start_new_session=True)
-                procs.append((proc, err_path))
-                self._track(proc.pid)
-            pending = set(range(len(procs)))
-            total = len(procs)
-            yield self.progress(phase, f"{total} worker process(es) started", 0, total)
-            while pending:
-                self.check()
-                for i in sorted(pending):
-                    proc, err_path = procs[i]
-                    if proc.poll() is None:
-                        continue
-                    pending.discard(i)
-                    self._untrack(proc.pid)
-                    if proc.returncode != 0:
-                        raise _worker_failure(i, proc.returncode, err_path)
-                    done = total - len(pending)
-                    yield self.progress(phase, f"worker {i} done ({done}/{total})", done, total)
-                time.sleep(POLL_S)
-        finally:
-            for proc, _ in procs:
-                if proc.poll() is None:
-                    _kill_group(proc.pid)
-                    proc.wait(5)
+            for proc in procs:
+                _kill_group(proc.pid)
+                proc.join(5)
                 self._untrack(proc.pid)
+            for conn in conns:
+                conn.close()
 
 
 def _child_entry(conn: Any, target: str, kwargs: dict[str, Any], workdir: str) -> None:
     from services.common.child import child_main
 
     child_main(conn, target, kwargs, workdir)
-
-
-def _worker_failure(index: int, code: int, err_path: Path) -> Exception:
-    text = err_path.read_text(errors="replace") if err_path.exists() else ""
-    for line in reversed(text.splitlines()):
-        if line.startswith(WORKER_ERROR_PREFIX):
-            try:
-                return RemoteError(ErrorInfo.from_dict(json.loads(line[len(WORKER_ERROR_PREFIX):])))
-            except (ValueError, KeyError):
-                break
-    tail = "\n".join(text.splitlines()[-5:])
-    return RuntimeError(f"worker {index} failed with exit code {code}: {tail}")
 
 
 def _kill_group(pid: int) -> None:
@@ -406,4 +384,4 @@ def drain(gen: Iterator[Any]) -> Any:
             return stop.value
 
 
-__all__ = ["Call", "Runtime", "drain", "job_context", "store_env", "streaming", "unary"]
+__all__ = ["Call", "Runtime", "drain", "job_context", "start_job_server", "store_env", "streaming", "unary"]

@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common.runtime import Runtime
+from services.common.runtime import Runtime, start_job_server
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def build_server(names: Sequence[str], runtime: Runtime, host: str = DEFAULT_HOS
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind {host}:{port}")
+    start_job_server()
     server.start()
     for full in ["", *full_names]:
         health_servicer.set(full, health_pb2.HealthCheckResponse.SERVING)

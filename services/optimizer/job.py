@@ -1,4 +1,4 @@
-"""The optimizer's merge job, run in a child process on local files (no store, no gRPC)."""
+"""The optimizer's jobs (score one shard, merge), run in child processes on local files (no store, no gRPC)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from services.optimizer.worker import score_shard
 from spiker.errors import SpikerError
 from spiker.optimize import SweepResult
 from spiker.optimize.optimizer import parse_optim_config
+
+
+def shard_job(workdir: str, model: str, dataset: dict[str, Any], net_dict: dict[str, Any] | None,
+              ranges: dict[str, Any], loss: str, index: int, count: int, threads: int) -> dict[str, Any]:
+    """Score shard ``index`` of ``count`` with ``threads`` torch threads; the SweepResult as a dict.
+
+    Parallel shards on one machine must share its cores: oversubscribed torch (OpenMP) threads
+    spin against each other and made a shard up to 4x slower here.
+    """
+    torch.set_num_threads(threads)
+    return score_shard(Path(model), dataset, net_dict, ranges, loss, index, count).to_dict()
 
 
 def merge_job(workdir: str, shards: list[str], ranges: dict[str, Any],

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import queue
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,11 +14,11 @@ from services.common import convert
 from services.common.errors import FieldError, remap_field
 from services.common.runtime import Call, Runtime, drain, streaming, unary
 from services.optimizer import task as tasks
-from services.optimizer.job import merge_job
+from services.optimizer.job import merge_job, shard_job
 from spiker.errors import SpecError
 from spiker.net.spec import parse_net_dict
 from spiker.optimize.optimizer import parse_optim_config
-from spiker.store import ArtifactNotFound
+from spiker.store import ArtifactNotFound, ArtifactRef
 from spiker_api.v1 import optimizer_pb2, optimizer_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -30,18 +29,12 @@ FIELD_MAP = {"optim_config": "settings.ranges", "optimize": "settings.ranges", "
 SERVICE_NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name
 DEFAULT_MAX_ACCURACY_DROP = 0.01
 DEFAULT_LOSS = "ce_rate"
-#: most shards one Optimize call runs as local processes
+#: most shards one Optimize call runs
 MAX_LOCAL_SHARDS = 64
 
 
-def worker_command(task_key: str, index: int, count: int) -> list[str]:
-    """The sweep worker command line (the same entry point a Kubernetes Indexed Job runs)."""
-    return [sys.executable, "-m", "spiker.serve", "worker", "sweep", "--task", task_key,
-            "--index", str(index), "--count", str(count)]
-
-
 class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
-    """Optimize = CreateSweepTask + one local worker process per shard + MergeSweep."""
+    """Optimize = CreateSweepTask + one job process per shard (or a Kubernetes Job) + MergeSweep."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -87,17 +80,22 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         return min(count, n_configs)
 
     def _merge(self, call: Call, task_key: str, count: int, max_drop: float,
-               ) -> Iterator[Any]:
-        """Fetch the shard results, merge them in a child process, upload; returns OptimizeResult."""
+               shards: list[dict[str, Any]] | None = None) -> Iterator[Any]:
+        """Merge the shard results (fetched from the store unless given) in a child process, upload them.
+
+        Returns the OptimizeResult.
+        """
         doc = call.store.get_json(task_key)
         shard_files = []
         for index in range(count):
-            key = tasks.shard_key(task_key, index, count)
-            try:
-                result = call.store.get_json(key)
-            except ArtifactNotFound as exc:
-                exc.spiker_field = "task_key"  # type: ignore[attr-defined]
-                raise
+            if shards is not None:
+                result = shards[index]
+            else:
+                try:
+                    result = call.store.get_json(tasks.shard_key(task_key, index, count))
+                except ArtifactNotFound as exc:
+                    exc.spiker_field = "task_key"  # type: ignore[attr-defined]
+                    raise
             path = call.workdir / f"shard-{index}.json"
             path.write_text(json.dumps(result))
             shard_files.append(str(path))
@@ -116,6 +114,22 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             result.optim_params.CopyFrom(call.put(paths["optim_params"], "optim-params", "application/json"))
             result.selected_accuracy = out["selected_accuracy"]
         return result
+
+    @staticmethod
+    def _run_local(call: Call, task: dict[str, Any], key: str, count: int) -> Iterator[Any]:
+        """Score the shards in parallel job processes; stores each shard result, returns them all."""
+        model = call.fetch(ArtifactRef.from_dict(task["model"]), "model.pt", "settings.model")
+        dataset = dict(task["dataset"])
+        if task["npz"]:
+            dataset["name"] = str(call.fetch(ArtifactRef.from_dict(task["npz"]), "dataset.npz",
+                                             "settings.dataset.npz"))
+        common = {"model": str(model), "dataset": dataset, "net_dict": task["net_dict"],
+                  "ranges": task["ranges"], "loss": task["loss"], "count": count,
+                  "threads": max(1, len(os.sched_getaffinity(0)) // count)}
+        shards = yield from call.run_jobs(shard_job, [{**common, "index": i} for i in range(count)], "shard")
+        for index, shard in enumerate(shards):
+            call.store.put_json(tasks.shard_key(key, index, count), shard, overwrite=True)
+        return shards
 
     @staticmethod
     def _max_drop(msg: Any) -> float:
@@ -172,12 +186,12 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         key = tasks.put_task(call.store, task)
         log.info("optimize: %d configs in %d shard(s), task %s", n_configs, count, key)
         yield call.progress("sweeping", f"{n_configs} configs in {count} shard(s); task {key}", 0, count)
+        shards = None
         if os.environ.get("SPIKER_SWEEP_EXECUTOR", "local") == "kubernetes":
             yield from self._run_on_kubernetes(call, key, count)
         else:
-            commands = [worker_command(key, i, count) for i in range(count)]
-            yield from call.run_workers(commands, self.runtime.worker_env, "shard")
-        result = yield from self._merge(call, key, count, max_drop)
+            shards = yield from self._run_local(call, task, key, count)
+        result = yield from self._merge(call, key, count, max_drop, shards)
         yield result
 
     @unary("optimize", FIELD_MAP)
