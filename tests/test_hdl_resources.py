@@ -24,13 +24,13 @@ def test_classify_counts_cells():
 @needs_tools
 @pytest.mark.rtl
 @pytest.mark.slow
-@pytest.mark.parametrize("events", [2, 1])
-def test_postsynthesis_netlist_matches_golden_and_has_no_latches(events):
+@pytest.mark.parametrize("events,workers", [(2, 2), (1, 1)])
+def test_postsynthesis_netlist_matches_golden_and_has_no_latches(events, workers):
     q = random_net(11)  # 6-7-8, lif/zero then if/zero, weights_bw 2, neurons_bw 4
     x = random_spikes(2, 8, 12, q.spec.n_inputs)
     design = VhdlGenerator(q, events_per_cycle=events).generate()
-    report = postsynth_simulate(design, x)
-    assert report.samples == 12 and report.mismatches == 0
+    report = postsynth_simulate(design, x, workers=workers, progress=False)
+    assert report.samples == 12 and report.mismatches == 0 and report.cycles > 12 * 8
     np.testing.assert_array_equal(report.counts, q.run(x).counts)
     res = report.resources
     assert res.latches == 0 and res.lut > 0 and res.ff > 0 and res.dsp == 0

@@ -10,19 +10,24 @@ yosys' own cell models and compares its outputs with the golden model.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from spiker.errors import ToolError
 from spiker.hdl.sim import collect
-from spiker.hdl.tools import find_tool, run_tool
+from spiker.hdl.tools import error_lines, find_tool, run_tool
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +90,10 @@ def synthesize(design, folder: Path, timeout: float = 1800) -> tuple[Resources, 
     script.write_text(f"read_verilog {verilog.name}\n"
                       f"synth_xilinx -flatten -top {design.top}\n"
                       "tee -o stat.json stat -json\n"
+                      # one wire per bit for simulation: GHDL's wide concatenation buses form
+                      # vector-level false loops on which iverilog's scheduler stalls
+                      "splitnets\n"
+                      "opt_clean -purge\n"
                       "write_verilog -noattr netlist.v\n")
     run_tool([yosys, "-q", "-l", "yosys.log", script.name], folder, "yosys synthesis", timeout=timeout)
     text = (folder / "stat.json").read_text()
@@ -115,20 +124,25 @@ def estimate_resources(design, keep: str | Path | None = None, timeout: float = 
 
 _VTB = """`timescale 1ns/1ps
 module spiker_vtb;
-  localparam N = {n_in}, W = {tdata}, BEATS = {beats}, SAMPLES = {samples};
+  // one run streams the samples of beats.mem back to back; one output word per line of out.txt
+  localparam N = {n_in}, W = {tdata}, MAX_BEATS = {max_beats};
   reg clk = 0, rst = 1;
   always #5 clk = ~clk;
-  reg [N:0] mem [0:BEATS-1];
-  integer k = 0, outs = 0, cyc = 0, f;
+  reg [N:0] mem [0:MAX_BEATS-1];
+  integer k = 0, outs = 0, cyc = 0, beats = 0, samples = 0, max_cycles = 0, f;
   wire s_tready, m_tvalid, m_tlast;
   wire [W-1:0] m_tdata;
-  wire [N:0] beat = (k < BEATS) ? mem[k] : 0;
-  wire s_tvalid = !rst && (k < BEATS);
+  wire [N:0] beat = (k < beats) ? mem[k] : 0;
+  wire s_tvalid = !rst && (k < beats);
   spiker_top dut (.clk(clk), .rst(rst), .s_axis_tvalid(s_tvalid), .s_axis_tready(s_tready),
                   .s_axis_tdata(beat[N-1:0]), .s_axis_tlast(beat[N]), .m_axis_tvalid(m_tvalid),
                   .m_axis_tready(1'b1), .m_axis_tdata(m_tdata), .m_axis_tlast(m_tlast));
   initial begin
-    $readmemb("beats.mem", mem);
+    if (!$value$plusargs("beats=%d", beats) || !$value$plusargs("samples=%d", samples)
+        || !$value$plusargs("max_cycles=%d", max_cycles)) begin
+      $display("spiker_vtb: need +beats=, +samples= and +max_cycles="); $finish;
+    end
+    $readmemb("beats.mem", mem, 0, beats - 1);
     f = $fopen("out.txt", "w");
     repeat (3) @(posedge clk);
     rst <= 0;
@@ -139,11 +153,14 @@ module spiker_vtb;
       if (s_tvalid && s_tready) k <= k + 1;
       if (m_tvalid) begin
         $fwrite(f, "%h\\n", m_tdata);
+        $fflush(f);
         outs = outs + 1;
-        if (outs == SAMPLES) begin $fclose(f); $finish; end
+        if (outs == samples) begin
+          $display("spiker_vtb: %0d cycles", cyc + 1); $fclose(f); $finish;
+        end
       end
     end
-    if (cyc > {max_cycles}) begin $fwrite(f, "TIMEOUT\\n"); $fclose(f); $finish; end
+    if (cyc > max_cycles) begin $fwrite(f, "TIMEOUT\\n"); $fclose(f); $finish; end
   end
 endmodule
 """
@@ -170,14 +187,20 @@ class PostSynthReport:
     counts: np.ndarray
     predictions: np.ndarray
     resources: Resources
+    #: simulated clock cycles (all shards) and seconds of the iverilog run
+    cycles: int = 0
+    sim_seconds: float = 0.0
 
 
 def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: str | Path | None = None,
-                       timeout: float = 1800) -> PostSynthReport:
+                       timeout: float = 1800, workers: int = 1, progress: bool = True) -> PostSynthReport:
     """Synthesize, then run the mapped netlist in iverilog on ``data``; compare with the golden model.
 
     Samples are streamed back to back (the pipeline overlaps them), so this also checks
-    that consecutive samples do not leak state into each other.
+    that consecutive samples do not leak state into each other. ``workers`` vvp processes
+    each run a contiguous shard of the samples on the one compiled netlist; ``timeout`` bounds
+    each tool run. Gate-level simulation is slow for large nets (the digits net: a few cycles
+    per second), so progress is logged and shown as a bar.
     """
     iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
     cells = xilinx_cell_models()
@@ -186,29 +209,43 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
     steps, n = spikes.shape[0], spikes.shape[1]
     golden = qnet.run(spikes)
     geo = design.geometry
+    shards = np.array_split(np.arange(n), max(1, min(int(workers), n)))
+    widest = max(layer.n_inputs for layer in qnet.layers)
     folder = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-postsynth-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
+        logger.info("post-synthesis: synthesizing %s", design.top)
         res, netlist = synthesize(design, folder, timeout=timeout)
-        lines = []
-        for b in range(n):
-            for t in range(steps):
-                bits = "".join("1" if v else "0" for v in spikes[t, b][::-1])  # MSB first
-                lines.append(("1" if t == steps - 1 else "0") + bits)
-        (folder / "beats.mem").write_text("\n".join(lines) + "\n")
-        widest = max(layer.n_inputs for layer in qnet.layers)
         (folder / "tb.v").write_text(_VTB.format(n_in=qnet.spec.n_inputs, tdata=geo.tdata_bits,
-                                                 beats=len(lines), samples=n,
-                                                 max_cycles=n * (steps + 8) * (widest + 4) + 100))
+                                                 max_beats=len(shards[0]) * steps))
+        logger.info("post-synthesis: compiling the netlist (%s) in iverilog", res)
         run_tool([iverilog, "-g2012", "-o", "sim.vvp", "-s", "spiker_vtb", "tb.v", netlist.name, str(cells)],
                  folder, "iverilog compilation", timeout=timeout)
-        run_tool([vvp, "-n", "sim.vvp"], folder, "iverilog simulation", timeout=timeout)
-        out = (folder / "out.txt").read_text().split()
+        runs = []
+        for i, idx in enumerate(shards):
+            sub = folder / f"shard-{i}"
+            sub.mkdir(exist_ok=True)
+            lines = [("1" if t == steps - 1 else "0") + "".join("1" if v else "0" for v in spikes[t, b][::-1])
+                     for b in idx for t in range(steps)]  # tlast, then the spike bits MSB first
+            (sub / "beats.mem").write_text("\n".join(lines) + "\n")
+            max_cycles = len(idx) * (steps + 8) * (widest + 4) + 100
+            runs.append((sub, [vvp, "-n", str(folder / "sim.vvp"), f"+beats={len(lines)}",
+                               f"+samples={len(idx)}", f"+max_cycles={max_cycles}"]))
+        start = time.perf_counter()
+        _run_vvp(runs, n, timeout, progress)
+        seconds = time.perf_counter() - start
+        out: list[str] = []
+        cycles = 0
+        for (sub, _), idx in zip(runs, shards):
+            words = (sub / "out.txt").read_text().split()
+            if "TIMEOUT" in words or len(words) != len(idx):
+                raise ToolError(f"post-synthesis simulation of samples {idx[0]}..{idx[-1]} produced "
+                                f"{len(words) - ('TIMEOUT' in words)} of {len(idx)} results")
+            out += words
+            cycles += int((sub / "cycles.txt").read_text()) if (sub / "cycles.txt").exists() else 0
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
-    if "TIMEOUT" in out or len(out) != n:
-        raise ToolError(f"post-synthesis simulation produced {len(out)} of {n} results")
     counts = np.zeros((n, geo.n_classes), dtype=np.int64)
     preds = np.zeros(n, dtype=np.int64)
     mask = (1 << geo.count_bits) - 1
@@ -217,4 +254,52 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
         counts[k] = [(value >> (c * geo.count_bits)) & mask for c in range(geo.n_classes)]
         preds[k] = (value >> (geo.n_classes * geo.count_bits)) & ((1 << geo.class_bits) - 1)
     bad = int(((counts != golden.counts).any(axis=1) | (preds != golden.predictions)).sum())
-    return PostSynthReport(samples=n, mismatches=bad, counts=counts, predictions=preds, resources=res)
+    logger.info("post-synthesis: %d samples, %d mismatch(es), %.0f s of iverilog", n, bad, seconds)
+    return PostSynthReport(samples=n, mismatches=bad, counts=counts, predictions=preds, resources=res,
+                           cycles=cycles, sim_seconds=seconds)
+
+
+def _run_vvp(runs: list[tuple[Path, list[str]]], n: int, timeout: float, progress: bool) -> None:
+    """Run the vvp processes in parallel, each in its folder; a bar counts finished samples."""
+    procs = []
+    try:
+        for sub, cmd in runs:
+            procs.append(subprocess.Popen(cmd, cwd=sub, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, text=True))
+        deadline = time.monotonic() + timeout
+        done_before = 0
+        with tqdm(total=n, desc="post-synthesis", unit="sample", disable=not progress) as bar:
+            while True:
+                finished = all(p.poll() is not None for p in procs)
+                done = sum(_lines(sub / "out.txt") for sub, _ in runs)
+                if done != done_before:
+                    bar.update(done - done_before)
+                    logger.info("post-synthesis: %d/%d samples simulated", done, n)
+                    done_before = done
+                if finished:
+                    break
+                if time.monotonic() > deadline:
+                    raise ToolError(f"iverilog simulation did not finish within {timeout:.0f} s "
+                                    f"({done}/{n} samples done)")
+                time.sleep(0.5)
+        for proc, (sub, _) in zip(procs, runs):
+            text = proc.stdout.read() if proc.stdout else ""
+            if proc.returncode != 0 or "need +beats" in text:
+                raise ToolError(f"iverilog simulation failed (exit {proc.returncode}):\n{error_lines(text)}")
+            match = re.search(r"spiker_vtb: (\d+) cycles", text)
+            if match:
+                (sub / "cycles.txt").write_text(match.group(1))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout:
+                proc.stdout.close()
+
+
+def _lines(path: Path) -> int:
+    try:
+        return sum(1 for line in path.read_text().splitlines() if line and line != "TIMEOUT")
+    except FileNotFoundError:
+        return 0
