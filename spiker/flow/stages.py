@@ -103,7 +103,13 @@ def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | None
     snn, _ = train(spec, out, progress)
     params = select(spec, out, progress)
     design = VhdlGenerator(snn, params).generate()
-    design.write(out / "hdl")
+    folder = out / "hdl"
+    unchanged = all((folder / name).is_file() and (folder / name).read_text() == text
+                    for name, text in design.files.items())
+    design.write(folder)
+    if not unchanged and (out / "resources.json").exists():
+        (out / "resources.json").unlink()  # it describes the previous design
+        log.info("removed resources.json of the previous design")
     if spec.hdl.resources if resources is None else resources:
         res = design.estimate_resources()
         (out / "resources.json").write_text(json.dumps(res.to_dict(), indent=1))
