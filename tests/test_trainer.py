@@ -122,3 +122,12 @@ def test_training_flushes_denormals_and_restores_the_callers_mode():
     finally:
         torch.set_flush_denormal(False)
     assert not flushing_denormals()
+
+
+def test_on_epoch_sees_each_epochs_history():
+    snn = NetBuilder(small_net(sizes=(8, 3), n_cycles=6)).build(seed=0)
+    train, test = _tiny_loaders()
+    seen = []
+    Trainer(snn, epochs=3, lr=1e-2, progress=False,
+            on_epoch=lambda h: seen.append((h.epoch[-1], len(h.test_accuracy)))).train(train, test)
+    assert seen == [(1, 1), (2, 2), (3, 3)]

@@ -21,9 +21,6 @@ from services.common.errors import describe_error
 _conn: Any = None
 _lock = threading.Lock()
 
-#: hooks that turn a log record into progress-event fields (or None to use the default)
-_translators: list[Any] = []
-
 
 def _send(kind: str, payload: Any) -> None:
     if _conn is None:
@@ -39,11 +36,6 @@ def report(phase: str, message: str = "", current: int = 0, total: int = 0,
                        "metrics": {k: float(v) for k, v in (metrics or {}).items()}})
 
 
-def add_log_translator(fn: Any) -> None:
-    """Register ``fn(record) -> dict | None`` turning a library log record into :func:`report` kwargs."""
-    _translators.append(fn)
-
-
 class _ProgressHandler(logging.Handler):
     """Forwards INFO+ records of ``spiker.*`` loggers as progress events."""
 
@@ -51,11 +43,6 @@ class _ProgressHandler(logging.Handler):
         if not (record.name == "spiker" or record.name.startswith("spiker.")):
             return
         try:
-            for fn in _translators:
-                fields = fn(record)
-                if fields is not None:
-                    report(**fields)
-                    return
             report("log", record.getMessage().splitlines()[0][:500])
         except Exception:  # noqa: BLE001 - progress must never break the job
             self.handleError(record)

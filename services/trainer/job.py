@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-from services.common.child import add_log_translator
+from services.common.child import report
 from spiker.flow import stages
 from spiker.flow.spec import parse_flow_spec
-
-#: the fields of the Trainer's per-epoch log record (spiker.training.trainer: "epoch %d: ...")
-_EPOCH_FIELDS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
+from spiker.training import History
 
 
-def _epoch_event(total: int):
-    def translate(record: logging.LogRecord) -> dict[str, Any] | None:
-        args = record.args if isinstance(record.args, tuple) else ()
-        if record.name == "spiker.training.trainer" and str(record.msg).startswith("epoch %d") \
-                and len(args) == 1 + len(_EPOCH_FIELDS):
-            return {"phase": "epoch", "message": record.getMessage(), "current": int(args[0]), "total": total,
-                    "metrics": dict(zip(_EPOCH_FIELDS, map(float, args[1:])))}
-        return None
+def _epoch_reporter(total: int):
+    """An ``on_epoch`` callback that sends each epoch's metrics as a progress event."""
 
-    return translate
+    def on_epoch(h: History) -> None:
+        metrics = {"train_loss": h.train_loss[-1], "train_accuracy": h.train_accuracy[-1],
+                   "test_loss": h.test_loss[-1], "test_accuracy": h.test_accuracy[-1], "seconds": h.seconds[-1]}
+        report("epoch", f"epoch {h.epoch[-1]}/{total}: test accuracy {h.test_accuracy[-1]:.4f}",
+               h.epoch[-1], total, metrics)
+
+    return on_epoch
 
 
 def train_job(workdir: str, net: dict[str, Any], dataset: dict[str, Any], train: dict[str, Any],
@@ -33,9 +30,8 @@ def train_job(workdir: str, net: dict[str, Any], dataset: dict[str, Any], train:
     if dataset["name"].endswith(".npz"):
         dataset = {**dataset, "name": str(folder / dataset["name"])}
     spec = parse_flow_spec({"name": "train", "dataset": dataset, "net": net, "train": train})
-    add_log_translator(_epoch_event(spec.train.epochs))
     out = folder / "out"
-    _, history = stages.train(spec, out, progress=False)
+    _, history = stages.train(spec, out, progress=False, on_epoch=_epoch_reporter(spec.train.epochs))
     return {"model": str(out / "model.pt"), "history": str(out / "history.json"),
             "plot": str(out / "training.png"), "test_accuracy": history.final_test_accuracy,
             "epochs": len(history.epoch), "seconds": history.wall_time}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,12 @@ def _write_record(out: Path, stage: str, digest: str, **extra: Any) -> None:
     (out / f"{stage}.json").write_text(json.dumps({"stage": stage, "digest": digest, **extra}, indent=1))
 
 
-def train(spec: FlowSpec, out: Path, progress: bool = True) -> tuple[SpikingNet, History]:
-    """Train (or reuse ``out/model.pt`` when dataset, net and train settings are unchanged)."""
+def train(spec: FlowSpec, out: Path, progress: bool = True,
+          on_epoch: Callable[[History], None] | None = None) -> tuple[SpikingNet, History]:
+    """Train (or reuse ``out/model.pt`` when dataset, net and train settings are unchanged).
+
+    ``on_epoch``: called with the History after every epoch (see :class:`Trainer`).
+    """
     out.mkdir(parents=True, exist_ok=True)
     digest = spec.digest("dataset", "net", "train")
     if _record_matches(out, "train", digest) and (out / "model.pt").is_file():
@@ -55,7 +60,7 @@ def train(spec: FlowSpec, out: Path, progress: bool = True) -> tuple[SpikingNet,
     snn = NetBuilder(spec.net).build(seed=spec.train.seed)
     t = spec.train
     history = Trainer(snn, epochs=t.epochs, lr=t.lr, loss=t.loss, optimizer=t.optimizer, seed=t.seed,
-                      progress=progress).train(train_loader, test_loader)
+                      progress=progress, on_epoch=on_epoch).train(train_loader, test_loader)
     snn.save(out / "model.pt")
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
     history.plot(out / "training.png")

@@ -113,7 +113,7 @@ class Trainer:
 
     def __init__(self, snn: SpikingNet, epochs: int = 10, lr: float = 2e-3, loss: str = "ce_rate",
                  optimizer: str = "adam", seed: int = 0, device: str = "cpu",
-                 progress: bool = True) -> None:
+                 progress: bool = True, on_epoch: Callable[[History], None] | None = None) -> None:
         if not isinstance(snn, SpikingNet):
             raise TypeError(f"Trainer needs a SpikingNet from NetBuilder.build(), got {type(snn).__name__}")
         if optimizer not in OPTIMIZERS:
@@ -130,6 +130,8 @@ class Trainer:
         self.seed = seed
         self.device = torch.device(device)
         self.progress = progress
+        #: called with the History after every epoch (progress reporting, early inspection)
+        self.on_epoch = on_epoch
         self.history = History()
 
     def evaluate(self, loader: Iterable) -> tuple[float, float]:
@@ -180,5 +182,7 @@ class Trainer:
             h.seconds.append(time.perf_counter() - started)
             log.info("epoch %d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1fs",
                      epoch, h.train_loss[-1], h.train_accuracy[-1], test_loss, test_acc, h.seconds[-1])
+            if self.on_epoch is not None:
+                self.on_epoch(h)
         net.snap_learned_leaks()
         return self.history
