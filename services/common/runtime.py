@@ -273,7 +273,12 @@ class Call:
                 log.info("%s: job %s in process %d", self.stage, target, proc.pid)
             while conns:
                 self.check()
-                for conn in multiprocessing.connection.wait(list(conns), timeout=POLL_S):
+                ready = multiprocessing.connection.wait(list(conns), timeout=POLL_S)
+                for conn in [c for c in conns if c not in ready and not procs[conns[c]].is_alive()]:
+                    if not conn.poll(0):  # dead, and a grandchild may hold the pipe open: no EOF
+                        del conns[conn]
+                        conn.close()
+                for conn in ready:
                     i = conns[conn]
                     try:
                         kind, payload = conn.recv()

@@ -1,0 +1,56 @@
+"""Call.run_jobs: parallel job processes forked from the preloaded job server."""
+
+import pytest
+
+from services.common.errors import RemoteError
+from services.common.runtime import Call, Runtime, drain
+from spiker.store import LocalStore
+from tests.services import runtime_jobs
+
+
+class _Context:
+    """The two grpc.ServicerContext methods a Call uses, for a call that stays active."""
+
+    def add_callback(self, callback) -> bool:
+        return True
+
+    def is_active(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def call(tmp_path):
+    c = Call(_Context(), "test", Runtime(LocalStore(tmp_path / "store"), work_root=tmp_path / "work"))
+    yield c
+    c.close()
+
+
+def _run(gen):
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return stop.value, events
+
+
+def test_results_in_order_with_one_event_per_finished_job(call):
+    results, events = _run(call.run_jobs(runtime_jobs.echo, [{"value": v} for v in (3, 1, 2)], "part"))
+    assert results == [6, 2, 4]
+    assert sorted(e.current for e in events if e.phase == "part") == [1, 2, 3]
+    assert drain(call.run_job(runtime_jobs.echo, value=5)) == 10
+    assert not call.runtime.active_pids
+
+
+def test_an_error_in_a_job_comes_back_as_remote_error(call):
+    with pytest.raises(RemoteError, match="no good value"):
+        _run(call.run_jobs(runtime_jobs.fail, [{}, {}]))
+    assert not call.runtime.active_pids
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("hold_pipe", [False, True])
+def test_a_job_that_dies_is_reported_even_if_a_grandchild_holds_its_pipe(call, hold_pipe):
+    with pytest.raises(RuntimeError, match="died"):
+        _run(call.run_jobs(runtime_jobs.die, [{"hold_pipe": hold_pipe}]))
+    assert not call.runtime.active_pids
