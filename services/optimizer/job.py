@@ -1,28 +1,31 @@
-"""The optimizer's jobs (score one shard, merge), run in child processes on local files (no store, no gRPC)."""
+"""The optimizer's jobs, run in child processes: one sweep shard (store in, store out), the merge (local files)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from services.optimizer.worker import score_shard
 from spiker.errors import SpikerError
 from spiker.optimize import SweepResult
 from spiker.optimize.optimizer import parse_optim_config
+from spiker.serve import worker_sweep
 
 
-def shard_job(workdir: str, model: str, dataset: dict[str, Any], net_dict: dict[str, Any] | None,
-              ranges: dict[str, Any], loss: str, index: int, count: int, threads: int) -> dict[str, Any]:
-    """Score shard ``index`` of ``count`` with ``threads`` torch threads; the SweepResult as a dict.
+def shard_job(workdir: str, store_env: dict[str, str], task: str, index: int, count: int,
+              threads: int) -> str:
+    """``spiker worker sweep`` for one shard, in this job process; returns the shard result's key.
 
-    Parallel shards on one machine must share its cores: oversubscribed torch (OpenMP) threads
-    spin against each other and made a shard up to 4x slower here.
+    ``store_env``: the ``SPIKER_S3_*``/``SPIKER_STORE_DIR`` settings that open the service's
+    store. ``threads``: torch threads; parallel shards on one machine must share its cores
+    (oversubscribed OpenMP threads spin against each other: up to 4x slower here).
     """
+    os.environ.update(store_env)
     torch.set_num_threads(threads)
-    return score_shard(Path(model), dataset, net_dict, ranges, loss, index, count).to_dict()
+    return worker_sweep(task, index, count)
 
 
 def merge_job(workdir: str, shards: list[str], ranges: dict[str, Any],

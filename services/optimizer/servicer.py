@@ -18,7 +18,7 @@ from services.optimizer.job import merge_job, shard_job
 from spiker.errors import SpecError
 from spiker.net.spec import parse_net_dict
 from spiker.optimize.optimizer import parse_optim_config
-from spiker.store import ArtifactNotFound, ArtifactRef
+from spiker.store import ArtifactNotFound
 from spiker_api.v1 import optimizer_pb2, optimizer_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -80,22 +80,17 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         return min(count, n_configs)
 
     def _merge(self, call: Call, task_key: str, count: int, max_drop: float,
-               shards: list[dict[str, Any]] | None = None) -> Iterator[Any]:
-        """Merge the shard results (fetched from the store unless given) in a child process, upload them.
-
-        Returns the OptimizeResult.
-        """
+               ) -> Iterator[Any]:
+        """Fetch the shard results, merge them in a child process, upload; returns OptimizeResult."""
         doc = call.store.get_json(task_key)
         shard_files = []
         for index in range(count):
-            if shards is not None:
-                result = shards[index]
-            else:
-                try:
-                    result = call.store.get_json(tasks.shard_key(task_key, index, count))
-                except ArtifactNotFound as exc:
-                    exc.spiker_field = "task_key"  # type: ignore[attr-defined]
-                    raise
+            key = tasks.shard_key(task_key, index, count)
+            try:
+                result = call.store.get_json(key)
+            except ArtifactNotFound as exc:
+                exc.spiker_field = "task_key"  # type: ignore[attr-defined]
+                raise
             path = call.workdir / f"shard-{index}.json"
             path.write_text(json.dumps(result))
             shard_files.append(str(path))
@@ -115,21 +110,11 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             result.selected_accuracy = out["selected_accuracy"]
         return result
 
-    @staticmethod
-    def _run_local(call: Call, task: dict[str, Any], key: str, count: int) -> Iterator[Any]:
-        """Score the shards in parallel job processes; stores each shard result, returns them all."""
-        model = call.fetch(ArtifactRef.from_dict(task["model"]), "model.pt", "settings.model")
-        dataset = dict(task["dataset"])
-        if task["npz"]:
-            dataset["name"] = str(call.fetch(ArtifactRef.from_dict(task["npz"]), "dataset.npz",
-                                             "settings.dataset.npz"))
-        common = {"model": str(model), "dataset": dataset, "net_dict": task["net_dict"],
-                  "ranges": task["ranges"], "loss": task["loss"], "count": count,
+    def _run_local(self, call: Call, key: str, count: int) -> Iterator[Any]:
+        """Run the sweep worker entry point for every shard, in parallel preloaded job processes."""
+        common = {"store_env": self.runtime.worker_env, "task": key, "count": count,
                   "threads": max(1, len(os.sched_getaffinity(0)) // count)}
-        shards = yield from call.run_jobs(shard_job, [{**common, "index": i} for i in range(count)], "shard")
-        for index, shard in enumerate(shards):
-            call.store.put_json(tasks.shard_key(key, index, count), shard, overwrite=True)
-        return shards
+        yield from call.run_jobs(shard_job, [{**common, "index": i} for i in range(count)], "shard")
 
     @staticmethod
     def _max_drop(msg: Any) -> float:
@@ -186,12 +171,11 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         key = tasks.put_task(call.store, task)
         log.info("optimize: %d configs in %d shard(s), task %s", n_configs, count, key)
         yield call.progress("sweeping", f"{n_configs} configs in {count} shard(s); task {key}", 0, count)
-        shards = None
         if os.environ.get("SPIKER_SWEEP_EXECUTOR", "local") == "kubernetes":
             yield from self._run_on_kubernetes(call, key, count)
         else:
-            shards = yield from self._run_local(call, task, key, count)
-        result = yield from self._merge(call, key, count, max_drop, shards)
+            yield from self._run_local(call, key, count)
+        result = yield from self._merge(call, key, count, max_drop)
         yield result
 
     @unary("optimize", FIELD_MAP)

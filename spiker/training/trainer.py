@@ -92,7 +92,7 @@ def evaluate(net: SpikingNet, loader: Iterable, loss_fn: Callable | None = None,
     loss_fn = loss_fn or make_loss("ce_rate")
     net.eval()
     total_loss, total_correct, total = 0.0, 0, 0
-    with torch.no_grad():
+    with torch.no_grad(), flush_denormals():
         for batch in loader:
             data, labels = split_batch(batch)
             data, labels = data.to(device), labels.to(device)
