@@ -149,6 +149,9 @@ def copy_outputs(store: Any, run: Any, out: Path) -> list[Path]:
 # -- commands --------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from services.common.jobserver import start_job_server
+
+    start_job_server()  # its preload runs while this process imports the stack
     from gateway.client import GatewayClient
     from gateway.server import LocalStack
     from gateway.validate import Limits

@@ -30,6 +30,7 @@ import grpc
 
 from services.common import convert
 from services.common.errors import Cancelled, ErrorInfo, RemoteError, abort, describe_error
+from services.common.jobserver import job_context
 from spiker.store import ArtifactRef, ArtifactStore, LocalStore, S3Store, StoreConfigError
 from spiker_api.v1 import common_pb2
 
@@ -39,32 +40,6 @@ POLL_S = 0.1
 #: prefix of the one stderr line a sweep worker writes on failure (an ErrorInfo as JSON)
 WORKER_ERROR_PREFIX = "spiker-error: "
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-
-_mp_lock = threading.Lock()
-_mp_context: Any = None
-
-
-def job_context() -> Any:
-    """The multiprocessing context jobs run in: a fork server that has torch and spiker loaded.
-
-    Forking from it is fast and safe (it has no gRPC threads); it starts on first use.
-    """
-    global _mp_context
-    with _mp_lock:
-        if _mp_context is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["services.common.preload"])
-            _mp_context = ctx
-        return _mp_context
-
-
-def start_job_server() -> None:
-    """Start the job fork server now; its preload (seconds) then overlaps the rest of start-up."""
-    from multiprocessing import forkserver
-
-    job_context()
-    forkserver.ensure_running()
-
 
 def store_env(store: ArtifactStore) -> dict[str, str]:
     """Environment variables that make ``open_store()`` in a worker process open ``store``.
@@ -389,4 +364,4 @@ def drain(gen: Iterator[Any]) -> Any:
             return stop.value
 
 
-__all__ = ["Call", "Runtime", "drain", "job_context", "start_job_server", "store_env", "streaming", "unary"]
+__all__ = ["Call", "Runtime", "drain", "store_env", "streaming", "unary"]

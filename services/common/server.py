@@ -21,7 +21,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common.runtime import Runtime, start_job_server
+from services.common.jobserver import start_job_server
+from services.common.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

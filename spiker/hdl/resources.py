@@ -82,19 +82,20 @@ def ghdl_to_verilog(design, folder: Path) -> Path:
     return out
 
 
-def synthesize(design, folder: Path, timeout: float = 1800) -> tuple[Resources, Path]:
-    """Synthesize into ``folder``; returns the resources and the mapped netlist path."""
+def synthesize(design, folder: Path, timeout: float = 1800, netlist: bool = True) -> tuple[Resources, Path]:
+    """Synthesize into ``folder``; returns the resources and the mapped netlist path.
+
+    ``netlist=False``: count cells only, without writing the (large) netlist.
+    """
     yosys = find_tool("yosys")
     verilog = ghdl_to_verilog(design, folder)
     script = folder / "synth.ys"
+    # the netlist has one wire per bit, for simulation: GHDL's wide concatenation buses form
+    # vector-level false loops on which iverilog's scheduler stalls
+    write = "splitnets\nopt_clean -purge\nwrite_verilog -noattr netlist.v\n" if netlist else ""
     script.write_text(f"read_verilog {verilog.name}\n"
                       f"synth_xilinx -flatten -top {design.top}\n"
-                      "tee -o stat.json stat -json\n"
-                      # one wire per bit for simulation: GHDL's wide concatenation buses form
-                      # vector-level false loops on which iverilog's scheduler stalls
-                      "splitnets\n"
-                      "opt_clean -purge\n"
-                      "write_verilog -noattr netlist.v\n")
+                      "tee -o stat.json stat -json\n" + write)
     run_tool([yosys, "-q", "-l", "yosys.log", script.name], folder, "yosys synthesis", timeout=timeout)
     text = (folder / "stat.json").read_text()
     start = text.index("{")
@@ -115,7 +116,7 @@ def estimate_resources(design, keep: str | Path | None = None, timeout: float = 
     folder = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-synth-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        res, _ = synthesize(design, folder, timeout=timeout)
+        res, _ = synthesize(design, folder, timeout=timeout, netlist=False)
         return res
     finally:
         if keep is None:
