@@ -233,17 +233,15 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
             runs.append((sub, [vvp, "-n", str(folder / "sim.vvp"), f"+beats={len(lines)}",
                                f"+samples={len(idx)}", f"+max_cycles={max_cycles}"]))
         start = time.perf_counter()
-        _run_vvp(runs, n, timeout, progress)
+        cycles = sum(_run_vvp(runs, n, timeout, progress))
         seconds = time.perf_counter() - start
         out: list[str] = []
-        cycles = 0
         for (sub, _), idx in zip(runs, shards):
             words = (sub / "out.txt").read_text().split()
             if "TIMEOUT" in words or len(words) != len(idx):
                 raise ToolError(f"post-synthesis simulation of samples {idx[0]}..{idx[-1]} produced "
                                 f"{len(words) - ('TIMEOUT' in words)} of {len(idx)} results")
             out += words
-            cycles += int((sub / "cycles.txt").read_text()) if (sub / "cycles.txt").exists() else 0
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -260,13 +258,15 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
                            cycles=cycles, sim_seconds=seconds)
 
 
-def _run_vvp(runs: list[tuple[Path, list[str]]], n: int, timeout: float, progress: bool) -> None:
-    """Run the vvp processes in parallel, each in its folder; a bar counts finished samples."""
+def _run_vvp(runs: list[tuple[Path, list[str]]], n: int, timeout: float, progress: bool) -> list[int]:
+    """Run the vvp processes in parallel, each in its folder (output in ``vvp.log``); a bar counts
+    finished samples. Returns each run's simulated cycles."""
     procs = []
     try:
         for sub, cmd in runs:
-            procs.append(subprocess.Popen(cmd, cwd=sub, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, text=True))
+            with open(sub / "vvp.log", "w") as log_file:
+                procs.append(subprocess.Popen(cmd, cwd=sub, stdout=log_file, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL))
         deadline = time.monotonic() + timeout
         done_before = 0
         with tqdm(total=n, desc="post-synthesis", unit="sample", disable=not progress) as bar:
@@ -283,20 +283,19 @@ def _run_vvp(runs: list[tuple[Path, list[str]]], n: int, timeout: float, progres
                     raise ToolError(f"iverilog simulation did not finish within {timeout:.0f} s "
                                     f"({done}/{n} samples done)")
                 time.sleep(0.5)
+        cycles = []
         for proc, (sub, _) in zip(procs, runs):
-            text = proc.stdout.read() if proc.stdout else ""
+            text = (sub / "vvp.log").read_text(errors="replace")
             if proc.returncode != 0 or "need +beats" in text:
                 raise ToolError(f"iverilog simulation failed (exit {proc.returncode}):\n{error_lines(text)}")
             match = re.search(r"spiker_vtb: (\d+) cycles", text)
-            if match:
-                (sub / "cycles.txt").write_text(match.group(1))
+            cycles.append(int(match.group(1)) if match else 0)
+        return cycles
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            if proc.stdout:
-                proc.stdout.close()
 
 
 def _lines(path: Path) -> int:
