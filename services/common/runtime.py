@@ -293,12 +293,18 @@ def _child_entry(conn: Any, target: str, kwargs: dict[str, Any], workdir: str) -
 
 
 def _kill_group(pid: int) -> None:
-    """SIGKILL the process group led by ``pid`` (our own child), or the process if it has none."""
+    """SIGKILL the process group led by ``pid`` (our own child), or the process if it has none.
+
+    The group is killed even when its leader has already exited: leftover grandchildren
+    (GHDL, forked helpers) must not outlive the call.
+    """
     try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
+        return
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 

@@ -1,5 +1,7 @@
 """Call.run_jobs: parallel job processes forked from the preloaded job server."""
 
+import time
+
 import pytest
 
 from services.common.errors import RemoteError
@@ -54,3 +56,18 @@ def test_a_job_that_dies_is_reported_even_if_a_grandchild_holds_its_pipe(call, h
     with pytest.raises(RuntimeError, match="died"):
         _run(call.run_jobs(runtime_jobs.die, [{"hold_pipe": hold_pipe}]))
     assert not call.runtime.active_pids
+    if hold_pipe:  # the grandchild was killed with its group, though the job had exited
+        pid = int((call.workdir / "grandchild.pid").read_text())
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie awaiting its reaper counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
