@@ -29,7 +29,9 @@ _COMMON = ("spiker/__init__.py", "spiker/errors.py", "spiker/readout.py", "spike
 #: the code a stage's result depends on, beyond the common part
 STAGE_CODE = {
     "train": ("spiker/training/*.py", "spiker/flow/stages.py", "services/trainer/*.py"),
-    "optimize": ("spiker/golden/*.py", "spiker/optimize/*.py", "services/optimizer/*.py"),
+    # the sweep scores with the trainer's loss and runs through the worker entry point (spiker.serve)
+    "optimize": ("spiker/golden/*.py", "spiker/optimize/*.py", "spiker/training/*.py", "spiker/serve.py",
+                 "services/optimizer/*.py"),
     "hdlgen": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "services/hdlgen/*.py"),
     "simulate": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "services/simulator/*.py",
                  "services/hdlgen/job.py"),
