@@ -82,10 +82,11 @@ def ghdl_to_verilog(design, folder: Path) -> Path:
     return out
 
 
-def synthesize(design, folder: Path, timeout: float = 1800, netlist: bool = True) -> tuple[Resources, Path]:
+def synthesize(design, folder: Path, timeout: float = 1800,
+               netlist: bool = True) -> tuple[Resources, Path | None]:
     """Synthesize into ``folder``; returns the resources and the mapped netlist path.
 
-    ``netlist=False``: count cells only, without writing the (large) netlist.
+    ``netlist=False``: count cells only, without writing the (large) netlist (path None).
     """
     yosys = find_tool("yosys")
     verilog = ghdl_to_verilog(design, folder)
@@ -108,7 +109,7 @@ def synthesize(design, folder: Path, timeout: float = 1800, netlist: bool = True
     if res.latches:
         raise ToolError(f"the synthesized netlist has {res.latches} latch(es); refusing its estimate:\n"
                         + "\n".join(latch_lines[:10]))
-    return res, folder / "netlist.v"
+    return res, (folder / "netlist.v") if netlist else None
 
 
 def estimate_resources(design, keep: str | Path | None = None, timeout: float = 1800) -> Resources:
@@ -217,6 +218,7 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
     try:
         logger.info("post-synthesis: synthesizing %s", design.top)
         res, netlist = synthesize(design, folder, timeout=timeout)
+        assert netlist is not None
         (folder / "tb.v").write_text(_VTB.format(n_in=qnet.spec.n_inputs, tdata=geo.tdata_bits,
                                                  max_beats=len(shards[0]) * steps))
         logger.info("post-synthesis: compiling the netlist (%s) in iverilog", res)
