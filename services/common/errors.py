@@ -3,7 +3,10 @@
 User errors (``SpecError``, ``InfeasibleConfigError``, ``DataError``, bad refs) become
 ``INVALID_ARGUMENT`` naming the request field; store errors take the code the store suggests;
 anything unexpected is ``INTERNAL`` and logged with its traceback. An :class:`ErrorInfo` is plain
-data, so child processes and sweep workers can send it back to the servicer.
+data, so child processes and sweep workers can send it back to the servicer. On the wire an error
+is the standard rich error model: a ``google.rpc.Status`` in ``grpc-status-details-bin`` with an
+``ErrorInfo`` (reason, domain ``spiker.v1``, ``metadata.field``) and, when a field is at fault, a
+``BadRequest.FieldViolation`` (grpcurl prints both; any gRPC language reads them).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from spiker.errors import DataError, InfeasibleConfigError, SpecError, SpikerError, ToolError
 from spiker.store import (
@@ -28,10 +33,10 @@ from spiker.store import (
 
 log = logging.getLogger(__name__)
 
-#: trailing metadata keys carried by every error a servicer raises on purpose
-FIELD_KEY = "spiker-field"
-REASON_KEY = "spiker-reason"
-DETAIL_KEY = "spiker-error-detail-bin"
+#: trailing metadata key of the standard rich error model (a serialized ``google.rpc.Status``)
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+#: ``google.rpc.ErrorInfo.domain`` of every error a Spiker server raises on purpose
+ERROR_DOMAIN = "spiker.v1"
 
 
 class FieldError(SpecError):
@@ -146,30 +151,47 @@ def describe_error(exc: BaseException) -> ErrorInfo:
     return ErrorInfo("INTERNAL", "INTERNAL", f"{type(exc).__name__}: {exc}", field)
 
 
-def abort(context: grpc.ServicerContext, info: ErrorInfo) -> None:
-    """Set the error's trailing metadata and abort the call with its status (raises)."""
-    from spiker_api.v1 import common_pb2
-
-    detail = common_pb2.ErrorDetail(field=info.field, reason=info.reason, message=info.message)
-    metadata = [(REASON_KEY, info.reason), (DETAIL_KEY, detail.SerializeToString())]
+def rich_status(info: ErrorInfo) -> status_pb2.Status:
+    """The standard ``google.rpc.Status`` of an error: an ``ErrorInfo`` (reason, domain, field) and,
+    when a request field is at fault, a ``BadRequest`` with one ``FieldViolation``."""
+    status = status_pb2.Status(code=info.status.value[0], message=info.message)
+    metadata = {"field": info.field} if info.field else {}
+    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=info.reason, domain=ERROR_DOMAIN,
+                                                          metadata=metadata))
     if info.field:
-        metadata.append((FIELD_KEY, _ascii(info.field)))
-    context.set_trailing_metadata(tuple(metadata))
-    context.abort(info.status, info.message)
+        violation = error_details_pb2.BadRequest.FieldViolation(field=info.field, description=info.message)
+        status.details.add().Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+    return status
 
 
-def _ascii(text: str) -> str:
-    """A metadata-safe value: printable ASCII only, anything else escaped as Python would."""
-    return "".join(c if " " <= c <= "~" else ascii(c)[1:-1] for c in text)
+def status_metadata(info: ErrorInfo) -> tuple[tuple[str, bytes], ...]:
+    """Trailing metadata carrying ``rich_status(info)`` (for servers that abort by themselves)."""
+    return ((STATUS_DETAILS_KEY, rich_status(info).SerializeToString()),)
+
+
+def abort(context: grpc.ServicerContext, info: ErrorInfo) -> None:
+    """Abort the call with the error's status code, message and ``grpc-status-details-bin`` (raises)."""
+    context.abort_with_status(rpc_status.to_status(rich_status(info)))
 
 
 def error_detail(err: grpc.RpcError) -> dict[str, str]:
-    """Client side: ``{"field", "reason", "message"}`` from a failed call's trailing metadata."""
-    from spiker_api.v1 import common_pb2
-
+    """Client side: ``{"field", "reason", "message"}`` of a failed call, read from its
+    ``google.rpc.Status`` details (``ErrorInfo``, ``BadRequest``); only the message without them."""
     out = {"field": "", "reason": "", "message": err.details() or ""}
     for key, value in err.trailing_metadata() or ():
-        if key == DETAIL_KEY:
-            detail = common_pb2.ErrorDetail.FromString(value)
-            out.update(field=detail.field, reason=detail.reason, message=detail.message)
+        if key != STATUS_DETAILS_KEY:
+            continue
+        status = status_pb2.Status.FromString(value)
+        out["message"] = status.message or out["message"]
+        for any_msg in status.details:
+            if any_msg.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                any_msg.Unpack(info)
+                out["reason"] = info.reason
+                out["field"] = out["field"] or info.metadata.get("field", "")
+            elif any_msg.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                any_msg.Unpack(bad)
+                if bad.field_violations:
+                    out["field"] = bad.field_violations[0].field
     return out

@@ -145,3 +145,23 @@ def test_remap_field() -> None:
     assert remap_field("optim_config.fp_dec.min", {"optim_config": "settings.ranges"}) == \
         "settings.ranges.fp_dec.min"
     assert remap_field("other", {"net": "net_dict"}) == "other"
+
+
+def test_errors_use_the_standard_rich_status(local_stack: Stack) -> None:
+    """The trailer is ``grpc-status-details-bin`` (google.rpc.Status with ErrorInfo and BadRequest), nothing custom."""
+    from google.rpc import error_details_pb2, status_pb2
+
+    net = tiny_net()
+    net.layers[0].beta = 1.5
+    request = trainer_pb2.TrainRequest(net_dict=net, dataset=dataset_spec(local_stack.npz))
+    with pytest.raises(grpc.RpcError) as info:
+        list(local_stack.trainer.Train(request, timeout=30))
+    trailers = dict(info.value.trailing_metadata())
+    assert not [k for k in trailers if k.startswith("spiker-")], trailers.keys()
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and "[0, 1)" in status.message
+    error_info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(error_info) and status.details[1].Unpack(bad)
+    assert error_info.reason == "SPEC_ERROR" and error_info.domain == "spiker.v1"
+    assert error_info.metadata["field"] == "net_dict.layers[0].beta"
+    assert [v.field for v in bad.field_violations] == ["net_dict.layers[0].beta"]
