@@ -41,6 +41,22 @@ STAGE_STATES = {"pending": gateway_pb2.STAGE_STATE_PENDING, "running": gateway_p
 STORE_RETRIES = 8
 
 
+#: an absolute server path (a store root, a job's work folder): never shown to a client
+_PATH_RE = re.compile(r"(?:file://)?(?:/[A-Za-z0-9._@+=:,-]+){2,}")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with absolute server paths replaced by their last segment (``.../name``)."""
+    return _PATH_RE.sub(lambda m: ".../" + m.group(0).rsplit("/", 1)[-1], text)
+
+
+def client_error(err: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An error record as a client may see it (no server paths in its message)."""
+    if not err:
+        return err
+    return {**err, "message": scrub_paths(str(err.get("message", "")))}
+
+
 class RunNotFound(Exception):
     """No run with this id for this user (another user's run is reported the same way)."""
 
@@ -336,6 +352,7 @@ class RunManager:
                 thread.start()
 
     def _finish(self, handle: RunHandle, state: str, error: dict[str, Any] | None) -> None:
+        error = client_error(error)
         with handle.cond:
             handle.record.update(state=state, finished_at=time.time(), error=error)
         try:
@@ -435,7 +452,7 @@ class RunManager:
                 st.check_result(name, result)
             except st.StageFailed as exc:
                 with handle.cond:
-                    srec.update(state="failed", error=exc.to_dict(), seconds=time.monotonic() - start)
+                    srec.update(state="failed", error=client_error(exc.to_dict()), seconds=time.monotonic() - start)
                 self._save(handle)
                 handle.emit(stage_finished=stage_proto(srec))
                 raise

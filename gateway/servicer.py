@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 
 import grpc
 
 from gateway.auth import TokenAuth
-from gateway.runs import RUN_ID_RE, RunManager, RunNotFound
+from gateway.runs import RUN_ID_RE, RunManager, RunNotFound, scrub_paths
 from gateway.stages import ref_msg
 from gateway.validate import Limits, validate_spec
 from services.common.errors import ErrorInfo, abort
-from spiker.errors import SpecError
-from spiker.store import ArtifactStore, StoreError, artifact_key
+from spiker.data.datasets import check_npz_headers
+from spiker.errors import DataError, SpecError
+from spiker.store import ArtifactNotFound, ArtifactStore, StoreError, artifact_key
 from spiker_api.v1 import gateway_pb2, gateway_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,12 @@ def _clean(text: str) -> str:
 
 
 def _fail(context: grpc.ServicerContext, code: str, message: str, field: str = "", reason: str = "") -> None:
-    abort(context, ErrorInfo(code, reason or code, _clean(message), _clean(field)))
+    abort(context, ErrorInfo(code, reason or code, _clean(scrub_paths(message)), _clean(field)))
+
+
+def upload_key(user: str, sha256: str) -> str:
+    """The store document that records ``user``'s upload of the dataset ``sha256`` (uploads are owned)."""
+    return f"uploads/{user}/{sha256}.json"
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -61,6 +68,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         dataset_ref = None
         if spec.dataset_artifact is not None:
             try:
+                if not self.store.exists(upload_key(user, spec.dataset_artifact)):  # another user's upload
+                    raise ArtifactNotFound(spec.dataset_artifact)
                 dataset_ref = self.store.ref_for(artifact_key(spec.dataset_artifact)).to_dict()
             except KeyError:
                 _fail(context, "INVALID_ARGUMENT", f"no uploaded dataset with sha256 {spec.dataset_artifact} "
@@ -107,6 +116,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             self._not_found(context, run_id)
         yield from self.manager.watch(user, run_id, context.is_active)
 
+    def GetArtifact(self, request: gateway_pb2.GetArtifactRequest,  # noqa: N802
+                    context: grpc.ServicerContext) -> Iterator[gateway_pb2.GetArtifactResponse]:
+        from gateway import artifacts
+
+        user = self.auth.check(context)
+        run_id = self._run_id(context, request.run_id)
+        yield from artifacts.serve(self.manager, self.store, user, run_id, request.name, context)
+
     def UploadDataset(self, request_iterator: Iterator[gateway_pb2.UploadDatasetRequest],  # noqa: N802
                       context: grpc.ServicerContext) -> gateway_pb2.UploadDatasetResponse:
         user = self.auth.check(context)
@@ -118,6 +135,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         if not _FILENAME_RE.fullmatch(name) or ".." in name:
             _fail(context, "INVALID_ARGUMENT", f"must be a plain file name ending in .npz (letters, digits, '.', "
                   f"'_', '-'; no directories), got {name[:100]!r}", "header.filename", "INVALID_FIELD")
+        if first.header.size < 0:
+            _fail(context, "INVALID_ARGUMENT", f"size must be >= 0 (the file's byte count), got {first.header.size}",
+                  "header.size", "INVALID_FIELD")
         if first.header.size > limit:
             _fail(context, "RESOURCE_EXHAUSTED", f"upload of {first.header.size} bytes exceeds the limit of "
                   f"{limit} bytes", "header.size", "UPLOAD_TOO_LARGE")
@@ -136,9 +156,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 _fail(context, "INVALID_ARGUMENT", "not an .npz file (a zip archive of arrays x and y)", "chunk",
                       "DATA_ERROR")
             buf.seek(0)
+            try:  # a few compressed bytes can hold gigabytes: judge the arrays by their headers
+                check_npz_headers(buf, self.limits.max_dataset_bytes, label=name)
+            except DataError as exc:
+                _fail(context, "INVALID_ARGUMENT", str(exc), "chunk", "DATA_ERROR")
+            buf.seek(0)
             data = buf.read()
         try:
             ref = self.store.put_bytes(data, kind="dataset", content_type="application/zip")
+            self.store.put_json(upload_key(user, ref.sha256), {"owner": user, "filename": name, "size": ref.size,
+                                                               "sha256": ref.sha256, "uploaded_at": time.time()},
+                                overwrite=True)
         except StoreError as exc:
             _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
         log.info("upload %s by %s: %d bytes -> %s", name, user, size, ref.key)

@@ -1,7 +1,7 @@
 """Spec text -> validated FlowSpec, with the gateway's limits; every error names its field.
 
-Parsing: YAML (a superset of JSON) without aliases (no "billion laughs"), then the library's
-``parse_flow_spec``. Then the gateway's checks: non-finite or out-of-range numbers, network
+Parsing: the library's one spec parser (``spiker.flow.spec_text``: YAML 1.2 numbers, no aliases,
+no duplicate keys), then ``parse_flow_spec``. Then the gateway's checks: non-finite or out-of-range numbers, network
 size, epochs, samples, workers, and a spec that names a file path (a server reads no client
 paths: upload the .npz and set ``dataset.artifact``).
 """
@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from spiker.errors import SpecError
 from spiker.flow.spec import FlowSpec, parse_flow_spec
+from spiker.flow.spec_text import parse_spec_text
+from spiker.optimize.optimizer import count_configs
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ class Limits:
 
     max_concurrent_runs: int = 2
     max_upload_bytes: int = 64 * 1024 * 1024
+    #: bytes the arrays of an uploaded .npz may take once loaded (checked from their headers)
+    max_dataset_bytes: int = 1 << 30
     max_spec_bytes: int = 256 * 1024
     max_neurons: int = 4096
     max_weights: int = 1_000_000
@@ -36,27 +38,13 @@ class Limits:
     max_samples: int = 100_000
     max_workers: int = 16
     max_cycles: int = 10_000
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors/aliases (they can expand a small text into a huge object)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102
-        if self.check_event(yaml.AliasEvent):
-            raise SpecError("spec", "YAML aliases (*name) are not accepted")
-        return super().compose_node(parent, index)
+    #: bit-width configs one sweep may score (counted from the ranges, never built to be counted)
+    max_configs: int = 10_000
 
 
 def parse_text(text: str) -> Any:
-    """The document of a YAML/JSON spec text."""
-    try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
-    except SpecError:
-        raise
-    except yaml.YAMLError as exc:
-        raise SpecError("spec", f"not valid YAML/JSON: {exc}") from None
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise SpecError("spec", f"not valid YAML/JSON: {exc}") from None
+    """The document of a YAML/JSON spec text (the library's one spec parser)."""
+    return parse_spec_text(text)
 
 
 def _check_numbers(value: Any, path: str, depth: int = 0) -> None:
@@ -103,6 +91,11 @@ def check_limits(spec: FlowSpec, limits: Limits) -> None:
     for key, value, limit in checks:
         if value > limit:
             raise SpecError(key, f"at most {limit} on this gateway, got {value}")
+    if spec.select.optim_params is None:
+        n_configs = count_configs(spec.optimize.ranges)
+        if n_configs > limits.max_configs:
+            raise SpecError("optimize", f"the bit-width grid has {n_configs} configs; at most "
+                                        f"{limits.max_configs} on this gateway (narrow the ranges)")
     if spec.dataset_artifact is None and spec.dataset.name not in ("digits", "mnist1d"):
         raise SpecError("dataset.name", "the gateway reads no client paths: upload the .npz (UploadDataset, "
                                         "`spiker submit --data`) and set dataset.artifact to its sha256")

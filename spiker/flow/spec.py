@@ -15,15 +15,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from spiker.data.encoders import ENCODINGS
-from spiker.errors import SpecError
+from spiker.errors import InfeasibleConfigError, SpecError
+from spiker.flow.spec_text import parse_spec_text
 from spiker.golden.fixed_point import FixedPointConfig
 from spiker.net.spec import NetSpec, parse_net_dict
-from spiker.optimize.optimizer import parse_optim_config
+from spiker.optimize.optimizer import optim_ranges
 from spiker.training.trainer import LOSSES, OPTIMIZERS
 
+#: longest run name (names appear in listings, logs and file names)
+MAX_NAME_LENGTH = 128
 SECTIONS = ("name", "dataset", "net", "train", "optimize", "select", "hdl", "simulate")
 
 
@@ -107,7 +108,8 @@ class FlowSpec:
 
 
 def _section(raw: Mapping[str, Any], name: str, cls: type, types: dict[str, tuple[type, ...]]) -> Any:
-    body = raw.get(name) or {}
+    body = raw.get(name)
+    body = {} if body is None else body  # an empty list or string is not an empty section
     if not isinstance(body, Mapping):
         raise SpecError(name, f"must be a mapping, got {type(body).__name__}")
     values = {}
@@ -132,6 +134,20 @@ def _positive(value: Any, key: str) -> None:
         raise SpecError(key, f"must be > 0, got {value}")
 
 
+def _check_feasible(config: FixedPointConfig, net_spec: NetSpec) -> None:
+    """Reject explicit bit-widths that no training can make feasible (before anything runs)."""
+    problem = config.structural_problem()
+    if problem:
+        raise SpecError("select.optim_params", f"infeasible: {problem}")
+    for i, layer in enumerate(net_spec.layers):
+        if layer.learn_threshold:  # known only after training
+            continue
+        try:
+            config.quantize_threshold(layer.threshold, where=f"net.layer_{i}.threshold")
+        except InfeasibleConfigError as exc:
+            raise SpecError("select.optim_params", f"infeasible: {exc}") from None
+
+
 def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
     """Validate a flow spec mapping."""
     if not isinstance(raw, Mapping):
@@ -140,8 +156,11 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
         if key not in SECTIONS:
             raise SpecError(str(key), f"unknown section; allowed: {', '.join(SECTIONS)}")
     name = raw.get("name", default_name)
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise SpecError("name", f"must be a non-empty name of letters, digits, '-', '_' or '.', got {name!r}")
+    if (not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH or not name.strip(".")
+            or not all(c.isalnum() or c in "-_." for c in name)):
+        shown = f"{name[:40]!r}... ({len(name)} characters)" if isinstance(name, str) and len(name) > 60 else repr(name)
+        raise SpecError("name", f"must be a name of 1 to {MAX_NAME_LENGTH} letters, digits, '-', '_' or '.' "
+                                f"(not only dots), got {shown}")
     dataset_raw, artifact = raw.get("dataset"), None
     if isinstance(dataset_raw, Mapping) and "artifact" in dataset_raw:
         dataset_raw = dict(dataset_raw)
@@ -173,21 +192,21 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
         raise SpecError("train.loss", f"must be one of {', '.join(LOSSES)}, got {train.loss!r}")
     if train.optimizer not in OPTIMIZERS:
         raise SpecError("train.optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {train.optimizer!r}")
-    optimize_raw = dict(raw.get("optimize") or {})
-    if not isinstance(raw.get("optimize") or {}, Mapping):
+    if not isinstance(raw.get("optimize") if raw.get("optimize") is not None else {}, Mapping):
         raise SpecError("optimize", "must be a mapping of ranges")
+    optimize_raw = dict(raw.get("optimize") or {})
     workers = optimize_raw.pop("workers", 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SpecError("optimize.workers", f"must be a positive integer, got {workers!r}")
     optimize = OptimizeSection(ranges=optimize_raw or OptimizeSection().ranges, workers=workers)
     try:
-        parse_optim_config(optimize.ranges)
+        optim_ranges(optimize.ranges)  # validated, never built here (it may be huge)
     except SpecError as exc:
         raise SpecError(exc.key.replace("optim_config", "optimize"), exc.message) from None
     select = _section(raw, "select", SelectSection, {
         "max_accuracy_drop": (int, float), "optim_params": (dict,)})
     if select.optim_params is not None:
-        FixedPointConfig.from_dict(select.optim_params, where="select.optim_params")
+        _check_feasible(FixedPointConfig.from_dict(select.optim_params, where="select.optim_params"), net_spec)
         select = SelectSection(max_accuracy_drop=None, optim_params=dict(select.optim_params))
     elif select.max_accuracy_drop is not None and select.max_accuracy_drop < 0:
         raise SpecError("select.max_accuracy_drop", f"must be >= 0, got {select.max_accuracy_drop}")
@@ -206,10 +225,7 @@ def load_flow_spec(path: str | Path) -> FlowSpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError("spec", f"file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError("spec", f"{path} is not valid YAML/JSON: {exc}") from None
+    raw = parse_spec_text(path.read_text(), str(path))
     spec = parse_flow_spec(raw, default_name=path.stem)
     if spec.dataset.name.endswith(".npz") and not Path(spec.dataset.name).is_absolute():
         resolved = (path.parent / spec.dataset.name).resolve()

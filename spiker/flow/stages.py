@@ -17,6 +17,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from spiker import data
+from spiker.errors import DataError
 from spiker.flow.spec import FlowSpec
 from spiker.golden.fixed_point import FixedPointConfig
 from spiker.net.builder import NetBuilder
@@ -31,9 +32,18 @@ log = logging.getLogger(__name__)
 def load_data(spec: FlowSpec) -> tuple[DataLoader, DataLoader]:
     """The spec's train and test loaders."""
     ds = spec.dataset
-    return data.load(ds.name, n_cycles=spec.net_spec.n_cycles, encoding=ds.encoding,
-                     batch_size=ds.batch_size, seed=ds.seed, test_fraction=ds.test_fraction,
-                     threshold=ds.threshold)
+    train, test = data.load(ds.name, n_cycles=spec.net_spec.n_cycles, encoding=ds.encoding,
+                            batch_size=ds.batch_size, seed=ds.seed, test_fraction=ds.test_fraction,
+                            threshold=ds.threshold)
+    net = spec.net_spec
+    for loader in (train, test):
+        spikes, labels = loader.dataset.spikes, loader.dataset.labels
+        if spikes.shape[-1] != net.n_inputs:
+            raise DataError(f"the data has {spikes.shape[-1]} inputs per sample but net.n_inputs is {net.n_inputs}")
+        if len(labels) and int(labels.max()) >= net.n_outputs:
+            raise DataError(f"label {int(labels.max())} does not fit the net's {net.n_outputs} outputs "
+                            f"(labels must be 0..{net.n_outputs - 1})")
+    return train, test
 
 
 def _record_matches(out: Path, stage: str, digest: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import multiprocessing
 import time
 from collections.abc import Iterable, Mapping
@@ -34,6 +35,16 @@ EVAL_BATCH = 1024
 
 def parse_optim_config(optim_config: Any) -> list[FixedPointConfig]:
     """The grid of configs (inclusive ``min..max`` per key) in weights_bw, neurons_bw, fp_dec order."""
+    return [FixedPointConfig(*combo) for combo in itertools.product(*optim_ranges(optim_config))]
+
+
+def count_configs(optim_config: Any) -> int:
+    """How many configs the grid of ``optim_config`` has, without building it (validates like parse)."""
+    return math.prod(len(r) for r in optim_ranges(optim_config))
+
+
+def optim_ranges(optim_config: Any) -> list[range]:
+    """The validated inclusive ranges of ``optim_config`` in weights_bw, neurons_bw, fp_dec order."""
     if not isinstance(optim_config, Mapping):
         raise SpecError("optim_config", f"must be a dict with {', '.join(KEYS)}, got {type(optim_config).__name__}")
     for key in optim_config:
@@ -53,7 +64,7 @@ def parse_optim_config(optim_config: Any) -> list[FixedPointConfig]:
         if lo > hi:
             raise SpecError(f"optim_config.{key}", f"min ({lo}) is greater than max ({hi})")
         ranges.append(range(lo, hi + 1))
-    return [FixedPointConfig(*combo) for combo in itertools.product(*ranges)]
+    return ranges
 
 
 def shard(configs: list[FixedPointConfig], index: int, count: int) -> list[FixedPointConfig]:
