@@ -76,3 +76,9 @@ class Design:
         from spiker.hdl.resources import estimate_resources
 
         return estimate_resources(self, **kwargs)
+
+    def implement(self, target: str = "ecp5-85k", **kwargs):
+        """Place and route on an FPGA part (utilisation, Fmax, latency); see :mod:`spiker.hdl.implement`."""
+        from spiker.hdl.implement import implement
+
+        return implement(self, target, **kwargs)

