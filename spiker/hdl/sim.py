@@ -23,6 +23,7 @@ import numpy as np
 from spiker.data import collect as collect_samples
 from spiker.errors import DataError, ToolError
 from spiker.hdl.tools import find_tool, run_tool
+from spiker.progress import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -181,14 +182,30 @@ def event_bound(a: np.ndarray) -> np.ndarray:
     return a.max(axis=0).sum(axis=0)
 
 
-def event_cycles(a: np.ndarray, events_per_cycle: int = 2) -> np.ndarray:
-    """The layers' busy cycles ``sum_t max_l max(ceil(a_l(t) / E), 1)`` per sample (E events a cycle).
+def layer_step_cycles(a: np.ndarray, n_groups: int = 1, events_per_cycle: int = 2) -> np.ndarray:
+    """Cycles a layer spends on a step with ``a`` present input spikes while tokens keep coming.
 
-    One inference takes about this plus ``L + 3`` cycles (pipeline fill/drain, readout).
+    With ``K = max(ceil(a / E), 1)``: ``K`` for the fully parallel layer (``n_groups = 1``,
+    ``snn_layer``); ``G K + 1``, plus 1 when ``K = 1``, for the time-multiplexed layer
+    (``snn_layer_tm``, ``G = ceil(N / P)`` groups of P neurons).
     """
     e = int(events_per_cycle)
+    k = np.maximum((np.asarray(a, dtype=np.int64) + e - 1) // e, 1)
+    if int(n_groups) == 1:
+        return k
+    return int(n_groups) * k + 1 + (k == 1)
+
+
+def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | None = None) -> np.ndarray:
+    """The layers' busy cycles ``sum_t max_l c_l(t)`` per sample, ``c_l`` from :func:`layer_step_cycles`.
+
+    ``groups[l]`` is layer l's ``ceil(N_l / P_l)`` (``neurons_per_cycle`` P_l; default 1, fully
+    parallel). One inference takes about this plus ``L + 3`` cycles (pipeline fill/drain, readout).
+    """
     a = np.asarray(a, dtype=np.int64)
-    return np.maximum((a + e - 1) // e, 1).max(axis=0).sum(axis=0)
+    groups = [1] * a.shape[0] if groups is None else list(groups)
+    c = np.stack([layer_step_cycles(a[i], groups[i], events_per_cycle) for i in range(a.shape[0])])
+    return c.max(axis=0).sum(axis=0)
 
 
 def scan_cost(a: np.ndarray, n_in: list[int]) -> np.ndarray:
@@ -358,7 +375,7 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
             return shard
 
         start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with heartbeat(f"GHDL simulation of {n} samples"), ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(job, range(workers)))
         wall = time.perf_counter() - start
         if wave is not None:
@@ -406,4 +423,5 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     return report
 
 
-__all__ = ["Mismatch", "SimReport", "collect", "event_bound", "event_cycles", "scan_cost", "simulate"]
+__all__ = ["Mismatch", "SimReport", "collect", "event_bound", "event_cycles", "layer_step_cycles", "scan_cost",
+           "simulate"]
