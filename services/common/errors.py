@@ -11,6 +11,7 @@ is the standard rich error model: a ``google.rpc.Status`` in ``grpc-status-detai
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Mapping
@@ -114,11 +115,28 @@ def remap_field(key: str, field_map: Mapping[str, str]) -> str:
     return key
 
 
+def _resource_exhausted(exc: BaseException) -> str:
+    """``OUT_OF_MEMORY`` / ``DISK_FULL`` when ``exc`` (or its cause) is one; retrying will not help."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "allocate memory" in str(exc)):
+            return "OUT_OF_MEMORY"
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "DISK_FULL"
+        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+            return "DISK_FULL"
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
+    return ""
+
+
 def describe_error(exc: BaseException) -> ErrorInfo:
     """Classify an exception into an :class:`ErrorInfo` (never ``UNKNOWN``)."""
     field = str(getattr(exc, "spiker_field", "") or "")
     if isinstance(exc, RemoteError):
         return exc.info
+    exhausted = _resource_exhausted(exc)
+    if exhausted:
+        return ErrorInfo("RESOURCE_EXHAUSTED", exhausted, f"{type(exc).__name__}: {exc}", field)
     if isinstance(exc, FieldError):
         return ErrorInfo("INVALID_ARGUMENT", exc.reason, str(exc), exc.key)
     if isinstance(exc, SpecError):

@@ -69,7 +69,11 @@ class Runtime:
     """
 
     def __init__(self, store: ArtifactStore, max_jobs: int = 1, work_root: str | Path | None = None,
-                 worker_env: Mapping[str, str] | None = None) -> None:
+                 worker_env: Mapping[str, str] | None = None, job_memory: int | None = None) -> None:
+        from services.common.child import job_memory_limit
+
+        #: address-space cap of each job process in bytes (0: none; default from $SPIKER_JOB_MEMORY)
+        self.job_memory = job_memory_limit() if job_memory is None else job_memory
         if max_jobs < 1:
             raise ValueError(f"max_jobs must be >= 1, got {max_jobs}")
         self.store = store
@@ -237,7 +241,8 @@ class Call:
             for i, kwargs in enumerate(kwargs_list):
                 recv, send = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_child_entry,
-                                   args=(send, target, {"workdir": str(self.workdir), **kwargs}, str(self.workdir)),
+                                   args=(send, target, {"workdir": str(self.workdir), **kwargs}, str(self.workdir),
+                                         self.runtime.job_memory),
                                    name=f"spiker-{self.stage}-{i}")
                 proc.start()
                 send.close()
@@ -286,10 +291,10 @@ class Call:
                 conn.close()
 
 
-def _child_entry(conn: Any, target: str, kwargs: dict[str, Any], workdir: str) -> None:
+def _child_entry(conn: Any, target: str, kwargs: dict[str, Any], workdir: str, memory_limit: int = 0) -> None:
     from services.common.child import child_main
 
-    child_main(conn, target, kwargs, workdir)
+    child_main(conn, target, kwargs, workdir, memory_limit)
 
 
 def _kill_group(pid: int) -> None:
