@@ -1,4 +1,10 @@
-"""Bearer-token authentication: tokens from a file or ``SPIKER_GATEWAY_TOKENS``, each mapped to a user."""
+"""Bearer-token authentication: tokens from a file or ``SPIKER_GATEWAY_TOKENS``, each mapped to a user.
+
+Tokens have at least :data:`MIN_TOKEN_LENGTH` characters. A :class:`TokenAuth` built with
+:meth:`TokenAuth.from_sources` re-reads its file on :meth:`TokenAuth.reload` (the gateway calls it
+on SIGHUP): a bad file keeps the previous table. Clients read their token from a file or
+``$SPIKER_TOKEN`` (:func:`client_token`), never only from the command line, where ``ps`` shows it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,10 @@ import grpc
 log = logging.getLogger(__name__)
 
 ENV_VAR = "SPIKER_GATEWAY_TOKENS"
+#: a client's own token
+CLIENT_ENV = "SPIKER_TOKEN"
+#: shortest token accepted (``new_token`` makes 32-character ones)
+MIN_TOKEN_LENGTH = 32
 _USER_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
 
@@ -38,8 +48,9 @@ def parse_tokens(text: str, source: str) -> dict[str, str]:
         token, user = parts
         if not set(user) <= _USER_CHARS:
             raise ValueError(f"{source}: entry {n}: user names use letters, digits and . _ - @ only")
-        if len(token) < 8:
-            raise ValueError(f"{source}: entry {n}: token too short (8 characters at least)")
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"{source}: entry {n}: token too short ({MIN_TOKEN_LENGTH} characters at least; "
+                             "`python -c 'import secrets; print(secrets.token_urlsafe(24))'` makes one)")
         table[token] = user
     return table
 
@@ -61,13 +72,49 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def client_token(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """A client's token: the first line of ``path``, else ``$SPIKER_TOKEN`` (else None)."""
+    env = os.environ if env is None else env
+    if path:
+        lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+        if not lines:
+            raise ValueError(f"token file {path} is empty")
+        return lines[0]
+    return env.get(CLIENT_ENV) or None
+
+
 class TokenAuth:
     """Maps the ``authorization: Bearer <token>`` metadata of a call to its user."""
 
-    def __init__(self, tokens: Mapping[str, str]) -> None:
+    def __init__(self, tokens: Mapping[str, str], path: str | os.PathLike[str] | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         if not tokens:
             raise ValueError("no tokens configured: give --tokens FILE or set SPIKER_GATEWAY_TOKENS")
         self._tokens = dict(tokens)
+        self._path = path
+        self._env = env
+
+    @classmethod
+    def from_sources(cls, path: str | os.PathLike[str] | None = None,
+                     env: Mapping[str, str] | None = None) -> TokenAuth:
+        """Tokens from ``path`` and ``$SPIKER_GATEWAY_TOKENS`` (see :func:`load_tokens`), reloadable."""
+        return cls(load_tokens(path, env), path, env)
+
+    def reload(self) -> bool:
+        """Re-read the token file (and environment); on any error keep the current table. True if reloaded."""
+        if self._path is None:
+            return False
+        try:
+            table = load_tokens(self._path, self._env)
+            if not table:
+                raise ValueError("no tokens left")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            log.error("token file %s not reloaded (the previous tokens stay valid): %s", self._path, exc)
+            return False
+        self._tokens = table  # one assignment: a concurrent check sees the old or the new table
+        log.info("token file %s reloaded: %d token(s) for %d user(s)", self._path, len(table),
+                 len(set(table.values())))
+        return True
 
     @property
     def users(self) -> set[str]:
@@ -86,7 +133,7 @@ class TokenAuth:
             raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
         token = token.strip()
         user = None
-        for known, name in self._tokens.items():  # constant time per entry
+        for known, name in list(self._tokens.items()):  # constant time per entry
             if hmac.compare_digest(known.encode(), token.encode()):
                 user = name
         if user is None:

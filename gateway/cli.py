@@ -2,9 +2,9 @@
 
     spiker run examples/digits.yaml [--store DIR] [--out DIR] [--no-cache]
     spiker up [--port 50050] [--services-port 50051] [--tokens FILE]
-    spiker submit SPEC --gateway HOST:PORT --token T [--watch]
-    spiker watch|get|cancel RUN_ID --gateway HOST:PORT --token T
-    spiker ls --gateway HOST:PORT --token T
+    spiker submit SPEC --gateway HOST:PORT [--token-file F] [--watch]   (token: F or $SPIKER_TOKEN)
+    spiker watch|get|cancel RUN_ID --gateway HOST:PORT [--token-file F]
+    spiker ls --gateway HOST:PORT [--token-file F]
 
 ``run`` starts the four stage services and the gateway in this process on loopback ephemeral
 ports (store from ``SPIKER_S3_*``, else ``--store`` / ``SPIKER_STORE_DIR`` / ``~/.spiker/store``),
@@ -23,13 +23,14 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 GATEWAY_ENV = "SPIKER_GATEWAY"
-TOKEN_ENV = "SPIKER_GATEWAY_TOKEN"
+TOKEN_ENV = "SPIKER_TOKEN"
 
 
 # -- shared helpers ----------------------------------------------------------------------------
@@ -190,7 +191,22 @@ def _client(args: argparse.Namespace) -> Any:
     target = args.gateway or os.environ.get(GATEWAY_ENV)
     if not target:
         raise SystemExit("spiker: give --gateway HOST:PORT or set SPIKER_GATEWAY")
-    return GatewayClient(target, args.token or os.environ.get(TOKEN_ENV), args.ca_cert)
+    return GatewayClient(target, _client_token(args), args.ca_cert)
+
+
+def _client_token(args: argparse.Namespace) -> str | None:
+    """--token-file, else $SPIKER_TOKEN (or the older $SPIKER_GATEWAY_TOKEN), else a --token (warned: ps shows it)."""
+    from gateway.auth import client_token
+
+    try:
+        token = client_token(getattr(args, "token_file", None)) or os.environ.get("SPIKER_GATEWAY_TOKEN")
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--token-file: {exc}") from None
+    if token is None and getattr(args, "token", None):
+        warnings.warn("--token on the command line is visible to every user of this machine (ps); use "
+                      "--token-file FILE or $SPIKER_TOKEN", UserWarning, stacklevel=2)
+        token = args.token
+    return token
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -260,7 +276,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         if not all(targets.values()):
             raise SystemExit("spiker gateway: give --services HOST:PORT or all of --trainer/--optimizer/"
                              "--hdlgen/--simulator")
-    tokens = load_tokens(args.tokens)
+    from gateway.auth import TokenAuth
+
+    tokens = TokenAuth(load_tokens(args.tokens), args.tokens)  # SIGHUP re-reads the file
+    signal.signal(signal.SIGHUP, lambda *_: tokens.reload())
     limits = Limits(max_concurrent_runs=args.max_runs, max_upload_bytes=args.max_upload_mb * 1024 * 1024)
     server = build_gateway(open_store(args.store), targets, tokens, host=args.host, port=args.port,
                            limits=limits, tls_cert=args.tls_cert, tls_key=args.tls_key)
@@ -350,7 +369,8 @@ def _guard(func: Any) -> Any:
 
 def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gateway", help=f"gateway address HOST:PORT (default ${GATEWAY_ENV})")
-    p.add_argument("--token", help=f"bearer token (default ${TOKEN_ENV})")
+    p.add_argument("--token-file", help="file whose first line is your bearer token (else $SPIKER_TOKEN)")
+    p.add_argument("--token", help=argparse.SUPPRESS)  # deprecated: visible in ps
     p.add_argument("--ca-cert", help="CA certificate (PEM) of a TLS gateway")
 
 

@@ -34,6 +34,12 @@ def stage_state_name(state: int) -> str:
         return str(state)
 
 
+def _is_loopback(target: str) -> bool:
+    """Whether ``host:port`` names this machine (plaintext there never leaves it)."""
+    host = target.rsplit(":", 1)[0].strip("[]") if ":" in target else target
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.") or host.startswith("unix")
+
+
 class GatewayClient:
     """Calls a gateway at ``target`` with ``authorization: Bearer <token>``; TLS when ``ca_cert`` is given."""
 
@@ -42,6 +48,9 @@ class GatewayClient:
             creds = grpc.ssl_channel_credentials(Path(ca_cert).read_bytes())
             self.channel = grpc.secure_channel(target, creds)
         else:
+            if not _is_loopback(target):
+                log.warning("gateway %s: no CA certificate given, so this client uses PLAINTEXT: the token and "
+                            "data travel unencrypted (give --ca-cert for TLS)", target)
             self.channel = grpc.insecure_channel(target)
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
         self.metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),) if token else ()

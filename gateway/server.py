@@ -44,6 +44,7 @@ class GatewayServer:
     health: health.HealthServicer
     clients: StageClients
     host: str = DEFAULT_HOST
+    auth: TokenAuth | None = None
 
     @property
     def target(self) -> str:
@@ -57,17 +58,17 @@ class GatewayServer:
         self.clients.close()
 
 
-def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapping[str, str],
+def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapping[str, str] | TokenAuth,
                   host: str = DEFAULT_HOST, port: int = 0, limits: Limits | None = None,
                   policy: RetryPolicy | None = None, tls_cert: str | None = None, tls_key: str | None = None,
                   max_workers: int = 64, resume: bool = True) -> GatewayServer:
     """Start a gateway; ``targets`` maps each service (trainer, optimizer, hdlgen, simulator) to host:port.
 
     ``resume``: queue the store's unfinished runs again (a served gateway); ``spiker run`` passes
-    False so that it runs only its own run.
+    False so that it runs only its own run. ``tokens``: a table, or a reloadable :class:`TokenAuth`.
     """
     limits = limits or Limits()
-    auth = TokenAuth(tokens)
+    auth = tokens if isinstance(tokens, TokenAuth) else TokenAuth(tokens)
     clients = StageClients(dict(targets))
     manager = RunManager(store, clients, limits, policy)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="gateway"),
@@ -93,7 +94,7 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("gateway on %s:%d%s (store %r, services %s, %d run(s) at once)", host, bound,
              " with TLS" if tls_cert else "", store, dict(targets), limits.max_concurrent_runs)
-    return GatewayServer(server, bound, manager, health_servicer, clients, host)
+    return GatewayServer(server, bound, manager, health_servicer, clients, host, auth)
 
 
 def all_targets(target: str) -> dict[str, str]:

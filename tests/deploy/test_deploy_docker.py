@@ -244,7 +244,7 @@ def test_gateway_and_stage_in_containers(docker_env: dict[str, str], image: str)
         _run(["docker", "run", "-d", "--name", names["all"], *common, "-e", f"SPIKER_PORT={ports['all']}",
               image, "serve", "all", "--host", "127.0.0.1", "--port", str(ports["all"])], docker_env)
         _run(["docker", "run", "-d", "--name", names["gateway"], *common, "-e", f"SPIKER_PORT={ports['gateway']}",
-              "-e", "SPIKER_GATEWAY_TOKENS=test-token:tester",
+              "-e", "SPIKER_GATEWAY_TOKENS=test-token-0123456789abcdefghijklmnop:tester",
               image, "gateway", "--host", "127.0.0.1", "--port", str(ports["gateway"]), "--services", addr],
              docker_env)
         for key, port in ports.items():

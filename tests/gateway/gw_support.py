@@ -17,7 +17,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
-ALICE, BOB = "tok-alice-0123456789", "tok-bob-0123456789"
+ALICE, BOB = "tok-alice-0123456789abcdefghijklmnop", "tok-bob-0123456789abcdefghijklmnopqr"
 TOKENS = {ALICE: "alice", BOB: "bob"}
 #: bit-widths that fit the tiny net (skips the sweep)
 TINY_PARAMS = {"weights_bw": 5, "neurons_bw": 8, "fp_dec": 3}

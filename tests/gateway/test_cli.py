@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gw_support import ROOT, tiny_npz, tiny_spec
+from gw_support import ALICE, ROOT, tiny_npz, tiny_spec
 
 from gateway.cli import main
 
@@ -38,11 +38,13 @@ def test_spiker_run_tiny_spec(tmp_path: Path) -> None:
     assert re.search(r"train [\d.]+s \(cached\), optimize [\d.]+s \(skipped\), hdlgen [\d.]+s \(cached\)", proc.stdout)
 
 
-def test_client_commands_report_errors_in_one_line(offline_gateway, capsys) -> None:
+def test_client_commands_report_errors_in_one_line(offline_gateway, capsys, tmp_path) -> None:
     code = main(["ls", "--gateway", offline_gateway.target, "--token", "tok-nobody-0123456789"])
     assert code == 2
     err = capsys.readouterr().err
     assert "UNAUTHENTICATED" in err and "Traceback" not in err
+    token_file = tmp_path / "token"
+    token_file.write_text(ALICE + "\n")
     code = main(["get", "r-20260101-000000-00000000", "--gateway", offline_gateway.target,
-                 "--token", "tok-alice-0123456789"])
+                 "--token-file", str(token_file)])
     assert code == 2 and "NOT_FOUND [run_id]" in capsys.readouterr().err

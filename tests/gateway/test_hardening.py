@@ -196,3 +196,86 @@ def test_bad_datasets_are_data_errors(tmp_path, case: str) -> None:
     from services.common.errors import describe_error
 
     assert describe_error(info.value).code == "INVALID_ARGUMENT"
+
+
+# -- item 12: tokens ----------------------------------------------------------------------------
+
+def test_tokens_are_long_reloadable_and_read_from_a_file_or_env(tmp_path, monkeypatch) -> None:
+    from gateway.auth import TokenAuth, client_token, parse_tokens
+
+    with pytest.raises(ValueError, match="32 characters"):
+        parse_tokens("a-short-token-of-31-characters! alice", "test")
+    path = tmp_path / "tokens"
+    old, new = "old-token-0123456789abcdefghijklmnopq", "new-token-0123456789abcdefghijklmnopq"
+    path.write_text(f"{old} alice\n")
+    auth = TokenAuth.from_sources(path, env={})
+    assert auth.user_of((("authorization", f"Bearer {old}"),)) == "alice"
+    path.write_text(f"{new} alice\n")
+    assert auth.reload()
+    assert auth.user_of((("authorization", f"Bearer {new}"),)) == "alice"
+    with pytest.raises(Exception, match="unknown token"):
+        auth.user_of((("authorization", f"Bearer {old}"),))
+    path.write_text("short bob\n")  # a broken file keeps the tokens that work
+    assert not auth.reload()
+    assert auth.user_of((("authorization", f"Bearer {new}"),)) == "alice"
+    mine = tmp_path / "my-token"
+    mine.write_text(f"\n{new}\n")
+    assert client_token(mine, env={}) == new
+    assert client_token(None, env={"SPIKER_TOKEN": old}) == old
+    assert client_token(None, env={}) is None
+
+
+def test_a_client_without_ca_says_it_uses_plaintext(caplog) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="gateway.client"):
+        GatewayClient("127.0.0.1:1", ALICE).close()
+        assert not caplog.records  # loopback: nothing leaves the machine
+        GatewayClient("gateway.example:50050", ALICE).close()
+    assert "PLAINTEXT" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_gateway_process_reloads_its_token_file_on_sighup(tmp_path) -> None:
+    """``spiker gateway --tokens FILE``: SIGHUP swaps the tokens without a restart; no token in argv."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from gw_support import ROOT, free_port, wait_for, wait_healthy
+
+    old, new = "old-token-0123456789abcdefghijklmnopq", "new-token-0123456789abcdefghijklmnopq"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{old} alice\n")
+    port = free_port()
+    cmd = [sys.executable, "-m", "gateway.cli", "gateway", "--host", "127.0.0.1", "--port", str(port),
+           "--services", f"127.0.0.1:{free_port()}", "--tokens", str(tokens), "--store", str(tmp_path / "store")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKER_")}
+    with open(tmp_path / "gateway.log", "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        wait_healthy(f"127.0.0.1:{port}", timeout=90)
+        assert old not in " ".join(cmd) and new not in " ".join(cmd)
+
+        def lists(token: str) -> bool:
+            with GatewayClient(f"127.0.0.1:{port}", token) as c:
+                try:
+                    c.list(timeout=5)
+                    return True
+                except grpc.RpcError as err:
+                    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+                    return False
+
+        assert lists(old) and not lists(new)
+        tokens.write_text(f"{new} alice\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: lists(new), 20, "the new token")
+        assert not lists(old)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -27,16 +27,16 @@ def _fails(code: grpc.StatusCode, fn, *args, **kwargs) -> dict[str, str]:
 
 
 def test_token_file_and_env(tmp_path) -> None:
+    t1, t2, t3, t4 = (f"secret-token-{i}-0123456789abcdefghij" for i in range(1, 5))
     path = tmp_path / "tokens"
-    path.write_text("# comment\nsecret-token-1 alice\n\nsecret-token-2\tbob  # trailing\n")
-    table = load_tokens(path, env={"SPIKER_GATEWAY_TOKENS": "secret-token-3:carol,secret-token-4 dave"})
-    assert table == {"secret-token-1": "alice", "secret-token-2": "bob", "secret-token-3": "carol",
-                     "secret-token-4": "dave"}
-    for bad in ("lonely", "short al", "secret-token-1 al/ice"):
+    path.write_text(f"# comment\n{t1} alice\n\n{t2}\tbob  # trailing\n")
+    table = load_tokens(path, env={"SPIKER_GATEWAY_TOKENS": f"{t3}:carol,{t4} dave"})
+    assert table == {t1: "alice", t2: "bob", t3: "carol", t4: "dave"}
+    for bad in ("lonely", "short al", f"{t1} al/ice", "only-31-characters-long-0123456 al"):
         with pytest.raises(ValueError):
             parse_tokens(bad, "test")
     auth = TokenAuth(table)
-    assert auth.user_of((("authorization", "Bearer secret-token-3"),)) == "carol"
+    assert auth.user_of((("authorization", f"Bearer {t3}"),)) == "carol"
     with pytest.raises(ValueError):
         TokenAuth({})
 
