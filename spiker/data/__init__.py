@@ -14,12 +14,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from spiker.data import datasets
+from spiker.data.checks import check_input, check_layout, check_spikes, is_spikes
 from spiker.data.encoders import ENCODINGS, encode
 from spiker.errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ENCODINGS", "SpikeDataset", "encode", "load", "collect", "split_batch", "time_first"]
+__all__ = ["ENCODINGS", "SpikeDataset", "check_input", "check_layout", "check_spikes", "collect", "encode",
+           "is_spikes", "load", "split_batch", "time_first"]
 
 
 class SpikeDataset(Dataset):
@@ -50,8 +52,12 @@ def time_first(batch) -> tuple[torch.Tensor, torch.Tensor]:
     return spikes.transpose(0, 1).float(), labels
 
 
-def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(spikes, labels)`` from a loader batch ``(spikes, labels)`` or the seed's ``(spikes, _, labels)``."""
+def split_batch(batch, n_cycles: int | None = None, n_inputs: int | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(spikes, labels)`` from a loader batch ``(spikes, labels)`` or the seed's ``(spikes, _, labels)``.
+
+    With ``n_cycles``/``n_inputs`` the data's layout is checked first (:func:`check_layout`).
+    """
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
         raise DataError("a loader batch must be (data, labels) or (data, _, labels); "
                         f"got {type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}")
@@ -59,23 +65,23 @@ def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(data, torch.Tensor):
         data = torch.as_tensor(np.asarray(data))
     labels = torch.as_tensor(labels).long()
-    if data.dim() != 3:
-        raise DataError(f"batch data must be time-first spikes [T, B, n_inputs], got shape {list(data.shape)}")
+    check_layout(data, n_cycles, n_inputs, "batch data")
     if labels.dim() != 1 or labels.shape[0] != data.shape[1]:
         raise DataError(f"labels must be [B] with B = data.shape[1] = {data.shape[1]}, got {list(labels.shape)}")
     return data, labels
 
 
-def collect(source, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def collect(source, n_samples: int | None = None, n_cycles: int | None = None, n_inputs: int | None = None,
+            ) -> tuple[np.ndarray, np.ndarray | None]:
     """All samples of a loader, of one batch tuple, or of a spike array ``[T, B, n]``, as
     ``(uint8 spikes [T, N, n], labels [N])``.
 
-    ``n_samples`` keeps the first N samples. Labels are ``None`` for a bare spike array.
+    ``n_samples`` keeps the first N samples. Labels are ``None`` for a bare spike array. With
+    ``n_cycles``/``n_inputs`` the layout is checked (:func:`check_layout`).
     """
     if isinstance(source, (np.ndarray, torch.Tensor)):
         spikes = np.asarray(source.detach().cpu() if isinstance(source, torch.Tensor) else source)
-        if spikes.ndim != 3:
-            raise DataError(f"spike array must be time-first [T, B, n_inputs], got {list(spikes.shape)}")
+        check_layout(spikes, n_cycles, n_inputs, "spike array")
         labels = None
     else:
         if isinstance(source, (tuple, list)) and len(source) in (2, 3) and hasattr(source[0], "shape"):
@@ -84,7 +90,7 @@ def collect(source, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarra
             batches = source
         chunks, label_chunks, have = [], [], 0
         for batch in batches:
-            data, target = split_batch(batch)
+            data, target = split_batch(batch, n_cycles, n_inputs)
             chunks.append(data.detach().cpu().numpy())
             label_chunks.append(target.cpu().numpy())
             have += len(target)
@@ -99,8 +105,7 @@ def collect(source, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarra
     spikes = spikes[:, :n_samples]
     if spikes.shape[1] == 0:
         raise DataError("no samples")
-    if not np.isin(spikes, (0, 1)).all():
-        raise DataError("data must be 0/1 spikes; encode real values first (spiker.data.encode)")
+    check_spikes(spikes)
     return spikes.astype(np.uint8), labels
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from spiker import readout
+from spiker.data.checks import check_spikes
 from spiker.errors import DataError, InfeasibleConfigError
 from spiker.golden.fixed_point import FixedPointConfig, accumulator_bits
 from spiker.net.model import SpikingNet
@@ -138,8 +139,7 @@ def _as_spikes(spikes: Any, n_inputs: int) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(spikes) if not isinstance(spikes, torch.Tensor) else spikes)
     if x.dim() != 3 or x.shape[-1] != n_inputs:
         raise DataError(f"spikes must be time-first [T, B, {n_inputs}], got {list(x.shape)}")
-    if not bool(((x == 0) | (x == 1)).all()):
-        raise DataError("spikes must be 0/1")
+    check_spikes(x, "spikes")
     return x
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from spiker.data import collect as collect_samples
+from spiker.data.checks import check_layout
 from spiker.errors import DataError, ToolError
 from spiker.hdl.tools import find_tool, run_tool
 from spiker.progress import heartbeat
@@ -76,6 +77,8 @@ class SimReport:
     workers: int
     optim_params: dict = field(default_factory=dict)
     events_per_cycle: int = 1  # present input spikes a layer visits per cycle in the simulated design
+    #: with trace=True: the RTL's own per-layer spikes/membranes (golden LayerTrace form), for spiker.plots
+    traces: list | None = None
 
     @property
     def n_samples(self) -> int:
@@ -150,9 +153,12 @@ class SimReport:
 
 # -- inputs ----------------------------------------------------------------------------------
 
-def collect(data: Any, n_inputs: int, n_samples: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Spikes ``[T, B, n]`` (uint8) and labels (or None) from a loader, a batch or an array."""
+def collect(data: Any, n_inputs: int, n_samples: int | None, n_cycles: int | None = None,
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Spikes ``[T, B, n]`` (uint8) and labels (or None) from a loader, a batch or an array;
+    batch-first input (``n_cycles`` in the batch position) is refused by name."""
     spikes, labels = collect_samples(data, n_samples)
+    check_layout(spikes, n_cycles, None, "spikes", exact_steps=False)
     if spikes.shape[-1] != n_inputs:
         raise DataError(f"spikes must be time-first [T, B, {n_inputs}], got {list(spikes.shape)}")
     return spikes, labels
@@ -289,6 +295,30 @@ def parse_results(path: Path, start: int) -> _Shard:
     return shard
 
 
+def rtl_traces(shards_trace: dict, golden_traces: list, n: int, steps: int) -> list:
+    """The RTL's trace lines as one ``LayerTrace`` per layer (arrays ``[T, n, N]``; -1 where missing)."""
+    from spiker.golden.model import LayerTrace
+
+    out = []
+    for li, gold in enumerate(golden_traces):
+        width = gold.membrane.shape[-1]
+        spikes = np.full((steps, n, width), -1, dtype=np.int64)
+        membrane = np.full((steps, n, width), -1, dtype=np.int64)
+        synapse = None if gold.synapse is None else np.full((steps, n, width), -1, dtype=np.int64)
+        for k in range(n):
+            for t in range(steps):
+                got = shards_trace.get((k, li, t))
+                if got is None:
+                    continue
+                spikes[t, k] = np.frombuffer(got[0].encode(), dtype=np.uint8) - ord("0")
+                membrane[t, k] = got[1]
+                if synapse is not None and got[2] is not None and len(got[2]) == width:
+                    synapse[t, k] = got[2]
+        out.append(LayerTrace(input_spikes=gold.input_spikes[:, :n], membrane=membrane, spikes=spikes,
+                              synapse=synapse))
+    return out
+
+
 def _compare_trace(qnet, golden, shards_trace: dict, n: int, steps: int) -> tuple[set, Mismatch | None]:
     """Samples whose trace differs anywhere, and the first difference (sample, step, layer, neuron)."""
     bad: set[int] = set()
@@ -342,7 +372,7 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     ``wave_sample`` to that file. ``keep``: use this folder instead of a temporary one.
     """
     qnet = design.quantized
-    spikes, labels = collect(data, qnet.spec.n_inputs, n_samples)
+    spikes, labels = collect(data, qnet.spec.n_inputs, n_samples, qnet.spec.n_cycles)
     steps, n = spikes.shape[0], spikes.shape[1]
     geo = design.geometry
     if steps > geo.max_count:
@@ -418,7 +448,8 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
         golden_counts=golden.counts, labels=labels, mismatches=len(bad), first_mismatch=first,
         cycles=cycles, bound=bound, scan_cost=scan, ghdl_wall_s=wall, simulated_cycles=total_cycles,
         traced=trace, workers=workers, optim_params=qnet.config.to_dict(),
-        events_per_cycle=getattr(design, "events_per_cycle", 1))
+        events_per_cycle=getattr(design, "events_per_cycle", 1),
+        traces=rtl_traces(traces, golden.traces, n, steps) if trace else None)
     log.info("simulation: %s", report)
     return report
 

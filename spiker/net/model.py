@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import snntorch as snn
 import torch
 from torch import nn
 
+from spiker.data.checks import looks_batch_first
 from spiker.errors import DataError, SpecError
 from spiker.net.spec import NetSpec, leak_from_shift, realise_leak
 
@@ -69,6 +71,10 @@ class SpikingNet(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.spec.n_inputs:
             raise DataError(
                 f"input must have shape [T, B, {self.spec.n_inputs}] (time-first), got {list(x.shape)}")
+        if looks_batch_first(x.shape, self.spec.n_cycles):
+            warnings.warn(f"input {list(x.shape)} looks batch-first [B, T, n] for a net with n_cycles="
+                          f"{self.spec.n_cycles}; it runs as {x.shape[0]} time steps (spiker is time-first "
+                          "[T, B, n]: transpose it with x.transpose(0, 1))", stacklevel=3)
         if not x.is_floating_point():
             x = x.float()
         return x
@@ -145,11 +151,22 @@ class SpikingNet(nn.Module):
                     "state": self.state_dict()}, path)
         return path
 
+    def to_nir(self, optim_params: Any = None):
+        """This net as a ``nir.NIRGraph`` (quantized integers with ``optim_params``); see docs/nir.md."""
+        from spiker import nir as spiker_nir
+
+        return spiker_nir.to_nir(self, optim_params)
+
     @classmethod
     def load(cls, path: str | Path) -> SpikingNet:
+        """A net saved by :meth:`save`, or a NIR file (``spiker.nir.load`` with its defaults)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no saved model at {path}")
+        from spiker import nir as spiker_nir
+
+        if spiker_nir.is_nir_file(path):
+            return spiker_nir.load(path)
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(blob, dict) or blob.get("format") != FORMAT_VERSION:
             raise SpecError(str(path), "not a spiker model file (or a newer format)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -47,6 +48,10 @@ _LAYER_KEYS = (
     "reset_mechanism",
 )
 _LAYER_RE = re.compile(r"^layer_(\d+)$")
+
+
+class LeakSnapWarning(UserWarning):
+    """A leak factor was snapped to the nearest ``1 - 2**-k`` the hardware can realise."""
 
 
 def leak_from_shift(shift: int) -> float:
@@ -191,8 +196,10 @@ def realise_leak(value: float, key: str, strict: bool) -> int:
                 f"{value} is not realisable as v - (v >> k) (needs 1 - 2^-k); "
                 f"nearest is {realised} (k={shift})",
             )
-        log.warning("%s=%s is not realisable in hardware; snapped to %s (v - (v >> %d))",
-                    key, value, realised, shift)
+        message = (f"{key}={value} is not realisable in hardware; snapped to {realised} (v - (v >> {shift})); "
+                   "use a beta of 1 - 2^-k or strict=True to reject it")
+        log.warning("%s", message)
+        warnings.warn(message, LeakSnapWarning, stacklevel=2)
     return shift
 
 

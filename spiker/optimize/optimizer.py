@@ -161,7 +161,7 @@ class Optimizer:
         self.result: SweepResult | None = None
 
     def _workload(self, test_loader: Iterable) -> tuple[_Workload, float, float]:
-        spikes, labels = collect(test_loader)
+        spikes, labels = collect(test_loader, n_cycles=self.snn.spec.n_cycles, n_inputs=self.snn.spec.n_inputs)
         if labels is None:
             raise SpecError("test_loader", "must yield labels to score accuracy")
         net = self.snn.cpu().eval()

@@ -11,13 +11,13 @@ from typing import Any
 
 import torch
 from snntorch import functional as SF
-from tqdm.auto import tqdm
 
-from spiker import readout
-from spiker.data import split_batch
+from spiker import readout, threads
+from spiker.data import check_spikes, split_batch
 from spiker.errors import SpecError
 from spiker.net.denormals import flush_denormals
 from spiker.net.model import SpikingNet
+from spiker.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +62,38 @@ class History:
     def from_dict(cls, data: dict[str, Any]) -> History:
         return cls(**{k: list(v) for k, v in data.items()})
 
-    def plot(self, path: str | Path) -> Path:
-        """Save the training curve (loss and accuracy per epoch) as a PNG."""
-        import matplotlib
+    def plot(self, path: str | Path | None = None, ax: Any = None) -> Any:
+        """The training curve (loss and accuracy per epoch) as a matplotlib ``Figure``.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        ``ax``: draw into this Axes (loss on it, accuracy on a twin axis) or a pair of Axes
+        ``(loss, accuracy)``; by default a new two-panel figure is made without pyplot, so no
+        backend is chosen or changed. ``path``: also save the figure there (PNG).
+        """
+        from spiker.plots import new_figure, save_figure
 
-        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
-        ax_loss.plot(self.epoch, self.train_loss, "o-", label="train")
-        ax_loss.plot(self.epoch, self.test_loss, "o-", label="test")
+        if ax is None:
+            fig = new_figure(figsize=(9, 3.5))
+            ax_loss, ax_acc = fig.subplots(1, 2)
+        elif isinstance(ax, (list, tuple)):
+            ax_loss, ax_acc = ax
+            fig = ax_loss.figure
+        else:
+            ax_loss, ax_acc = ax, ax.twinx()
+            fig = ax.figure
+        ax_loss.plot(self.epoch, self.train_loss, "o-", label="train loss")
+        ax_loss.plot(self.epoch, self.test_loss, "o-", label="test loss")
         ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-        ax_acc.plot(self.epoch, self.train_accuracy, "o-", label="train")
-        ax_acc.plot(self.epoch, self.test_accuracy, "o-", label="test")
+        ax_acc.plot(self.epoch, self.train_accuracy, "s--", label="train accuracy")
+        ax_acc.plot(self.epoch, self.test_accuracy, "s--", label="test accuracy")
         ax_acc.set(xlabel="epoch", ylabel="accuracy (spike count argmax)", title="Accuracy")
-        for ax in (ax_loss, ax_acc):
-            ax.grid(alpha=0.3)
-            ax.legend()
-        fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        for axis in (ax_loss, ax_acc):
+            axis.grid(alpha=0.3)
+            axis.legend()
+        if ax is None:
+            fig.tight_layout()
+        if path is not None:
+            save_figure(fig, path)
+        return fig
 
 
 def evaluate(net: SpikingNet, loader: Iterable, loss_fn: Callable | None = None,
@@ -92,9 +102,10 @@ def evaluate(net: SpikingNet, loader: Iterable, loss_fn: Callable | None = None,
     loss_fn = loss_fn or make_loss("ce_rate")
     net.eval()
     total_loss, total_correct, total = 0.0, 0, 0
-    with torch.no_grad(), flush_denormals():
+    with torch.no_grad(), flush_denormals(), threads.limit(threads.train_threads()):
         for batch in loader:
-            data, labels = split_batch(batch)
+            data, labels = split_batch(batch, net.spec.n_cycles, net.spec.n_inputs)
+            check_spikes(data)
             data, labels = data.to(device), labels.to(device)
             spikes = net(data).spikes
             total_loss += float(loss_fn(spikes, labels)) * len(labels)
@@ -109,6 +120,15 @@ class Trainer:
     ``epochs``, ``lr``, ``loss`` (``ce_rate``, ``ce_count``, ``mse_count``),
     ``optimizer`` (``adam``, ``adamw``, ``sgd``), ``seed`` and ``device`` are set here;
     ``train`` may override ``epochs``.
+
+    ``seed`` seeds torch's global generator when ``train`` starts (dropout-free nets use it
+    only for anything random inside the loss or optimizer). It does NOT fix the initial
+    weights, which exist before the Trainer does: use ``NetBuilder(net_dict).build(seed=...)``
+    for those, and the loader's own seed (``spiker.data.load(..., seed=...)``) for the data
+    order. With all three seeds fixed a CPU run replays exactly.
+
+    Every batch is checked like every other stage checks input: time-first
+    ``[n_cycles, B, n_inputs]`` 0/1 spikes (``spiker.data.check_input``).
     """
 
     def __init__(self, snn: SpikingNet, epochs: int = 10, lr: float = 2e-3, loss: str = "ce_rate",
@@ -144,7 +164,8 @@ class Trainer:
         epochs = self.epochs if epochs is None else epochs
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise SpecError("train.epochs", f"must be a positive integer, got {epochs!r}")
-        with flush_denormals():
+        # a fixed thread count: the same numbers on every host (see spiker.threads)
+        with flush_denormals(), threads.limit(threads.train_threads()):
             return self._train(train_loader, test_loader, epochs)
 
     def _train(self, train_loader: Iterable, test_loader: Iterable, epochs: int) -> History:
@@ -156,10 +177,11 @@ class Trainer:
             started = time.perf_counter()
             net.train()
             total_loss, total_correct, total = 0.0, 0, 0
-            bar = tqdm(train_loader, desc=f"epoch {epoch}/{start_epoch + epochs}", leave=False,
-                       disable=not self.progress, unit="batch")
+            bar = progress(train_loader, desc=f"epoch {epoch}/{start_epoch + epochs}", leave=False,
+                           enabled=self.progress, unit="batch")
             for batch in bar:
-                data, labels = split_batch(batch)
+                data, labels = split_batch(batch, net.spec.n_cycles, net.spec.n_inputs)
+                check_spikes(data)
                 data, labels = data.to(self.device), labels.to(self.device)
                 spikes = net(data).spikes
                 loss = self.loss_fn(spikes, labels)
@@ -169,7 +191,7 @@ class Trainer:
                 total_loss += loss.item() * len(labels)
                 total_correct += readout.correct(spikes.detach().sum(0), labels)
                 total += len(labels)
-                bar.set_postfix(loss=f"{total_loss / total:.3f}", acc=f"{total_correct / total:.3f}")
+                bar.set_postfix(loss=total_loss / total, acc=total_correct / total)
             if total == 0:
                 raise SpecError("train_loader", "yielded no batches")
             test_loss, test_acc = self.evaluate(test_loader)

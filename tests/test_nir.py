@@ -1,0 +1,221 @@
+"""NIR import/export: snnTorch's conventions, Norse-style continuous time, quantized export, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import nir
+import numpy as np
+import pytest
+import snntorch as snn
+import torch
+from snntorch import utils as snn_utils
+
+import spiker
+import spiker.nir as snir
+from spiker import NetBuilder
+from spiker.errors import SpecError
+
+STEPS = 30
+
+
+def _spikes(n_inputs: int, batch: int = 6, seed: int = 1, p: float = 0.4) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(STEPS, batch, n_inputs, generator=g) < p).float()
+
+
+def _snntorch_net(reset: str, neuron: str = "leaky") -> torch.nn.Sequential:
+    torch.manual_seed(3)
+    def cell(beta: float, alpha: float = 0.5):
+        if neuron == "synaptic":
+            return snn.Synaptic(alpha=alpha, beta=beta, init_hidden=True, reset_mechanism=reset)
+        return snn.Leaky(beta=beta, init_hidden=True, reset_mechanism=reset)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 6, bias=False), cell(0.9375),
+                              torch.nn.Linear(6, 3, bias=False), cell(0.75))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3)
+    return net
+
+
+def _run_snntorch(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    snn_utils.reset(net)
+    outs = []
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            out = net(x[t])
+            outs.append(out[0] if isinstance(out, tuple) else out)
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_snntorch_leaky_round_trip_equal_spikes(tmp_path, reset):
+    net = _snntorch_net(reset)
+    path = tmp_path / "net.nir"
+    nir.write(path, snir.from_snntorch(net))  # snnTorch's per-module conversion, types fixed
+    ours = snir.load(path)
+    assert [layer.reset_mechanism for layer in ours.spec.layers] == [reset, reset]
+    assert ours.spec.sizes == [8, 6, 3]
+    x = _spikes(8)
+    ref = _run_snntorch(net, x)
+    assert ref.sum() > 0
+    assert torch.equal(ours(x).spikes, ref)
+
+
+def test_snntorch_graph_without_reset_metadata_takes_reset_argument():
+    net = _snntorch_net("subtract")
+    graph = snir.from_snntorch(net)
+    for node in graph.nodes.values():
+        node.metadata = {}
+    x = _spikes(8)
+    ref = _run_snntorch(net, x)
+    assert snir.load(graph).spec.layers[0].reset_mechanism == "zero"  # NIR's own semantics
+    assert torch.equal(snir.load(graph, reset_mechanism="subtract")(x).spikes, ref)
+
+
+def test_snntorch_export_to_nir_needs_the_workaround():
+    """The trap the docs describe: snnTorch's own export_to_nir fails on this Sequential."""
+    from snntorch.export_nir import export_to_nir
+
+    with pytest.raises(ValueError, match="Type inference"):
+        export_to_nir(_snntorch_net("subtract"), torch.zeros(1, 8))
+
+
+def test_snntorch_synaptic_round_trip_equal_spikes():
+    net = _snntorch_net("subtract", neuron="synaptic")
+    ours = snir.load(snir.from_snntorch(net))
+    assert [layer.neuron_model for layer in ours.spec.layers] == ["syn", "syn"]
+    x = _spikes(8, p=0.6)
+    ref = _run_snntorch(net, x)
+    assert ref.sum() > 0
+    assert torch.equal(ours(x).spikes, ref)
+
+
+def _our_net(models=("lif", "syn", "if"), reset="subtract", seed=5):
+    net_dict = {"n_cycles": 17, "n_inputs": 10}
+    for i, model in enumerate(models):
+        layer = {"neuron_model": model, "n_neurons": 7 - i, "threshold": 0.75 + 0.25 * i, "reset_mechanism": reset}
+        if model != "if":
+            layer["beta"] = 0.875
+        if model == "syn":
+            layer["alpha"] = 0.5
+        net_dict[f"layer_{i}"] = layer
+    snn_net = NetBuilder(net_dict).build(seed=seed)
+    with torch.no_grad():
+        for fc in snn_net.fcs:
+            fc.weight.mul_(4)
+    return snn_net
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_export_reads_with_nir_and_loads_back(tmp_path, reset):
+    net = _our_net(reset=reset)
+    path = spiker.nir.save(net, tmp_path / "ours.nir")
+    graph = nir.read(path)  # the plain nir reader accepts it
+    assert [type(n).__name__ for n in graph.nodes.values()].count("Linear") == 3
+    back = snir.load(path)
+    assert back.spec == net.spec
+    for a, b in zip(back.fcs, net.fcs):
+        assert torch.equal(a.weight, b.weight)
+    x = _spikes(10)
+    assert torch.equal(back(x).spikes, net(x).spikes)
+    assert net.to_nir().nodes.keys() == graph.nodes.keys()
+
+
+def test_export_zero_reset_runs_equal_in_snntorch_import(tmp_path):
+    from snntorch.import_nir import import_from_nir
+
+    net = _our_net(models=("lif", "lif"), reset="zero")
+    path = snir.save(net, tmp_path / "zero.nir")
+    imported = import_from_nir(nir.read(path))
+    x = _spikes(10)
+    ours = net(x).spikes
+    assert ours.sum() > 0
+    assert torch.equal(_run_snntorch(imported, x), ours)
+
+
+def test_quantized_export_has_integer_weights_and_loads_to_the_same_integers(tmp_path):
+    net = _our_net(models=("lif", "lif"))
+    params = {"weights_bw": 6, "neurons_bw": 10, "fp_dec": 3}
+    qnet = spiker.quantize(net, params)
+    path = snir.save(net, tmp_path / "q.nir", optim_params=params)
+    graph = nir.read(path)
+    w = graph.nodes["linear_0"].weight
+    assert np.array_equal(w, np.round(w)) and np.array_equal(w, qnet.layers[0].weights)
+    assert graph.nodes["lif_0"].v_threshold[0] == qnet.layers[0].threshold
+    again = spiker.quantize(snir.load(path), params)
+    for a, b in zip(again.layers, qnet.layers):
+        assert np.array_equal(a.weights, b.weights) and a.threshold == b.threshold
+    assert snir.to_nir(qnet).nodes.keys() == graph.nodes.keys()
+
+
+def _norse_graph(tau=8e-3, r=1.0, n_in=5, n_out=4, seed=0):
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(0, 8, (n_out, n_in))
+    lif = nir.LIF(tau=np.full(n_out, tau), r=np.full(n_out, r), v_leak=np.zeros(n_out),
+                  v_threshold=np.ones(n_out), v_reset=np.zeros(n_out))
+    return nir.NIRGraph.from_list(nir.Linear(weight=weight), lif), weight
+
+
+def test_continuous_time_lif_needs_a_time_step():
+    graph, _ = _norse_graph()
+    with pytest.raises(SpecError, match="nir node 'lif'.*needs a time step"):
+        snir.load(graph)
+
+
+def test_continuous_time_lif_forward_euler_discretisation():
+    dt, tau, r = 1e-3, 8e-3, 2.0
+    graph, weight = _norse_graph(tau=tau, r=r)
+    net = snir.load(graph, dt=dt)
+    assert net.spec.layers[0].beta == 0.875
+    x = _spikes(5, p=0.5)
+    # NIR's LIF, forward Euler: v += dt/tau * (-v + r*I); spike if v > thr; then v = v_reset = 0
+    v = np.zeros((x.shape[1], 4))
+    expected = []
+    for t in range(x.shape[0]):
+        v = v + dt / tau * (-v + r * (x[t].numpy() @ weight.T))
+        s = v > 1.0
+        expected.append(s)
+        v = np.where(s, 0.0, v)
+    assert torch.equal(net(x).spikes, torch.from_numpy(np.stack(expected)).float())
+
+
+def test_unrealisable_leak_snaps_with_warning_or_is_rejected_in_strict_mode():
+    graph, _ = _norse_graph(tau=10e-3)  # beta = 0.9
+    with pytest.warns(UserWarning, match="snapped to 0.875"):
+        assert snir.load(graph, dt=1e-3).spec.layers[0].beta == 0.875
+    with pytest.raises(SpecError, match="nir node 'lif'.*not realisable"):
+        snir.load(graph, dt=1e-3, strict=True)
+
+
+def test_unsupported_nodes_are_named():
+    graph = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 2))), nir.Scale(scale=np.ones(3)))
+    with pytest.raises(SpecError, match="nir node 'scale'.*Scale.*supported: Input, Affine/Linear, LIF"):
+        snir.load(graph, dt=1e-4)
+    affine = nir.Affine(weight=np.ones((3, 2)), bias=np.ones(3))
+    lif = nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3))
+    with pytest.raises(SpecError, match="nir node 'affine'.*bias"):
+        snir.load(nir.NIRGraph.from_list(affine, lif), dt=1e-4)
+    leaky = nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.ones(3), v_threshold=np.ones(3))
+    with pytest.raises(SpecError, match="v_leak"):
+        snir.load(nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 2))), leaky), dt=1e-4)
+
+
+def test_branching_graph_is_refused():
+    w = nir.Linear(weight=np.ones((2, 2)))
+    lif = nir.LIF(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2))
+    graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([2])), "w": w, "lif": lif,
+                                "output": nir.Output(np.array([2]))},
+                         edges=[("input", "w"), ("w", "lif"), ("lif", "output"), ("lif", "w")])
+    with pytest.raises(SpecError, match="nir node 'lif'.*2 successors"):
+        snir.load(graph, dt=1e-4)
+
+
+def test_spikingnet_load_reads_nir_files(tmp_path):
+    net = _our_net(models=("lif",))
+    path = snir.save(net, tmp_path / "m.nir")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = spiker.SpikingNet.load(path)
+    assert back.spec == net.spec
