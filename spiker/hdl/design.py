@@ -17,6 +17,8 @@ class Design:
     files: dict[str, str] = field(default_factory=dict)
     #: present input spikes each layer visits per cycle (the generator's ``events_per_cycle``)
     events_per_cycle: int = 2
+    #: neuron update units per layer, P (the generator's ``neurons_per_cycle``; None: all fully parallel)
+    neurons_per_cycle: tuple[int, ...] | None = None
 
     #: entity names
     top = "spiker_top"
@@ -60,7 +62,8 @@ class Design:
         """A copy with one file replaced (e.g. a deliberately corrupted package for a test)."""
         files = dict(self.files)
         files[name] = text
-        return Design(quantized=self.quantized, files=files, events_per_cycle=self.events_per_cycle)
+        return Design(quantized=self.quantized, files=files, events_per_cycle=self.events_per_cycle,
+                      neurons_per_cycle=self.neurons_per_cycle)
 
     def simulate(self, data, n_samples: int | None = None, trace: bool = False, workers: int = 1,
                  timeout: float | None = None, wave: str | Path | None = None, wave_sample: int = 0,

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 RTL_DIR = Path(__file__).parent / "rtl"
 #: Library files in analysis order.
 RTL_FILES = ("spiker_pkg.vhd", "event_scan.vhd", "weight_rom.vhd", "neuron_update.vhd",
-             "snn_layer.vhd", "spike_readout.vhd")
+             "snn_layer.vhd", "snn_layer_tm_mem.vhd", "snn_layer_tm.vhd", "spike_readout.vhd")
 #: Generated files in analysis order.
 GEN_FILES = ("spiker_net_pkg.vhd", "spiker_core.vhd", "spiker_top.vhd", "spiker_tb.vhd")
 
@@ -122,6 +122,8 @@ _PKG_LAYER = Template("""
   constant ${P}_THRESHOLD : natural := $thr;
   constant ${P}_BETA      : integer := $beta;
   constant ${P}_ALPHA     : integer := $alpha;
+  -- neuron update units (P = N_OUT: fully parallel snn_layer, else snn_layer_tm)
+  constant ${P}_NEURONS_PER_CYCLE : positive := $npc;
   -- ${P}_WEIGHTS(i * ${P}_N_OUT + j): weight from input i to neuron j
   constant ${P}_WEIGHTS   : integer_vector(0 to $n_w - 1) := $weights;""")
 
@@ -172,11 +174,11 @@ end architecture;
 """)
 
 _CORE_LAYER = Template("""
-  u_${lname} : entity work.snn_layer
+  u_${lname} : entity work.$entity
     generic map (N_IN => ${P}_N_IN, N_OUT => ${P}_N_OUT, WB => WEIGHTS_BW, NB => NEURONS_BW,
                  ACC => ${P}_ACC, MODEL => $model, RESET => $reset, BETA_SHIFT => ${P}_BETA,
                  ALPHA_SHIFT => ${P}_ALPHA, THRESHOLD => ${P}_THRESHOLD, WEIGHTS => ${P}_WEIGHTS,
-                 BANK_BITS => $bank_bits, EVENTS_PER_CYCLE => EVENTS_PER_CYCLE)
+                 BANK_BITS => $bank_bits, EVENTS_PER_CYCLE => EVENTS_PER_CYCLE$npc_generic)
     port map (clk => clk, rst => rst,
               in_valid => t${i}_valid, in_ready => t${i}_ready, in_spikes => t${i}_data,
               in_last => t${i}_last,
@@ -391,13 +393,19 @@ def _prefix(i: int) -> str:
     return f"L{i}"
 
 
-def render_package(qnet: QuantizedNet, events_per_cycle: int = EVENTS_PER_CYCLE) -> str:
+def _npc(qnet: QuantizedNet, neurons_per_cycle: tuple[int, ...] | None) -> tuple[int, ...]:
+    return neurons_per_cycle or tuple(layer.n_neurons for layer in qnet.layers)
+
+
+def render_package(qnet: QuantizedNet, events_per_cycle: int = EVENTS_PER_CYCLE,
+                   neurons_per_cycle: tuple[int, ...] | None = None) -> str:
     g = geometry(qnet)
     cfg = qnet.config
+    npc = _npc(qnet, neurons_per_cycle)
     layers = []
     for i, layer in enumerate(qnet.layers):
         spec = layer.spec
-        layers.append(_PKG_LAYER.substitute(
+        layers.append(_PKG_LAYER.substitute(npc=npc[i],
             P=_prefix(i), name=spec.name, model=spec.neuron_model, reset=spec.reset_mechanism,
             n_in=spec.n_inputs, n_out=spec.n_neurons, acc=layer.acc_bits, thr=int(layer.threshold),
             beta=-1 if spec.beta_shift is None or spec.neuron_model == "if" else int(spec.beta_shift),
@@ -422,15 +430,19 @@ def _dbg_ports(qnet: QuantizedNet) -> str:
     return "".join(f";\n    {p}" for p in out)
 
 
-def render_core(qnet: QuantizedNet) -> str:
+def render_core(qnet: QuantizedNet, neurons_per_cycle: tuple[int, ...] | None = None) -> str:
     n_layers = len(qnet.layers)
     widths = [qnet.spec.n_inputs] + [layer.n_neurons for layer in qnet.layers]
     signals = [f"  signal t{i}_valid, t{i}_ready, t{i}_last : std_logic;\n"
                f"  signal t{i}_data : std_logic_vector({w} - 1 downto 0);" for i, w in enumerate(widths)]
     layers = []
+    npc = _npc(qnet, neurons_per_cycle)
     for i, layer in enumerate(qnet.layers):
         spec = layer.spec
+        tm = npc[i] < layer.n_neurons
         layers.append(_CORE_LAYER.substitute(
+            entity="snn_layer_tm" if tm else "snn_layer",
+            npc_generic=f",\n                 NEURONS_PER_CYCLE => {_prefix(i)}_NEURONS_PER_CYCLE" if tm else "",
             lname=f"l{i}", P=_prefix(i), i=i, j=i + 1, model=MODEL_CODE[spec.neuron_model],
             reset=RESET_CODE[spec.reset_mechanism], bank_bits=BANK_BITS))
         layers.append(f"  l{i}_spk <= t{i + 1}_data;")
@@ -470,10 +482,13 @@ class VhdlGenerator:
     ``events_per_cycle``: present input spikes each layer visits per clock cycle, 2
     (default: the weight ROM has two read ports, a true dual-port block RAM) or 1
     (single-port ROM).
+    ``neurons_per_cycle``: neuron update units per layer, P (1 <= P <= N): None (every layer
+    fully parallel), an int for every layer, a list per layer or a mapping layer index/name -> P
+    (:func:`spiker.hdl.multiplex.resolve_neurons_per_cycle`); P < N time-multiplexes the layer.
     """
 
     def __init__(self, snn: Any, optim_params: FixedPointConfig | Mapping[str, int] | None = None, *,
-                 events_per_cycle: int = EVENTS_PER_CYCLE) -> None:
+                 events_per_cycle: int = EVENTS_PER_CYCLE, neurons_per_cycle: Any = None) -> None:
         if events_per_cycle not in (1, 2) or isinstance(events_per_cycle, bool):
             raise ValueError(f"events_per_cycle must be 1 or 2, got {events_per_cycle!r}")
         self.events_per_cycle = int(events_per_cycle)
@@ -486,6 +501,11 @@ class VhdlGenerator:
             if optim_params is None:
                 raise ValueError("optim_params (weights_bw, neurons_bw, fp_dec) are required")
             self.quantized = quantize(snn, optim_params)
+        from spiker.hdl.multiplex import resolve_neurons_per_cycle
+
+        layers = self.quantized.layers
+        self.neurons_per_cycle = resolve_neurons_per_cycle([la.n_neurons for la in layers], neurons_per_cycle,
+                                                           [la.spec.name for la in layers])
 
     def generate(self):
         from spiker.hdl.design import Design
@@ -493,8 +513,9 @@ class VhdlGenerator:
         q = self.quantized
         log.info("generating VHDL for %s at %s", "-".join(map(str, q.spec.sizes)), q.config)
         files = rtl_sources()
-        files["spiker_net_pkg.vhd"] = render_package(q, self.events_per_cycle)
-        files["spiker_core.vhd"] = render_core(q)
+        files["spiker_net_pkg.vhd"] = render_package(q, self.events_per_cycle, self.neurons_per_cycle)
+        files["spiker_core.vhd"] = render_core(q, self.neurons_per_cycle)
         files["spiker_top.vhd"] = render_top(q)
         files["spiker_tb.vhd"] = render_testbench(q)
-        return Design(quantized=q, files=files, events_per_cycle=self.events_per_cycle)
+        return Design(quantized=q, files=files, events_per_cycle=self.events_per_cycle,
+                      neurons_per_cycle=self.neurons_per_cycle)

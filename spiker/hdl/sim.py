@@ -202,15 +202,24 @@ def layer_step_cycles(a: np.ndarray, n_groups: int = 1, events_per_cycle: int = 
     return int(n_groups) * k + 1 + (k == 1)
 
 
-def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | None = None) -> np.ndarray:
+def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | None = None,
+                 pipelined: bool = False) -> np.ndarray:
     """The layers' busy cycles ``sum_t max_l c_l(t)`` per sample, ``c_l`` from :func:`layer_step_cycles`.
 
     ``groups[l]`` is layer l's ``ceil(N_l / P_l)`` (``neurons_per_cycle`` P_l; default 1, fully
     parallel). One inference takes about this plus ``L + 3`` cycles (pipeline fill/drain, readout).
+    ``pipelined=True``: ``sum_k max_l c_l(k - l)`` instead (layer l works on step k - l while
+    layer 0 works on step k), the measured cycles minus 2 for chains of time-multiplexed layers.
     """
     a = np.asarray(a, dtype=np.int64)
-    groups = [1] * a.shape[0] if groups is None else list(groups)
-    c = np.stack([layer_step_cycles(a[i], groups[i], events_per_cycle) for i in range(a.shape[0])])
+    n_layers = a.shape[0]
+    groups = [1] * n_layers if groups is None else list(groups)
+    c = np.stack([layer_step_cycles(a[i], groups[i], events_per_cycle) for i in range(n_layers)])
+    if pipelined:
+        skew = np.zeros((n_layers, c.shape[1] + n_layers - 1, *c.shape[2:]), dtype=np.int64)
+        for i in range(n_layers):
+            skew[i, i:i + c.shape[1]] = c[i]
+        c = skew
     return c.max(axis=0).sum(axis=0)
 
 
@@ -220,9 +229,10 @@ def scan_cost(a: np.ndarray, n_in: list[int]) -> np.ndarray:
     return 6 + (3 + (a > 0) * (n + 2)).max(axis=0).sum(axis=0)
 
 
-def cycle_bound(spikes_steps: int, qnet) -> int:
+def cycle_bound(spikes_steps: int, qnet, neurons_per_cycle: tuple[int, ...] | None = None) -> int:
     """A safe upper bound on one sample's cycles (every input spiking every step)."""
-    widest = max(layer.n_inputs for layer in qnet.layers)
+    npc = neurons_per_cycle or [layer.n_neurons for layer in qnet.layers]
+    widest = max(-(-layer.n_neurons // p) * (layer.n_inputs + 3) for layer, p in zip(qnet.layers, npc))
     return (spikes_steps + len(qnet.layers) + 2) * (widest + 3) + 20
 
 
@@ -382,7 +392,7 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     a = active_inputs(golden.traces)
     bound = event_bound(a)
     scan = scan_cost(a, [layer.n_inputs for layer in qnet.layers])
-    per_sample = cycle_bound(steps, qnet)
+    per_sample = cycle_bound(steps, qnet, getattr(design, "neurons_per_cycle", None))
     workers = max(1, min(int(workers), n))
     shards = np.array_split(np.arange(n), workers)
     # GHDL runs of the testbench simulate roughly >= 1e3 cycles/s per 1e3 neuron-inputs; be generous.

@@ -1,0 +1,85 @@
+"""GHDL co-simulation of designs with time-multiplexed layers (neurons_per_cycle P < N)."""
+
+import numpy as np
+import pytest
+from hdl_nets import layer, random_net, random_spikes
+
+from spiker.golden import QuantizedNet
+from spiker.hdl import VhdlGenerator
+from spiker.hdl.multiplex import n_groups, resolve_neurons_per_cycle
+from spiker.hdl.sim import active_inputs, event_cycles
+from spiker.net.spec import parse_net_dict
+
+
+def test_resolve_neurons_per_cycle():
+    sizes = [6, 3]
+    assert resolve_neurons_per_cycle(sizes) == (6, 3)
+    assert resolve_neurons_per_cycle(sizes, 4) == (4, 3)
+    assert resolve_neurons_per_cycle(sizes, [2, None]) == (2, 3)
+    assert resolve_neurons_per_cycle(sizes, {"layer_1": 1}) == (6, 1)
+    assert resolve_neurons_per_cycle(sizes, {0: 5}) == (5, 3)
+    assert n_groups(6, 4) == 2 and n_groups(6, 6) == 1
+    for bad, key in (({"layer_1": 4}, "neurons_per_cycle.layer_1"), ({"layer_7": 1}, "neurons_per_cycle.layer_7"),
+                     ([0, 1], "neurons_per_cycle.layer_0"), ([1], "2 layers"), (0, ">= 1"), ("2", "int"),
+                     ([True, 1], "neurons_per_cycle.layer_0")):
+        with pytest.raises(ValueError, match=key):
+            resolve_neurons_per_cycle(sizes, bad)
+
+
+def test_generator_picks_the_layer_entity():
+    q = random_net(3)
+    n = [la.n_neurons for la in q.layers]
+    p = [max(1, k // 2) for k in n]
+    design = VhdlGenerator(q, neurons_per_cycle=p).generate()
+    assert design.neurons_per_cycle == tuple(p)
+    core = design.files["spiker_core.vhd"]
+    tm = sum(1 for k, pk in zip(n, p) if pk < k)
+    assert core.count("entity work.snn_layer_tm") == tm
+    assert core.count("entity work.snn_layer\n") == len(n) - tm
+    with pytest.raises(ValueError, match="neurons_per_cycle.layer_0"):
+        VhdlGenerator(q, neurons_per_cycle=[n[0] + 1] + p[1:])
+
+
+# seed of hdl_nets.random_net, events per cycle, P as a fraction of each layer's N
+CASES = [(0, 2, 0.5), (1, 1, 0.3), (2, 2, 0.01), (4, 2, 0.6), (5, 1, 0.01), (6, 2, 0.4)]
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.parametrize("seed,events,frac", CASES)
+def test_time_multiplexed_nets_are_bit_exact_with_trace(seed, events, frac):
+    q = random_net(seed)
+    p = [max(1, int(la.n_neurons * frac)) for la in q.layers]
+    design = VhdlGenerator(q, events_per_cycle=events, neurons_per_cycle=p).generate()
+    steps = int(np.random.default_rng(seed).integers(3, 10))
+    x = random_spikes(seed, steps=steps, batch=5, n=q.spec.n_inputs)
+    report = design.simulate(x, trace=True, workers=1)
+    assert report.mismatches == 0, str(report)
+    np.testing.assert_array_equal(report.counts, q.run(x).counts)
+    # the pipelined cycle model with P: sum_k max_l c_l(k - l), plus 2 for time-multiplexed chains
+    # (a fully parallel layer adds its own pipeline cycle)
+    groups = [n_groups(la.n_neurons, pk) for la, pk in zip(q.layers, p)]
+    a = active_inputs(q.run(x, trace=True).traces)
+    model = event_cycles(a, events, groups, pipelined=True) + 2
+    extra = report.cycles - model
+    assert ((extra >= 0) & (extra <= sum(g == 1 for g in groups))).all(), (report.cycles, model)
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_every_model_and_reset_time_multiplexed():
+    """Both layers time-multiplexed (P < N), saturating, samples back to back, in all 9 modes."""
+    for model in ("lif", "syn", "if"):
+        for reset in ("subtract", "zero", "none"):
+            spec = parse_net_dict({"n_cycles": 8, "n_inputs": 5,
+                                   "layer_0": layer(model, 5, reset, threshold=1.5),
+                                   "layer_1": layer(model, 3, reset, threshold=0.5)})
+            rng = np.random.default_rng(7)
+            q = QuantizedNet.from_arrays(spec, [rng.normal(0.3, 2.0, (5, 5)), rng.normal(-0.3, 2.0, (3, 5))],
+                                         [1.5, 0.5], {"weights_bw": 4, "neurons_bw": 4, "fp_dec": 1})
+            x = random_spikes(1, 8, 3, 5, p=0.6)
+            golden = q.run(x, trace=True)
+            mem = np.concatenate([t.membrane.ravel() for t in golden.traces])
+            assert mem.min() == -8 or mem.max() == 7  # the net reaches saturation
+            report = VhdlGenerator(q, neurons_per_cycle=[2, 1]).generate().simulate(x, trace=True)
+            assert report.mismatches == 0, f"{model}/{reset}: {report}"
