@@ -27,6 +27,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from spiker.cli import UsageError
+
 log = logging.getLogger(__name__)
 
 GATEWAY_ENV = "SPIKER_GATEWAY"
@@ -45,59 +47,167 @@ def spec_text_for(path: str, client: Any) -> str:
         ref = client.upload(spec.dataset.name)
         doc["dataset"] = {**doc["dataset"], "artifact": ref.sha256, "name": Path(spec.dataset.name).name}
         print(f"uploaded {spec.dataset.name} ({ref.size} bytes) as {ref.sha256[:16]}...", file=sys.stderr)
+    if spec.model is not None and spec.model.nir is not None:
+        doc.update(upload_model(spec, client))
     return json.dumps(doc)
 
 
-class ProgressView:
-    """One tqdm bar per stage, fed by a run's events."""
+def upload_model(spec: Any, client: Any) -> dict[str, Any]:
+    """Upload the spec's ``model.nir`` as spiker's own NIR export (with its time step, resets and
+    n_cycles, so the services read it as loaded here); the spec's new ``model`` and ``net``."""
+    import tempfile
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+    from spiker import nir as spiker_nir
+
+    snn = spiker_nir.load(spec.model.nir, **{**spec.model.load_args(), "n_cycles": spec.net_spec.n_cycles})
+    with tempfile.TemporaryDirectory() as tmp:
+        data = spiker_nir.save(snn, Path(tmp) / "model.nir").read_bytes()
+    ref = client.upload_bytes(data, "model.nir")
+    print(f"uploaded {spec.model.nir} as spiker NIR ({ref.size} bytes) {ref.sha256[:16]}...", file=sys.stderr)
+    return {"model": {"artifact": ref.sha256}, "net": snn.spec.to_dict()}
+
+
+def _stage_line(s: Any) -> str:
+    """``train: succeeded in 5.4 s (cached); test_accuracy 0.222`` for a StageRecord."""
+    from gateway.client import stage_state_name
+    from spiker.progress import fmt
+
+    state = stage_state_name(s.state)
+    text = f"{s.name}: {state}" + (f" in {s.seconds:.1f} s" if state != "skipped" else "")
+    text += " (cached)" if s.cached else ""
+    if s.HasField("error") and s.error.message:
+        text += f"; {s.error.message}"
+    metrics = [f"{k} {fmt(v)}" for k, v in sorted(s.metrics.items()) if k != "seconds"][:6]
+    return text + ("; " + ", ".join(metrics) if metrics else "")
+
+
+def _progress_text(p: Any) -> str:
+    """The message of a ProgressEvent (its phase only when it has none), with ``n/N`` when counted."""
+    text = p.message or p.phase
+    count = f"{p.current}/{p.total}"
+    if p.total > 0 and count not in text:
+        text += f" ({count})"
+    return text
+
+
+class LineView:
+    """A run's events as plain lines on stderr (no redraws): for logs, pipes and CI.
+
+    While a stage runs silently, a heartbeat line is written every ``spiker.progress.INTERVAL`` s.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        import threading
+
+        from spiker import progress
+
+        self.stream = stream or sys.stderr
+        self.interval = progress.INTERVAL
+        self.running: dict[str, float] = {}
+        self.last_line = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
+        self._thread.start()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            print(f"{time.strftime('%H:%M:%S')} {text}", file=self.stream, flush=True)
+            self.last_line = time.monotonic()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                quiet = time.monotonic() - self.last_line >= self.interval
+                stages = dict(self.running)
+            if quiet and stages:
+                now = time.monotonic()
+                self.write(", ".join(f"{name}: running, {now - t0:.0f} s" for name, t0 in stages.items()))
+
+    def event(self, ev: Any) -> None:
+        from gateway.client import state_name
+
+        kind = ev.WhichOneof("event")
+        if kind == "state_change":
+            c = ev.state_change
+            queue = f" (queue position {c.queue_position})" if c.queue_position else ""
+            message = c.message or state_name(c.state)
+            self.write(f"run {ev.run_id}: {message}{queue}")
+        elif kind == "stage_started":
+            s = ev.stage_started
+            self.running.setdefault(s.stage, time.monotonic())
+            self.write(f"{s.stage}: " + ("cache lookup" if s.attempt == 0 else "started" if s.attempt == 1
+                                          else f"attempt {s.attempt} (retry)"))
+        elif kind == "progress":
+            self.write(f"{ev.progress.stage}: {_progress_text(ev.progress)}")
+        elif kind == "stage_finished":
+            self.running.pop(ev.stage_finished.name, None)
+            self.write(_stage_line(ev.stage_finished))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class BarView:
+    """One tqdm bar per stage (on a terminal), its postfix the latest progress message."""
+
+    def __init__(self) -> None:
         self.bars: dict[str, Any] = {}
 
     def _bar(self, stage: str) -> Any:
         from tqdm import tqdm
 
         if stage not in self.bars:
-            self.bars[stage] = tqdm(desc=f"{stage:9s}", total=1, unit="step", leave=True, disable=not self.enabled,
+            self.bars[stage] = tqdm(desc=f"{stage:9s}", total=1, unit="step", leave=True, file=sys.stderr,
                                     bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}] {postfix}")
         return self.bars[stage]
 
     def event(self, ev: Any) -> None:
-        from gateway.client import stage_state_name, state_name
-
         kind = ev.WhichOneof("event")
         if kind == "stage_started":
-            bar = self._bar(ev.stage_started.stage)
-            bar.set_postfix_str("cache lookup" if ev.stage_started.attempt == 0 else
-                                f"attempt {ev.stage_started.attempt}")
+            self._bar(ev.stage_started.stage).set_postfix_str(
+                "cache lookup" if ev.stage_started.attempt == 0 else f"attempt {ev.stage_started.attempt}")
         elif kind == "progress":
             p = ev.progress
-            bar = self._bar(p.stage if p.stage != "hdlgen" else "hdlgen")
+            bar = self._bar(p.stage)
             if p.total > 0:
                 bar.total = p.total
                 bar.n = min(p.current, p.total)
-            acc = p.metrics.get("test_accuracy")
-            bar.set_postfix_str(f"{p.phase}" + (f" acc {acc:.3f}" if acc is not None else ""))
+            text = _progress_text(p)
+            bar.set_postfix_str(text if len(text) <= 70 else text[:67] + "...")
         elif kind == "stage_finished":
             s = ev.stage_finished
             bar = self._bar(s.name)
             bar.n = bar.total
-            state = stage_state_name(s.state)
-            bar.set_postfix_str(f"{state}{' (cached)' if s.cached else ''} {s.seconds:.1f}s")
+            bar.set_postfix_str(_stage_line(s).partition(": ")[2][:70])
             bar.close()
-        elif kind == "state_change" and not self.enabled:
-            print(f"run {ev.run_id}: {state_name(ev.state_change.state)} {ev.state_change.message}",
-                  file=sys.stderr)
 
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
 
 
+class _NoView:
+    def event(self, ev: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_view(progress: bool = True) -> Any:
+    """Bars on a terminal, plain lines elsewhere, nothing when ``progress`` is off (``-q``)."""
+    from spiker import progress as policy
+
+    if not progress or policy.mode() == "off":
+        return _NoView()
+    return BarView() if policy.use_bars() else LineView()
+
+
 def follow(client: Any, run_id: str, progress: bool = True) -> Any:
-    """Stream a run's events to progress bars; returns the final Run."""
-    view = ProgressView(progress)
+    """Show a run's events until it ends; returns the final Run."""
+    view = make_view(progress)
     try:
         for ev in client.watch(run_id):
             view.event(ev)
@@ -109,8 +219,10 @@ def follow(client: Any, run_id: str, progress: bool = True) -> Any:
 
 
 def print_summary(run: Any) -> int:
-    """Print the run's outcome and report; the exit code (0: succeeded with 0 mismatches)."""
+    """Print the run's outcome and report (rounded; rows without numbers left out); the exit code
+    (0: succeeded with 0 mismatches, else 1)."""
     from gateway.client import state_name
+    from spiker.progress import fmt
 
     state = state_name(run.state)
     print(f"run {run.run_id} ({run.name}): {state}")
@@ -120,11 +232,25 @@ def print_summary(run: Any) -> int:
     if not run.report_json:
         return 1
     r = json.loads(run.report_json)
-    res = r["resources"]
-    print(f"accuracy: float {r['float_accuracy']}, quantized {r['quant_accuracy']}, hardware {r['hw_accuracy']}")
-    print(f"mismatches: {r['mismatches']} on {r['samples']} samples; optim_params {r['optim_params']}")
-    print(f"cycles/inference: mean {r['cycles_mean']} (bound {r['bound_mean']}); "
-          f"resources: LUT {res['lut']}, FF {res['ff']}, BRAM {res['bram']}, DSP {res['dsp']}")
+    accuracies = [f"{label} {fmt(r.get(key))}" for label, key in (("float", "float_accuracy"),
+                  ("quantized", "quant_accuracy"), ("hardware", "hw_accuracy")) if r.get(key) is not None]
+    if accuracies:
+        print("accuracy: " + ", ".join(accuracies))
+    params = r.get("optim_params") or {}
+    print(f"mismatches: {r['mismatches']} on {r['samples']} samples"
+          + (f"; optim_params {', '.join(f'{k}={v}' for k, v in sorted(params.items()))}" if params else ""))
+    if r.get("cycles_mean") is not None:
+        bound = f" (bound {fmt(r['bound_mean'], 1)})" if r.get("bound_mean") is not None else ""
+        print(f"cycles/inference: mean {fmt(r['cycles_mean'], 1)}{bound}")
+    res = {k: v for k, v in (r.get("resources") or {}).items() if k in ("lut", "ff", "bram", "dsp") and v is not None}
+    est = {k: v for k, v in (r.get("resources_estimated") or {}).items() if v is not None}
+    if res or est:  # the cost model's estimate beside yosys' count (when synthesis ran)
+        print("resources (estimated / measured): " + ", ".join(
+            f"{k.upper()} {fmt(est.get(k), 1) if k in est else '-'} / {fmt(res.get(k), 1) if k in res else '-'}"
+            for k in ("lut", "ff", "bram", "dsp") if k in res or k in est))
+    sel = r.get("selection") or {}
+    if sel.get("reason"):
+        print(f"selected: {sel['reason']}")
     from gateway.stages import STAGES
 
     print("stages: " + ", ".join(f"{n} {r['stages'][n]['seconds']:.1f}s"
@@ -151,14 +277,19 @@ def copy_outputs(store: Any, run: Any, out: Path) -> list[Path]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from services.common.jobserver import start_job_server
+    from spiker.flow.spec import load_flow_spec
 
+    spec = load_flow_spec(args.spec)  # bad spec or missing dataset file: exit 2 before anything starts
+    if spec.dataset_artifact is None and spec.dataset.name.endswith(".npz") \
+            and not Path(spec.dataset.name).is_file():
+        raise UsageError(f"{args.spec}: dataset.name: no such file {spec.dataset.name}")
     start_job_server()  # its preload runs while this process imports the stack
     from gateway.client import GatewayClient
     from gateway.server import LocalStack
     from gateway.validate import Limits
     from spiker.store import open_store
 
-    if not args.quiet and not args.verbose:  # progress bars instead of log lines
+    if not args.verbose:  # the run's events are shown; the in-process services' own logs would repeat them
         for name in ("services", "gateway", "spiker"):
             logging.getLogger(name).setLevel(logging.WARNING)
     store = open_store(args.store)
@@ -190,7 +321,7 @@ def _client(args: argparse.Namespace) -> Any:
 
     target = args.gateway or os.environ.get(GATEWAY_ENV)
     if not target:
-        raise SystemExit("spiker: give --gateway HOST:PORT or set SPIKER_GATEWAY")
+        raise UsageError("give --gateway HOST:PORT or set SPIKER_GATEWAY")
     return GatewayClient(target, _client_token(args), args.ca_cert)
 
 
@@ -201,7 +332,7 @@ def _client_token(args: argparse.Namespace) -> str | None:
     try:
         token = client_token(getattr(args, "token_file", None)) or os.environ.get("SPIKER_GATEWAY_TOKEN")
     except (OSError, ValueError) as exc:
-        raise SystemExit(f"--token-file: {exc}") from None
+        raise UsageError(f"--token-file: {exc}") from None
     if token is None and getattr(args, "token", None):
         warnings.warn("--token on the command line is visible to every user of this machine (ps); use "
                       "--token-file FILE or $SPIKER_TOKEN", UserWarning, stacklevel=2)
@@ -239,6 +370,9 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     with _client(args) as client:
         run = client.get(args.run_id)
+        if args.download:
+            files = client.download_run(args.run_id, args.download)
+            print(f"wrote {len(files)} files to {args.download}", file=sys.stderr)
         if args.json:
             print(json_format.MessageToJson(run, preserving_proto_field_name=True))
             return 0
@@ -263,7 +397,6 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     """Serve the gateway until SIGTERM/SIGINT."""
     import threading
 
-    from gateway.auth import load_tokens
     from gateway.server import all_targets, build_gateway
     from gateway.validate import Limits
     from spiker.store import open_store
@@ -274,11 +407,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         targets = {"trainer": args.trainer, "optimizer": args.optimizer, "hdlgen": args.hdlgen,
                    "simulator": args.simulator}
         if not all(targets.values()):
-            raise SystemExit("spiker gateway: give --services HOST:PORT or all of --trainer/--optimizer/"
+            raise UsageError("spiker gateway: give --services HOST:PORT or all of --trainer/--optimizer/"
                              "--hdlgen/--simulator")
     from gateway.auth import TokenAuth
 
-    tokens = TokenAuth(load_tokens(args.tokens), args.tokens)  # SIGHUP re-reads the file
+    tokens = _tokens(args.tokens)
+    if not tokens:
+        raise UsageError("no tokens configured: give --tokens FILE or set SPIKER_GATEWAY_TOKENS")
+    tokens = TokenAuth(tokens, args.tokens)  # SIGHUP re-reads the file
     signal.signal(signal.SIGHUP, lambda *_: tokens.reload())
     limits = Limits(max_concurrent_runs=args.max_runs, max_upload_bytes=args.max_upload_mb * 1024 * 1024)
     server = build_gateway(open_store(args.store), targets, tokens, host=args.host, port=args.port,
@@ -295,7 +431,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the services and the gateway as two child processes; stop both on Ctrl-C/SIGTERM."""
-    from gateway.auth import ENV_VAR, load_tokens, new_token
+    from gateway.auth import ENV_VAR, new_token
 
     env = dict(os.environ)
     token = None
@@ -303,7 +439,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         token = new_token()
         env[ENV_VAR] = f"{token}:{os.environ.get('USER', 'local') or 'local'}"
     else:
-        load_tokens(args.tokens)  # fail early on a bad file
+        _tokens(args.tokens)  # fail early on a bad file
     store = ["--store", args.store] if args.store else []
     services_cmd = [sys.executable, "-m", "spiker.serve", "serve", "all", "--host", "127.0.0.1",
                     "--port", str(args.services_port), "--max-jobs", str(args.max_jobs), *store]
@@ -346,25 +482,18 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 # -- registration ------------------------------------------------------------------------------
 
-def _guard(func: Any) -> Any:
-    """Report a failed gateway call as one line (status, field, message) with exit code 2."""
-    import functools
+def _tokens(path: str | None) -> dict[str, str]:
+    """The token table of ``--tokens``/``$SPIKER_GATEWAY_TOKENS``; a missing or bad file is a UsageError."""
+    from gateway.auth import load_tokens
 
-    @functools.wraps(func)
-    def wrapper(args: argparse.Namespace) -> int:
-        import grpc
-
-        try:
-            return func(args)
-        except grpc.RpcError as err:
-            from services.common.errors import error_detail
-
-            detail = error_detail(err)
-            field = f" [{detail['field']}]" if detail["field"] else ""
-            print(f"spiker: error: {err.code().name}{field}: {detail['message'] or err.details()}", file=sys.stderr)
-            return 2
-
-    return wrapper
+    try:
+        return load_tokens(path)
+    except FileNotFoundError:
+        raise UsageError(f"token file {path}: no such file (lines 'TOKEN USER')") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"token file {path}: cannot read it ({exc})") from None
+    except ValueError as exc:
+        raise UsageError(f"bad tokens: {exc}") from None
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
@@ -383,7 +512,7 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("--out", help="copy report, plots and VHDL here (default runs/<run-id>)")
     p.add_argument("--no-cache", action="store_true", help="recompute every stage")
     p.add_argument("--max-jobs", type=int, default=2, help="stage jobs at once per service (default 2)")
-    p.set_defaults(func=_guard(cmd_run))
+    p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("up", help="start the stage services and the gateway as separate processes")
     p.add_argument("--host", default="127.0.0.1", help="gateway bind address (default 127.0.0.1)")
@@ -417,7 +546,7 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute every stage")
     p.add_argument("--watch", action="store_true", help="follow the run until it ends")
     _client_args(p)
-    p.set_defaults(func=_guard(cmd_submit))
+    p.set_defaults(func=cmd_submit)
 
     for name, func, text in (("watch", cmd_watch, "follow a run until it ends"),
                              ("get", cmd_get, "show a run's record and report"),
@@ -426,26 +555,28 @@ def add_cli_commands(subparsers: Any) -> None:
         p.add_argument("run_id")
         if name == "get":
             p.add_argument("--json", action="store_true", help="the whole record as JSON")
+            p.add_argument("--download", metavar="DIR", help="also write the run's files to DIR: vhdl/, "
+                           "plots/, model.pt, sweep.csv/.json, sim.json, report.json/.md, record.json")
         _client_args(p)
-        p.set_defaults(func=_guard(func))
+        p.set_defaults(func=func)
 
     p = subparsers.add_parser("ls", help="list your runs on a gateway")
     p.add_argument("--limit", type=int, default=0, help="newest N runs (0: all)")
     _client_args(p)
-    p.set_defaults(func=_guard(cmd_ls))
+    p.set_defaults(func=cmd_ls)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gateway.cli <command> ...`` (the same commands as the ``spiker`` CLI)."""
+    """``python -m gateway.cli <command> ...`` (the same commands as the ``spiker`` CLI, same exit codes)."""
+    from spiker.cli import add_verbosity, finish_parser, run_command, setup_logging
+
     parser = argparse.ArgumentParser(prog="spiker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_verbosity(parser, top=True)
     add_cli_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    args = finish_parser(parser).parse_args(argv)
+    setup_logging(args)
+    return run_command(args)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""A small Python client of the gateway (used by the CLI and the tests)."""
+"""A small Python client of the gateway (used by the CLI and the tests; example in docs/gateway.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import posixpath
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,31 @@ def stage_state_name(state: int) -> str:
         return gateway_pb2.StageState.Name(state).removeprefix("STAGE_STATE_").lower()
     except ValueError:
         return str(state)
+
+
+#: where ``spiker get --download`` puts a run's files (name in Run.artifacts -> path under DIR);
+#: names under ``plots/`` and ``vhdl/`` keep their path, the report files their name
+DOWNLOAD_NAMES = {
+    "train.model": "model.pt",
+    "train.history": "history.json",
+    "optimize.sweep_csv": "sweep.csv",
+    "optimize.sweep_json": "sweep.json",
+    "optimize.optim_params": "optim_params.json",
+    "hdlgen.resources.report": "resources.json",
+    "simulate.report": "sim.json",
+    "report.json": "report.json",
+    "report.md": "report.md",
+    "record": "record.json",
+}
+_TREES = ("plots/", "vhdl/")
+
+
+def download_path(name: str) -> str | None:
+    """Where a run file goes under a download folder (``None``: not part of a download, e.g. the tar)."""
+    if name.startswith(_TREES):
+        rel = posixpath.normpath(name)
+        return rel if rel.startswith(_TREES) and ".." not in rel.split("/") else None
+    return DOWNLOAD_NAMES.get(name)
 
 
 def _is_loopback(target: str) -> bool:
@@ -106,3 +135,65 @@ class GatewayClient:
     def upload(self, path: str | Path, timeout: float = 300) -> common_pb2.ArtifactRef:
         p = Path(path)
         return self.upload_bytes(p.read_bytes(), p.name, timeout)
+
+    # -- results out ---------------------------------------------------------------------------
+    def stream_artifact(self, run_id: str, name: str, timeout: float | None = 600,
+                        ) -> tuple[gateway_pb2.ArtifactHeader, Iterator[bytes]]:
+        """The header of one file of a run (a name of ``Run.artifacts``) and its bytes in chunks."""
+        stream = self.stub.GetArtifact(gateway_pb2.GetArtifactRequest(run_id=run_id, name=name),
+                                       metadata=self.metadata, timeout=timeout)
+        first = next(stream)
+        if first.WhichOneof("part") != "header":
+            raise ValueError(f"GetArtifact {name}: the stream did not start with a header")
+
+        def chunks() -> Iterator[bytes]:
+            for part in stream:
+                yield part.chunk
+
+        return first.header, chunks()
+
+    def get_artifact(self, run_id: str, name: str, timeout: float | None = 600) -> bytes:
+        """The bytes of one file of a run, checked against its sha256."""
+        header, chunks = self.stream_artifact(run_id, name, timeout)
+        data = b"".join(chunks)
+        _check(header, hashlib.sha256(data).hexdigest(), len(data))
+        return data
+
+    def download(self, run_id: str, name: str, dest: str | Path, timeout: float | None = 600) -> Path:
+        """Write one file of a run to ``dest`` (atomically, once its sha256 matches); returns the path."""
+        path = Path(dest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header, chunks = self.stream_artifact(run_id, name, timeout)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        try:
+            h, size = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    h.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            _check(header, h.hexdigest(), size)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def download_run(self, run_id: str, dest: str | Path, timeout: float | None = 600) -> list[Path]:
+        """Write a run's results under ``dest``: ``vhdl/``, ``plots/``, ``model.pt``, ``sweep.csv``/``.json``,
+        ``sim.json``, ``resources.json``, ``report.json``/``.md``, ``record.json`` (what the run has)."""
+        root = Path(dest)
+        run = self.get(run_id)
+        names = set(run.artifacts) | {f"{s.name}.{out}" for s in run.stages for out in s.outputs}
+        written = []
+        for name in sorted(names):
+            rel = download_path(name)
+            if rel is not None:
+                written.append(self.download(run_id, name, root / rel, timeout))
+        return written
+
+
+def _check(header: gateway_pb2.ArtifactHeader, sha256: str, size: int) -> None:
+    if size != header.ref.size or sha256 != header.ref.sha256:
+        raise OSError(f"download of {header.name} is corrupt: {size} bytes sha256 {sha256[:16]}..., expected "
+                      f"{header.ref.size} bytes {header.ref.sha256[:16]}...")

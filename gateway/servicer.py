@@ -124,6 +124,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         run_id = self._run_id(context, request.run_id)
         yield from artifacts.serve(self.manager, self.store, user, run_id, request.name, context)
 
+    def GetArtifact(self, request: gateway_pb2.GetArtifactRequest,  # noqa: N802
+                    context: grpc.ServicerContext) -> Iterator[gateway_pb2.GetArtifactResponse]:
+        from gateway import artifacts
+
+        user = self.auth.check(context)
+        run_id = self._run_id(context, request.run_id)
+        yield from artifacts.serve(self.manager, self.store, user, run_id, request.name, context)
+
     def UploadDataset(self, request_iterator: Iterator[gateway_pb2.UploadDatasetRequest],  # noqa: N802
                       context: grpc.ServicerContext) -> gateway_pb2.UploadDatasetResponse:
         user = self.auth.check(context)

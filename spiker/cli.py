@@ -1,13 +1,27 @@
-"""The ``spiker`` command line: stage commands over one output folder."""
+"""The ``spiker`` command line: stage commands over one output folder.
+
+Exit codes of every command: 0 success; 1 a run or simulation that failed (mismatches, a failed
+stage); 2 bad input (spec, files, tokens, a refused gateway call), printed as one line
+``spiker: error: ...``; 130 interrupted; 141 the output pipe was closed (``spiker ... | head``).
+``-q`` (no progress) and ``-v`` (debug logging) go before or after the subcommand.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from spiker.errors import SpikerError
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PIPE = 1, 2, 130, 141
+
+
+class UsageError(SpikerError):
+    """A command line that cannot work (missing option, unreadable token file, ...): exit code 2."""
 
 
 def _out_dir(args: argparse.Namespace, spec) -> Path:
@@ -28,14 +42,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_optimize(args: argparse.Namespace) -> int:
     from spiker.flow import load_flow_spec, stages
 
-    spec = load_flow_spec(args.spec)
+    spec = _with_policy(load_flow_spec(args.spec), args)
     out = _out_dir(args, spec)
     result = stages.optimize(spec, out, progress=not args.quiet)
     params = stages.select(spec, out, progress=not args.quiet)
     chosen = result.row(**params)
-    print(f"selected {params}: accuracy {chosen.accuracy:.4f} (float {result.float_accuracy:.4f}); "
+    print(f"selected {dict(params)}: accuracy {chosen.accuracy:.4f} (float {result.float_accuracy:.4f}); "
           f"wrote {out / 'sweep.csv'}, {out / 'pareto.png'}, {out / 'optim_params.json'}")
+    if getattr(params, "reason", None):
+        print(f"why: {params.reason}")
     return 0
+
+
+def _with_policy(spec, args: argparse.Namespace):
+    """The spec with the command line's selection options (objective, budgets) over its select section."""
+    from dataclasses import replace
+
+    changes = {k: getattr(args, k) for k in ("max_accuracy_drop", "objective", "max_lut", "max_ff", "max_bram",
+                                             "max_cycles") if getattr(args, k, None) is not None}
+    return replace(spec, select=replace(spec.select, **changes)) if changes else spec
 
 
 def cmd_hdl(args: argparse.Namespace) -> int:
@@ -46,7 +71,20 @@ def cmd_hdl(args: argparse.Namespace) -> int:
     stages.hdl(spec, out, progress=not args.quiet, resources=False if args.no_resources else None)
     wrote = [out / "hdl"] + ([out / "resources.json"] if (out / "resources.json").is_file() else [])
     print("wrote " + " and ".join(map(str, wrote)))
+    _print_resources(out)
     return 0
+
+
+def _print_resources(out: Path) -> None:
+    """The cost model's estimate of the selected design beside yosys' count (when synthesis ran)."""
+    import json
+
+    files = {name: out / f"{name}.json" for name in ("selection", "resources")}
+    docs = {k: json.loads(p.read_text()) if p.is_file() else {} for k, p in files.items()}
+    est, res = docs["selection"].get("estimate") or {}, docs["resources"]
+    if est or res:
+        print("resources (estimated / measured): " + ", ".join(
+            f"{k.upper()} {est.get(k, '-')} / {res.get(k, '-')}" for k in ("lut", "ff", "bram", "dsp")))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -61,10 +99,93 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if report.mismatches == 0 else 1
 
 
+def add_verbosity(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """``-q/--quiet`` and ``-v/--verbose`` on ``parser`` (on a subcommand they default to the top level's)."""
+    default: Any = False if top else argparse.SUPPRESS
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress output, warnings and errors only")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every (nested) subcommand parser of ``parser``."""
+    out = []
+    for action in parser._actions:  # argparse has no public accessor for registered subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                out.append(sub)
+                out.extend(_subparsers(sub))
+    return out
+
+
+def finish_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Accept ``-q/-v`` after every subcommand too (once all subcommands are registered)."""
+    for sub in _subparsers(parser):
+        if not any(a.dest == "quiet" for a in sub._actions):
+            add_verbosity(sub)
+    return parser
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    """Logging to stderr (INFO, DEBUG with ``-v``, WARNING with ``-q``) and the progress mode."""
+    from spiker import progress
+
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if args.verbose else "%(asctime)s %(message)s"
+    logging.basicConfig(level=level, format=fmt, datefmt=None if args.verbose else "%H:%M:%S")
+    if args.quiet:
+        progress.configure("off")
+
+
+def error_line(exc: BaseException) -> str | None:
+    """The one-line message of a user error (``None``: not a user error, a bug)."""
+    if isinstance(exc, SpikerError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError | PermissionError):
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    grpc = sys.modules.get("grpc")
+    if grpc is not None and isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        from services.common.errors import error_detail
+
+        detail = error_detail(exc)
+        field = f" [{detail['field']}]" if detail["field"] else ""
+        return f"{exc.code().name}{field}: {detail['message'] or exc.details()}"
+    return None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail on a closed pipe again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured output)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``args.func(args)``; user errors become one line on stderr and exit code 2."""
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("spiker: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        _silence_stdout()
+        return EXIT_PIPE
+    except Exception as exc:
+        line = error_line(exc)
+        if line is None:
+            raise
+        first, *rest = line.splitlines() or [""]
+        print(f"spiker: error: {first}", file=sys.stderr)
+        for extra in rest[:20]:  # a tool's error lines, each indented
+            print(f"  {extra}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spiker", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser = argparse.ArgumentParser(prog="spiker", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbosity(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
@@ -75,7 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     stage("train", cmd_train, "train the spec's network and print its test accuracy")
-    stage("optimize", cmd_optimize, "sweep bit-widths with the golden model and select a config")
+    p = stage("optimize", cmd_optimize, "sweep bit-widths with the golden model and select a config")
+    p.add_argument("--objective", choices=("lut", "latency", "bram"), help="what to minimise (default: the spec's)")
+    p.add_argument("--max-accuracy-drop", type=float, help="accuracy floor below float (default: the spec's)")
+    for name in ("lut", "ff", "bram", "cycles"):
+        p.add_argument(f"--max-{name}", type=float, help=f"budget on the estimated {name.upper()}"
+                       if name != "cycles" else "budget on cycles per inference")
     p = stage("hdl", cmd_hdl, "generate the VHDL accelerator (and estimate its resources)")
     p.add_argument("--no-resources", action="store_true", help="skip GHDL synth + yosys")
     p = stage("simulate", cmd_simulate, "co-simulate the VHDL in GHDL against the golden model")
@@ -87,21 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli import add_cli_commands as add_gateway_commands
 
     add_gateway_commands(sub)
-    return parser
+    return finish_parser(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
-    except SpikerError as exc:
-        print(f"spiker: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("spiker: interrupted", file=sys.stderr)
-        return 130
+        args = build_parser().parse_args(argv)
+    except BrokenPipeError:  # ``spiker --help | head``
+        _silence_stdout()
+        return EXIT_PIPE
+    setup_logging(args)
+    code = run_command(args)
+    if code != EXIT_PIPE:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_PIPE
+    return code
 
 
 if __name__ == "__main__":

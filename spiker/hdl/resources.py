@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from spiker.errors import ToolError
 from spiker.hdl.sim import collect
 from spiker.hdl.tools import error_lines, find_tool, run_tool
+from spiker.progress import heartbeat
+from spiker.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ def ghdl_to_verilog(design, folder: Path) -> Path:
     """``ghdl synth`` of the design's top level into ``folder/spiker_top.v``."""
     ghdl = find_tool("ghdl")
     design.write(folder)
-    proc = run_tool([ghdl, "synth", "--std=08", "--out=verilog", *design.design_files, "-e", design.top],
-                    folder, "GHDL synthesis")
+    with heartbeat("GHDL synthesis"):
+        proc = run_tool([ghdl, "synth", "--std=08", "--out=verilog", *design.design_files, "-e", design.top],
+                        folder, "GHDL synthesis")
     out = folder / "spiker_top.v"
     out.write_text(proc.stdout)
     return out
@@ -97,7 +99,8 @@ def synthesize(design, folder: Path, timeout: float = 1800,
     script.write_text(f"read_verilog {verilog.name}\n"
                       f"synth_xilinx -flatten -top {design.top}\n"
                       "tee -o stat.json stat -json\n" + write)
-    run_tool([yosys, "-q", "-l", "yosys.log", script.name], folder, "yosys synthesis", timeout=timeout)
+    with heartbeat("yosys synthesis"):
+        run_tool([yosys, "-q", "-l", "yosys.log", script.name], folder, "yosys synthesis", timeout=timeout)
     text = (folder / "stat.json").read_text()
     start = text.index("{")
     stat = json.loads(text[start:])
@@ -271,7 +274,7 @@ def _run_vvp(runs: list[tuple[Path, list[str]]], n: int, timeout: float, progres
                                               stdin=subprocess.DEVNULL))
         deadline = time.monotonic() + timeout
         done_before = 0
-        with tqdm(total=n, desc="post-synthesis", unit="sample", disable=not progress) as bar:
+        with progress_bar(total=n, desc="post-synthesis", unit="samples", enabled=progress) as bar:
             while True:
                 finished = all(p.poll() is not None for p in procs)
                 done = sum(_lines(sub / "out.txt") for sub, _ in runs)

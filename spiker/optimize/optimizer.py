@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from spiker import readout
 from spiker.data import collect
@@ -25,6 +24,7 @@ from spiker.net.denormals import flush_denormals
 from spiker.net.model import SpikingNet
 from spiker.net.spec import NetSpec, parse_net_dict
 from spiker.optimize.sweep import SweepResult, SweepRow
+from spiker.progress import progress
 from spiker.training.trainer import make_loss
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class Optimizer:
         log.info("sweeping %d configs on %d samples with %d worker(s); float accuracy %.4f",
                  len(configs), len(workload.labels), self.n_workers, float_acc)
         started = time.perf_counter()
-        bar = tqdm(total=len(configs), desc="sweep", unit="config", disable=not self.progress)
+        bar = progress(total=len(configs), desc="sweep", unit="configs", enabled=self.progress)
         rows: list[SweepRow] = []
         if self.n_workers == 1:
             for config in configs:

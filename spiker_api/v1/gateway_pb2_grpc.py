@@ -65,6 +65,11 @@ class GatewayServiceStub:
                 request_serializer=spiker_dot_v1_dot_gateway__pb2.UploadDatasetRequest.SerializeToString,
                 response_deserializer=spiker_dot_v1_dot_gateway__pb2.UploadDatasetResponse.FromString,
                 _registered_method=True)
+        self.GetArtifact = channel.unary_stream(
+                '/spiker.v1.GatewayService/GetArtifact',
+                request_serializer=spiker_dot_v1_dot_gateway__pb2.GetArtifactRequest.SerializeToString,
+                response_deserializer=spiker_dot_v1_dot_gateway__pb2.GetArtifactResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -114,6 +119,15 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetArtifact(self, request, context):
+        """Download one file of one of the caller's runs (a name of Run.artifacts, e.g. "vhdl/top.vhd",
+        "train.model", "report.md"): a header, then the bytes in chunks. Only files the run's own
+        record references can be fetched; another user's run answers NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +160,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.UploadDataset,
                     request_deserializer=spiker_dot_v1_dot_gateway__pb2.UploadDatasetRequest.FromString,
                     response_serializer=spiker_dot_v1_dot_gateway__pb2.UploadDatasetResponse.SerializeToString,
+            ),
+            'GetArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetArtifact,
+                    request_deserializer=spiker_dot_v1_dot_gateway__pb2.GetArtifactRequest.FromString,
+                    response_serializer=spiker_dot_v1_dot_gateway__pb2.GetArtifactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +329,33 @@ class GatewayService:
             '/spiker.v1.GatewayService/UploadDataset',
             spiker_dot_v1_dot_gateway__pb2.UploadDatasetRequest.SerializeToString,
             spiker_dot_v1_dot_gateway__pb2.UploadDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/spiker.v1.GatewayService/GetArtifact',
+            spiker_dot_v1_dot_gateway__pb2.GetArtifactRequest.SerializeToString,
+            spiker_dot_v1_dot_gateway__pb2.GetArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,

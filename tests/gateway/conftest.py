@@ -56,3 +56,25 @@ def offline_gateway(make_gateway, tmp_path: Path) -> GatewayServer:
     return make_gateway(f"127.0.0.1:{free_port()}", store=LocalStore(tmp_path / "store"),
                         limits=Limits(max_upload_bytes=64 * 1024, max_neurons=512),
                         policy=RetryPolicy(max_attempts=1))
+
+
+@pytest.fixture(scope="session")
+def finished_runs(session_store: LocalStore, services: str) -> Iterator[tuple[GatewayServer, str, str]]:
+    """A gateway on the session's services with one finished tiny run each of alice and bob:
+    ``(gateway, alice_run_id, bob_run_id)`` (for the download and web tests)."""
+    from gw_support import ALICE, BOB, tiny_npz, tiny_spec
+
+    from gateway.client import GatewayClient
+
+    gw = build_gateway(session_store, all_targets(services), TOKENS, policy=FAST_RETRY)
+    try:
+        ids = []
+        for token, name in ((ALICE, "alice-tiny"), (BOB, "bob-tiny")):
+            with GatewayClient(gw.target, token) as client:
+                ref = client.upload_bytes(tiny_npz(), "tiny.npz")
+                run = client.wait(client.submit(tiny_spec(ref.sha256, name=name)).run_id, timeout=600)
+                assert run.report_json, run
+                ids.append(run.run_id)
+        yield gw, ids[0], ids[1]
+    finally:
+        gw.stop(0.5)
