@@ -8,13 +8,14 @@ again (oldest first) and resume after their last finished stage.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -127,6 +128,8 @@ class RunHandle:
         self._spec: FlowSpec | None = None
         #: the summary event was emitted (watchers stop after it)
         self.done = False
+        #: asyncio watchers: (loop, event) pairs set on every new event
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     @property
     def run_id(self) -> str:
@@ -148,6 +151,23 @@ class RunHandle:
             self.events.append(msg)
             self.done = self.done or "summary" in event
             self.cond.notify_all()
+            waiters = list(self._waiters)
+        for loop, flag in waiters:
+            try:
+                loop.call_soon_threadsafe(flag.set)
+            except RuntimeError:  # that loop is closed: its watcher is gone
+                pass
+
+    def subscribe(self) -> asyncio.Event:
+        """An asyncio.Event (of the running loop) that is set whenever an event is emitted."""
+        flag = asyncio.Event()
+        with self.cond:
+            self._waiters.add((asyncio.get_running_loop(), flag))
+        return flag
+
+    def unsubscribe(self, flag: asyncio.Event) -> None:
+        with self.cond:
+            self._waiters = {w for w in self._waiters if w[1] is not flag}
 
 
 class RunManager:
@@ -303,6 +323,35 @@ class RunManager:
             yield from batch
             if batch and batch[-1].WhichOneof("event") == "summary":
                 return
+
+    async def watch_async(self, owner: str, run_id: str) -> AsyncIterator[gateway_pb2.RunEvent]:
+        """:meth:`watch` as a coroutine stream: waiting for the next event costs no thread."""
+        handle = self.handle(owner, run_id)
+        if not handle.events:
+            for event in self._replay(handle):
+                yield event
+            return
+        flag = handle.subscribe()
+        index = 0
+        try:
+            while True:
+                flag.clear()  # before reading: an event emitted after the read sets it again
+                with handle.cond:
+                    batch = handle.events[index:]
+                    index += len(batch)
+                    done = handle.done
+                for event in batch:
+                    yield event
+                    if event.WhichOneof("event") == "summary":
+                        return
+                if done and not batch:
+                    return
+                try:
+                    await asyncio.wait_for(flag.wait(), timeout=30)
+                except TimeoutError:
+                    pass
+        finally:
+            handle.unsubscribe(flag)
 
     def _replay(self, handle: RunHandle) -> Iterator[gateway_pb2.RunEvent]:
         """Events of a run this gateway did not run: its stage records, then the summary (its record)."""

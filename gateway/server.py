@@ -7,13 +7,16 @@ services and the gateway in this process, on loopback ephemeral ports, sharing o
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -34,17 +37,57 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 UPLOAD_CHUNK = 1024 * 1024
 
 
+class EventLoopThread:
+    """An asyncio event loop running in its own daemon thread (the gateway's gRPC server lives on it)."""
+
+    def __init__(self, name: str = "gateway-aio") -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+        """Run ``coro`` on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel what still runs on the loop (calls cut off by a stop), then stop and close it."""
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=timeout)
+
+        if self.loop.is_closed():
+            return
+        try:
+            self.run(cancel_all(), timeout + 1)
+        except (RuntimeError, TimeoutError, concurrent.futures.TimeoutError):
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
 @dataclass
 class GatewayServer:
-    """A running gateway: the gRPC server, its port and the run manager."""
+    """A running gateway: the gRPC server (grpc.aio, on its own loop thread), its port and the run manager.
 
-    server: grpc.Server
+    Streams (``WatchRun``) are coroutines on the loop and cost no thread; unary calls and uploads
+    run in a pool of ``max_workers`` threads, so many open streams never starve them.
+    """
+
+    server: grpc.aio.Server
     port: int
     manager: RunManager
-    health: health.HealthServicer
+    health: Any
     clients: StageClients
     host: str = DEFAULT_HOST
     auth: TokenAuth | None = None
+    loop: EventLoopThread | None = None
+    pool: futures.ThreadPoolExecutor | None = None
+    servicer: GatewayServicer | None = None
 
     @property
     def target(self) -> str:
@@ -52,9 +95,19 @@ class GatewayServer:
 
     def stop(self, grace: float = 2.0) -> None:
         """Stop taking calls, stop running stages (records stay resumable), close the channels."""
-        self.health.enter_graceful_shutdown()
+        assert self.loop is not None
+        try:
+            self.loop.run(self.health.enter_graceful_shutdown(), 5)
+        except (RuntimeError, TimeoutError, concurrent.futures.TimeoutError):
+            pass
         self.manager.stop()
-        self.server.stop(grace).wait(grace + 5)
+        try:
+            self.loop.run(self.server.stop(grace), grace + 5)
+        except (RuntimeError, TimeoutError, concurrent.futures.TimeoutError):
+            log.warning("gateway on port %d did not stop within %.0fs", self.port, grace + 5)
+        self.loop.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
         self.clients.close()
 
 
@@ -66,35 +119,54 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
 
     ``resume``: queue the store's unfinished runs again (a served gateway); ``spiker run`` passes
     False so that it runs only its own run. ``tokens``: a table, or a reloadable :class:`TokenAuth`.
+    ``max_workers``: threads for unary calls and uploads (streams need none).
     """
     limits = limits or Limits()
     auth = tokens if isinstance(tokens, TokenAuth) else TokenAuth(tokens)
+    if (tls_cert or tls_key) and not (tls_cert and tls_key):
+        raise ValueError("give both --tls-cert and --tls-key")
     clients = StageClients(dict(targets))
     manager = RunManager(store, clients, limits, policy)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="gateway"),
-                         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                  ("grpc.so_reuseport", 0)])
-    add_to_server(GatewayServicer(manager, auth, store, limits), server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    servicer = GatewayServicer(manager, auth, store, limits)
+    loop = EventLoopThread()
+    pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="gateway")
     address = f"{host}:{port}"
-    if tls_cert or tls_key:
-        if not (tls_cert and tls_key):
-            raise ValueError("give both --tls-cert and --tls-key")
-        creds = grpc.ssl_server_credentials([(Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())])
-        bound = server.add_secure_port(address, creds)
-    else:
-        bound = server.add_insecure_port(address)
-    if bound == 0:
-        raise OSError(f"cannot bind {address}")
+
+    async def create() -> tuple[grpc.aio.Server, Any, int]:
+        server = grpc.aio.server(migration_thread_pool=pool,
+                                 options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                          ("grpc.so_reuseport", 0)])
+        add_to_server(servicer, server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        if tls_cert and tls_key:
+            creds = grpc.ssl_server_credentials([(Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())])
+            bound = server.add_secure_port(address, creds)
+        else:
+            bound = server.add_insecure_port(address)
+        return server, health_servicer, bound
+
+    try:
+        server, health_servicer, bound = loop.run(create(), 30)
+        if bound == 0:
+            raise OSError(f"cannot bind {address}")
+    except BaseException:
+        loop.close()
+        pool.shutdown(wait=False)
+        clients.close()
+        raise
     manager.start(resume=resume)
-    server.start()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    loop.run(server.start(), 30)
+
+    async def serving() -> None:
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    loop.run(serving(), 10)
     log.info("gateway on %s:%d%s (store %r, services %s, %d run(s) at once)", host, bound,
              " with TLS" if tls_cert else "", store, dict(targets), limits.max_concurrent_runs)
-    return GatewayServer(server, bound, manager, health_servicer, clients, host, auth)
+    return GatewayServer(server, bound, manager, health_servicer, clients, host, auth, loop, pool, servicer)
 
 
 def all_targets(target: str) -> dict[str, str]:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import logging
 import re
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import grpc
+from grpc_status import rpc_status
 
-from gateway.auth import TokenAuth
+from gateway.auth import TokenAuth, Unauthenticated
 from gateway.runs import RUN_ID_RE, RunManager, RunNotFound, scrub_paths
 from gateway.stages import ref_msg
 from gateway.validate import Limits, validate_spec
-from services.common.errors import ErrorInfo, abort
+from services.common.errors import ErrorInfo, abort, rich_status
 from spiker.data.datasets import check_npz_headers
 from spiker.errors import DataError, SpecError
 from spiker.store import ArtifactNotFound, ArtifactStore, StoreError, artifact_key
@@ -106,15 +112,24 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             self._not_found(context, run_id)
         raise AssertionError("unreachable")
 
-    def WatchRun(self, request: gateway_pb2.WatchRunRequest,  # noqa: N802
-                 context: grpc.ServicerContext) -> Iterator[gateway_pb2.RunEvent]:
-        user = self.auth.check(context)
-        run_id = self._run_id(context, request.run_id)
+    async def WatchRun(self, request: gateway_pb2.WatchRunRequest,  # noqa: N802
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[gateway_pb2.RunEvent]:
+        """A coroutine on the server's loop: an open stream holds no thread while it waits for events."""
         try:
-            self.manager.handle(user, run_id)
+            user = self.auth.user_of(context.invocation_metadata())
+        except Unauthenticated as exc:
+            log.info("rejected call from %s: %s", context.peer(), exc)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        run_id = request.run_id
+        if not RUN_ID_RE.fullmatch(run_id):
+            await _fail_async(context, "INVALID_ARGUMENT", f"not a run id: {run_id[:80]!r}", "run_id",
+                              "INVALID_FIELD")
+        try:
+            await asyncio.to_thread(self.manager.handle, user, run_id)  # may read the store
         except RunNotFound:
-            self._not_found(context, run_id)
-        yield from self.manager.watch(user, run_id, context.is_active)
+            await _fail_async(context, "NOT_FOUND", f"no run {run_id}", "run_id", "RUN_NOT_FOUND")
+        async for event in self.manager.watch_async(user, run_id):
+            yield event
 
     def GetArtifact(self, request: gateway_pb2.GetArtifactRequest,  # noqa: N802
                     context: grpc.ServicerContext) -> Iterator[gateway_pb2.GetArtifactResponse]:
@@ -181,8 +196,66 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         return gateway_pb2.UploadDatasetResponse(artifact=ref_msg(ref.to_dict()), filename=name)
 
 
-def add_to_server(servicer: GatewayServicer, server: grpc.Server) -> None:
-    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+async def _fail_async(context: grpc.aio.ServicerContext, code: str, message: str, field: str = "",
+                      reason: str = "") -> None:
+    """:func:`_fail` for a coroutine handler (same status and details)."""
+    status = rpc_status.to_status(rich_status(ErrorInfo(code, reason or code, _clean(scrub_paths(message)),
+                                                        _clean(field))))
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+class _SyncContext:
+    """The ``grpc.ServicerContext`` a plain (thread) handler expects, over grpc.aio's sync context.
+
+    grpc.aio runs non-async handlers in its thread pool with a context that lacks ``is_active``
+    and ``abort_with_status``; this adds them.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        self._done = threading.Event()
+        context.add_callback(self._done.set)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def is_active(self) -> bool:
+        return not self._done.is_set()
+
+    def abort_with_status(self, status: grpc.Status) -> None:
+        self._context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _threaded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` with its context wrapped in :class:`_SyncContext` (generators stay generators)."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def stream(request: Any, context: Any) -> Iterator[Any]:
+            yield from method(request, _SyncContext(context))
+        return stream
+
+    @functools.wraps(method)
+    def unary(request: Any, context: Any) -> Any:
+        return method(request, _SyncContext(context))
+    return unary
+
+
+class _AioAdapter:
+    """The servicer as a grpc.aio server sees it: coroutine handlers as they are, the others threaded."""
+
+    def __init__(self, servicer: GatewayServicer) -> None:
+        self._servicer = servicer
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._servicer, name)
+        if inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method):
+            return method
+        return _threaded(method)
+
+
+def add_to_server(servicer: GatewayServicer, server: grpc.aio.Server) -> None:
+    """Add the gateway service to a grpc.aio server (plain handlers run in its migration thread pool)."""
+    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(_AioAdapter(servicer), server)
 
 
 __all__ = ["SERVICE_NAME", "GatewayServicer", "add_to_server"]
