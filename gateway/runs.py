@@ -263,7 +263,8 @@ class RunManager:
 
     # -- submit / cancel --------------------------------------------------------------------
     def submit(self, owner: str, spec: FlowSpec, no_cache: bool = False,
-               dataset_ref: dict[str, Any] | None = None) -> gateway_pb2.Run:
+               dataset_ref: dict[str, Any] | None = None, model_ref: dict[str, Any] | None = None,
+               ) -> gateway_pb2.Run:
         """Record and queue a validated run; returns its record."""
         with self._lock:
             self._seq += 1
@@ -271,6 +272,7 @@ class RunManager:
             rec = {"run_id": run_id, "name": spec.name, "owner": owner, "state": "queued",
                    "spec": spec.to_dict(), "no_cache": no_cache, "seq": self._seq, "created_at": time.time(),
                    "started_at": None, "finished_at": None, "dataset_ref": dataset_ref, "error": None,
+                   "model_ref": model_ref,
                    "report": None, "artifacts": {"record": record_key(run_id)},
                    "stages": [{"name": name, "state": "pending"} for name in st.STAGES]}
             handle = RunHandle(rec)
@@ -447,6 +449,8 @@ class RunManager:
         handle.emit(state_change=gateway_pb2.RunStateChange(state=gateway_pb2.RUN_STATE_RUNNING, message="running"))
         npz = rec.get("dataset_ref")
         results: dict[str, Any] = {}
+        if rec.get("model_ref") is not None:  # a given model (model.artifact) stands in for training
+            results["train"] = st.given_model_result(rec["model_ref"])
         for name in st.STAGES:
             srec = self._stage(handle, name)
             if srec["state"] == "succeeded":  # resumed run: keep what is done

@@ -29,8 +29,10 @@ from spiker_api.v1 import gateway_pb2, gateway_pb2_grpc
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
-_FILENAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\.npz")
+_FILENAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\.(npz|nir)")
 _ZIP_MAGIC = b"PK"
+#: a NIR model file (HDF5) may be uploaded too, for a flow spec's model.artifact
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def _clean(text: str) -> str:
@@ -82,8 +84,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                       "(UploadDataset first)", "dataset.artifact", "ARTIFACT_NOT_FOUND")
             except StoreError as exc:
                 _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
+        model_ref = None
+        if spec.model is not None and spec.model.artifact is not None:
+            try:
+                if not self.store.exists(upload_key(user, spec.model.artifact)):  # another user's upload
+                    raise ArtifactNotFound(spec.model.artifact)
+                model_ref = self.store.ref_for(artifact_key(spec.model.artifact)).to_dict()
+            except KeyError:
+                _fail(context, "INVALID_ARGUMENT", f"no uploaded model with sha256 {spec.model.artifact} "
+                      "(upload the .nir file first)", "model.artifact", "ARTIFACT_NOT_FOUND")
+            except StoreError as exc:
+                _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
         try:
-            return self.manager.submit(user, spec, no_cache=request.no_cache, dataset_ref=dataset_ref)
+            return self.manager.submit(user, spec, no_cache=request.no_cache, dataset_ref=dataset_ref,
+                                       model_ref=model_ref)
         except StoreError as exc:
             _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
         raise AssertionError("unreachable")
@@ -156,7 +170,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             _fail(context, "INVALID_ARGUMENT", "the first message must be the header", "header", "INVALID_FIELD")
         name = first.header.filename
         if not _FILENAME_RE.fullmatch(name) or ".." in name:
-            _fail(context, "INVALID_ARGUMENT", f"must be a plain file name ending in .npz (letters, digits, '.', "
+            _fail(context, "INVALID_ARGUMENT", f"must be a plain file name ending in .npz or .nir (letters, digits, "
+                  "'.', "
                   f"'_', '-'; no directories), got {name[:100]!r}", "header.filename", "INVALID_FIELD")
         if first.header.size < 0:
             _fail(context, "INVALID_ARGUMENT", f"size must be >= 0 (the file's byte count), got {first.header.size}",
@@ -175,18 +190,25 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                           "UPLOAD_TOO_LARGE")
                 buf.write(part.chunk)
             buf.seek(0)
-            if buf.read(2) != _ZIP_MAGIC:
+            is_model = name.endswith(".nir")
+            if is_model and buf.read(len(_HDF5_MAGIC)) != _HDF5_MAGIC:
+                _fail(context, "INVALID_ARGUMENT", "not a NIR file (HDF5)", "chunk", "DATA_ERROR")
+            if is_model:
+                buf.seek(0)
+            elif buf.read(2) != _ZIP_MAGIC:
                 _fail(context, "INVALID_ARGUMENT", "not an .npz file (a zip archive of arrays x and y)", "chunk",
                       "DATA_ERROR")
             buf.seek(0)
             try:  # a few compressed bytes can hold gigabytes: judge the arrays by their headers
-                check_npz_headers(buf, self.limits.max_dataset_bytes, label=name)
+                if not is_model:
+                    check_npz_headers(buf, self.limits.max_dataset_bytes, label=name)
             except DataError as exc:
                 _fail(context, "INVALID_ARGUMENT", str(exc), "chunk", "DATA_ERROR")
             buf.seek(0)
             data = buf.read()
         try:
-            ref = self.store.put_bytes(data, kind="dataset", content_type="application/zip")
+            ref = self.store.put_bytes(data, kind="model" if is_model else "dataset",
+                                       content_type="application/x-hdf5" if is_model else "application/zip")
             self.store.put_json(upload_key(user, ref.sha256), {"owner": user, "filename": name, "size": ref.size,
                                                                "sha256": ref.sha256, "uploaded_at": time.time()},
                                 overwrite=True)

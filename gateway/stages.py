@@ -161,6 +161,8 @@ def plan(stage: str, spec: FlowSpec, results: dict[str, Any], npz: dict[str, Any
     """The plan of ``stage`` given the results of the earlier stages (result messages by stage)."""
     net = spec.net_spec.to_dict()
     if stage == "train":
+        if spec.model is not None:
+            return StagePlan(stage, None, skip_reason="model given (model.artifact): no training")
         t = spec.train
         request = trainer_pb2.TrainRequest(
             net_dict=convert.net_dict_to_proto(net), dataset=dataset_proto(spec, npz),
@@ -198,6 +200,11 @@ def plan(stage: str, spec: FlowSpec, results: dict[str, Any], npz: dict[str, Any
                          {"dataset": _dataset_config(spec), "optim_params": params, "samples": s.samples,
                           "trace": s.trace})
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def given_model_result(ref: dict[str, Any]) -> trainer_pb2.TrainResult:
+    """The stand-in train result of a run whose model was given (``model.artifact``, a NIR file)."""
+    return trainer_pb2.TrainResult(model=ref_msg(ref))
 
 
 def selected_params(spec: FlowSpec, results: dict[str, Any]) -> dict[str, int]:

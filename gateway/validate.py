@@ -96,6 +96,9 @@ def check_limits(spec: FlowSpec, limits: Limits) -> None:
         if n_configs > limits.max_configs:
             raise SpecError("optimize", f"the bit-width grid has {n_configs} configs; at most "
                                         f"{limits.max_configs} on this gateway (narrow the ranges)")
+    if spec.model is not None and spec.model.nir is not None:
+        raise SpecError("model.nir", "the gateway reads no client paths: upload the .nir file (`spiker run` and "
+                                     "`spiker submit` do) and set model.artifact to its sha256")
     if spec.dataset_artifact is None and spec.dataset.name not in ("digits", "mnist1d"):
         raise SpecError("dataset.name", "the gateway reads no client paths: upload the .npz (UploadDataset, "
                                         "`spiker submit --data`) and set dataset.artifact to its sha256")

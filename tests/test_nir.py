@@ -219,3 +219,101 @@ def test_spikingnet_load_reads_nir_files(tmp_path):
         warnings.simplefilter("error")
         back = spiker.SpikingNet.load(path)
     assert back.spec == net.spec
+
+
+# -- in the flow: model.nir instead of training -------------------------------------------------
+
+def _tiny_npz(path):
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    x = rng.uniform(0.0, 0.3, size=(60, 8))
+    for c in range(3):
+        x[y == c, c * 2:c * 2 + 3] += 0.7
+    np.savez(path, x=np.clip(x, 0, 1).astype(np.float32), y=y.astype(np.int64))
+
+
+def _nir_flow(tmp_path, **sections):
+    """A snnTorch-built 8-6-3 net as a NIR file and a flow spec that uses it instead of training."""
+    import yaml
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 6, bias=False), snn.Leaky(beta=0.75, reset_mechanism="subtract"),
+                              torch.nn.Linear(6, 3, bias=False), snn.Leaky(beta=0.75, reset_mechanism="zero"))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3)
+    nir.write(tmp_path / "net.nir", snir.from_snntorch(net))
+    _tiny_npz(tmp_path / "tiny.npz")
+    spec = {"name": "nir-tiny", "dataset": {"name": "tiny.npz", "batch_size": 32, "test_fraction": 0.3},
+            "model": {"nir": "net.nir", "n_cycles": 6},
+            "select": {"optim_params": {"weights_bw": 6, "neurons_bw": 10, "fp_dec": 4}},
+            "hdl": {"resources": False}, "simulate": {"samples": 8}, **sections}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    return tmp_path / "spec.yaml"
+
+
+def test_flow_spec_model_nir_skips_training(tmp_path):
+    from spiker.flow import load_flow_spec, stages
+
+    spec = load_flow_spec(_nir_flow(tmp_path))
+    assert spec.net_spec.sizes == [8, 6, 3] and spec.net_spec.n_cycles == 6
+    assert [layer.reset_mechanism for layer in spec.net_spec.layers] == ["subtract", "zero"]
+    out = tmp_path / "out"
+    snn_net, history = stages.train(spec, out, progress=False)
+    assert history.epoch == [] and not (out / "training.png").exists()
+    assert torch.equal(snn_net.fcs[0].weight, snir.load(tmp_path / "net.nir").fcs[0].weight)
+    assert spiker.SpikingNet.load(out / "model.pt").spec == spec.net_spec
+
+
+def test_flow_spec_model_nir_runs_the_optimizer(tmp_path):
+    from spiker.flow import load_flow_spec, stages
+
+    ranges = {"weights_bw": {"min": 6, "max": 6}, "neurons_bw": {"min": 10, "max": 10}, "fp_dec": {"min": 4, "max": 4}}
+    spec = load_flow_spec(_nir_flow(tmp_path, select={"max_accuracy_drop": 1.0}, optimize=ranges))
+    params = stages.select(spec, tmp_path / "out", progress=False)
+    assert dict(params) == {"weights_bw": 6, "neurons_bw": 10, "fp_dec": 4}
+
+
+def test_flow_spec_model_errors(tmp_path):
+    import yaml
+
+    from spiker.flow import load_flow_spec, parse_flow_spec
+
+    path = _nir_flow(tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    (tmp_path / "both.yaml").write_text(yaml.safe_dump({**doc, "net": {"n_cycles": 6, "n_inputs": 8}}))
+    with pytest.raises(SpecError, match="net: give either net"):
+        load_flow_spec(tmp_path / "both.yaml")
+    (tmp_path / "missing.yaml").write_text(yaml.safe_dump({**doc, "model": {"nir": "nope.nir"}}))
+    with pytest.raises(SpecError, match="model.nir: file not found"):
+        load_flow_spec(tmp_path / "missing.yaml")
+    net = load_flow_spec(path).net
+    with pytest.raises(SpecError, match="model: give exactly one"):
+        parse_flow_spec({**doc, "net": net, "model": {"nir": "a.nir", "artifact": "0" * 64}})
+    from gateway.validate import Limits, check_limits
+
+    with pytest.raises(SpecError, match="model.nir: the gateway reads no client paths"):
+        check_limits(parse_flow_spec({**doc, "net": net, "dataset": {"name": "digits"}}), Limits())
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_spiker_run_with_a_nir_file_has_no_mismatches_in_ghdl(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spec = _nir_flow(tmp_path)
+    out, store = tmp_path / "out", tmp_path / "store"
+    env = {**os.environ, "SPIKER_S3_ENDPOINT": ""}
+    cmd = [sys.executable, "-m", "spiker.cli", "-q", "run", str(spec), "--store", str(store), "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["stages"]["train"]["state"] == "skipped"
+    assert report["mismatches"] == 0 and report["samples"] == 8
+    assert (out / "vhdl" / "files.txt").is_file()

@@ -25,7 +25,7 @@ from spiker.training.trainer import LOSSES, OPTIMIZERS
 
 #: longest run name (names appear in listings, logs and file names)
 MAX_NAME_LENGTH = 128
-SECTIONS = ("name", "dataset", "net", "train", "optimize", "select", "hdl", "simulate")
+SECTIONS = ("name", "dataset", "net", "model", "train", "optimize", "select", "hdl", "simulate")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,24 @@ class SimulateSection:
 
 
 @dataclass(frozen=True)
+class ModelSection:
+    """A given model instead of training (docs/nir.md): a NIR file, or the sha256 of one uploaded
+    to the gateway; ``dt``, ``reset_mechanism``, ``strict``, ``n_cycles``: as ``spiker.nir.load``."""
+
+    nir: str | None = None
+    artifact: str | None = None
+    n_cycles: int | None = None
+    dt: float | None = None
+    reset_mechanism: str | None = None
+    strict: bool = False
+
+    def load_args(self) -> dict[str, Any]:
+        """The keyword arguments of ``spiker.nir.load`` this section gives."""
+        return {"n_cycles": self.n_cycles, "dt": self.dt, "reset_mechanism": self.reset_mechanism,
+                "strict": self.strict}
+
+
+@dataclass(frozen=True)
 class FlowSpec:
     """A validated flow spec; ``net`` keeps the user's dict, ``net_spec`` its parsed form."""
 
@@ -89,6 +107,8 @@ class FlowSpec:
     #: ``dataset.artifact``: sha256 of an .npz uploaded to the store (the gateway's UploadDataset);
     #: then ``dataset.name`` is only a label
     dataset_artifact: str | None = None
+    #: ``model``: a given model (NIR) instead of training; the train stage is then skipped
+    model: ModelSection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         dataset = asdict(self.dataset)
@@ -98,12 +118,14 @@ class FlowSpec:
                "train": asdict(self.train), "optimize": {**self.optimize.ranges, "workers": self.optimize.workers},
                "select": {k: v for k, v in asdict(self.select).items() if v is not None},
                "hdl": asdict(self.hdl), "simulate": asdict(self.simulate)}
+        if self.model is not None:
+            out["model"] = {k: v for k, v in asdict(self.model).items() if v is not None and v is not False}
         return out
 
     def digest(self, *sections: str) -> str:
         """A sha256 of the named sections (all when none): the cache key of a stage's inputs."""
         data = self.to_dict()
-        picked = {k: data[k] for k in (sections or SECTIONS) if k != "name"}
+        picked = {k: data[k] for k in (sections or SECTIONS) if k != "name" and k in data}
         return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
 
 
@@ -146,6 +168,51 @@ def _check_feasible(config: FixedPointConfig, net_spec: NetSpec) -> None:
             config.quantize_threshold(layer.threshold, where=f"net.layer_{i}.threshold")
         except InfeasibleConfigError as exc:
             raise SpecError("select.optim_params", f"infeasible: {exc}") from None
+
+
+def _model_section(raw: Mapping[str, Any]) -> ModelSection | None:
+    """The ``model`` section: exactly one of ``nir`` (a path) and ``artifact`` (an uploaded file's sha256)."""
+    if raw.get("model") is None:
+        return None
+    model = _section(raw, "model", ModelSection, {
+        "nir": (str,), "artifact": (str,), "n_cycles": (int,), "dt": (int, float), "reset_mechanism": (str,),
+        "strict": (bool,)})
+    if (model.nir is None) == (model.artifact is None):
+        raise SpecError("model", "give exactly one of model.nir (a NIR file) and model.artifact (its sha256 "
+                                 "after an upload)")
+    if model.artifact is not None and not _is_sha256(model.artifact):
+        raise SpecError("model.artifact", f"must be the sha256 (64 lowercase hex digits) of an uploaded NIR file, "
+                                          f"got {model.artifact!r}")
+    if model.n_cycles is not None:
+        _positive(model.n_cycles, "model.n_cycles")
+    if model.dt is not None:
+        _positive(model.dt, "model.dt")
+    if model.reset_mechanism is not None and model.reset_mechanism not in ("subtract", "zero", "none"):
+        raise SpecError("model.reset_mechanism", f"must be one of subtract, zero, none; got {model.reset_mechanism!r}")
+    return model
+
+
+def _with_nir_net(raw: Any, folder: Path) -> Any:
+    """A spec document whose ``model.nir`` file (relative to ``folder``) also gives its ``net`` section."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("model"), Mapping):
+        return raw
+    nir_path = raw["model"].get("nir")
+    if not isinstance(nir_path, str):
+        return raw
+    if "net" in raw:
+        raise SpecError("net", "give either net (to train) or model.nir (a trained net), not both: the NIR "
+                               "file gives the network")
+    from spiker import nir as spiker_nir
+
+    path = Path(nir_path) if Path(nir_path).is_absolute() else (folder / nir_path).resolve()
+    model = _model_section({"model": {**raw["model"], "nir": str(path)}})
+    try:
+        snn = spiker_nir.load(path, **model.load_args())
+    except FileNotFoundError:
+        raise SpecError("model.nir", f"file not found: {path}") from None
+    except SpecError as exc:
+        raise SpecError(f"model.nir: {exc.key}", exc.message) from None
+    return {**raw, "model": {**raw["model"], "nir": str(path)}, "net": snn.spec.to_dict()}
 
 
 def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
@@ -215,9 +282,10 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
         "samples": (int,), "trace": (bool,), "workers": (int,)})
     _positive(simulate.samples, "simulate.samples")
     _positive(simulate.workers, "simulate.workers")
+    model = _model_section(raw)
     return FlowSpec(name=name, dataset=dataset, net=dict(raw["net"]), net_spec=net_spec, train=train,
                     optimize=optimize, select=select, simulate=simulate, hdl=hdl,
-                    dataset_artifact=artifact)
+                    dataset_artifact=artifact, model=model)
 
 
 def load_flow_spec(path: str | Path) -> FlowSpec:
@@ -225,7 +293,7 @@ def load_flow_spec(path: str | Path) -> FlowSpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError("spec", f"file not found: {path}")
-    raw = parse_spec_text(path.read_text(), str(path))
+    raw = _with_nir_net(parse_spec_text(path.read_text(), str(path)), path.parent)
     spec = parse_flow_spec(raw, default_name=path.stem)
     if spec.dataset.name.endswith(".npz") and not Path(spec.dataset.name).is_absolute():
         resolved = (path.parent / spec.dataset.name).resolve()

@@ -8,6 +8,7 @@ depends on; a changed spec reruns the stage.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from spiker import data
-from spiker.errors import DataError
+from spiker.errors import DataError, SpecError
 from spiker.flow.spec import FlowSpec
 from spiker.golden.fixed_point import FixedPointConfig
 from spiker.net.builder import NetBuilder
@@ -62,6 +63,8 @@ def train(spec: FlowSpec, out: Path, progress: bool = True,
     ``on_epoch``: called with the History after every epoch (see :class:`Trainer`).
     """
     out.mkdir(parents=True, exist_ok=True)
+    if spec.model is not None:
+        return given_model(spec, out)
     digest = spec.digest("dataset", "net", "train")
     if _record_matches(out, "train", digest) and (out / "model.pt").is_file():
         log.info("train: reusing %s", out / "model.pt")
@@ -76,6 +79,34 @@ def train(spec: FlowSpec, out: Path, progress: bool = True,
     history.plot(out / "training.png")
     _write_record(out, "train", digest, test_accuracy=history.final_test_accuracy,
                   seconds=history.wall_time)
+    return snn, history
+
+
+def given_model(spec: FlowSpec, out: Path) -> tuple[SpikingNet, History]:
+    """The spec's ``model.nir`` as ``out/model.pt`` instead of training (an empty History)."""
+    from spiker import nir as spiker_nir
+
+    model = spec.model
+    if model is None or model.nir is None:
+        raise SpecError("model.artifact", "names an upload to the gateway; the stage commands read model.nir")
+    path = Path(model.nir)
+    if not path.is_file():
+        raise SpecError("model.nir", f"file not found: {path}")
+    digest = hashlib.sha256((spec.digest("net", "model") + hashlib.sha256(path.read_bytes()).hexdigest())
+                            .encode()).hexdigest()
+    if _record_matches(out, "train", digest) and (out / "model.pt").is_file():
+        log.info("train: reusing %s (from %s)", out / "model.pt", path)
+        return SpikingNet.load(out / "model.pt"), History()
+    snn = spiker_nir.load(path, **{**model.load_args(), "n_cycles": spec.net_spec.n_cycles})
+    if snn.spec.sizes != spec.net_spec.sizes:
+        raise SpecError("net", f"describes {'-'.join(map(str, spec.net_spec.sizes))} but {path} is "
+                               f"{'-'.join(map(str, snn.spec.sizes))}")
+    snn.save(out / "model.pt")
+    history = History()
+    (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+    (out / "training.png").unlink(missing_ok=True)
+    _write_record(out, "train", digest, source=str(path), trained=False)
+    log.info("train: skipped, model from %s (%s)", path, "-".join(map(str, snn.spec.sizes)))
     return snn, history
 
 
