@@ -46,7 +46,9 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
     train, optimize, hdlgen, sim = res.get("train", {}), res.get("optimize", {}), res.get("hdlgen", {}), \
         res.get("simulate", {})
     sim_doc = _json_artifact(store, sim.get("report"))
-    resources_doc = _json_artifact(store, (hdlgen.get("resources") or {}).get("report"))
+    resources_doc = _json_artifact(store, ((res.get("synth") or {}).get("resources") or hdlgen.get("resources")
+                                           or {}).get("report"))
+    selection_doc = _json_artifact(store, optimize.get("selection"))
     artifacts: dict[str, str] = {}
     for stage in stages:
         for name, ref in (stage.get("outputs") or {}).items():
@@ -70,6 +72,10 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
                                "state": s.get("state"), "compute_seconds": s.get("compute_seconds", 0.0)}
                    for s in stages},
         "artifacts": artifacts,
+        # the optimizer's choice and why; its cost-model estimate sits beside the measured resources
+        "selection": selection_doc or None,
+        "resources_estimated": {k: (selection_doc.get("estimate") or {}).get(k) for k in RESOURCE_KEYS}
+        if selection_doc else None,
     }
     if resources_doc:
         report["resources"].update({k: v for k, v in resources_doc.items() if k not in report["resources"]})
@@ -119,6 +125,34 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _selection_lines(r: dict[str, Any]) -> list[str]:
+    """The chosen config and why, and estimated vs. measured resources side by side."""
+    sel = r.get("selection")
+    if not sel:
+        return []
+    hw = sel.get("hardware") or {}
+    knobs = f"events_per_cycle {hw.get('events_per_cycle')}, neurons_per_cycle " \
+            f"{hw.get('neurons_per_cycle') or 'all (fully parallel)'}"
+    budget = ", ".join(f"{k}={v:g}" for k, v in (sel.get("budget") or {}).items()) or "none"
+    lines = ["## Selection", "",
+             f"Chosen: `{sel.get('optim_params')}`, {knobs}: objective **{sel.get('objective')}**, "
+             f"budget {budget}, accuracy {_fmt(sel.get('accuracy'))} >= floor {_fmt(sel.get('accuracy_floor'))} "
+             f"({sel.get('n_candidates')} candidates qualified).", "",
+             f"Why: {sel.get('reason')}", ""]
+    runner = sel.get("runner_up")
+    if runner:
+        est = runner.get("estimate") or {}
+        lines += [f"Runner-up: `{runner.get('optim_params')}` {runner.get('hardware')}: accuracy "
+                  f"{_fmt(runner.get('accuracy'))}, {est.get('lut')} LUT, {est.get('ff')} FF, {est.get('bram')} BRAM, "
+                  f"{_fmt(runner.get('cycles'), 1)} cycles/inference.", ""]
+    est, res = sel.get("estimate") or {}, r["resources"]
+    lines += ["| resource | estimated (cost model) | measured (yosys) |", "| --- | --- | --- |"]
+    lines += [f"| {k.upper()} | {_fmt(est.get(k))} | {_fmt(res.get(k))} |" for k in RESOURCE_KEYS]
+    lines += [f"| cycles/inference | {_fmt(sel.get('cycles'), 1)} (golden-model activity, test set) | "
+              f"{_fmt(r.get('cycles_mean'), 1)} (GHDL, simulated samples) |", ""]
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """report.md: the headline numbers, resources and per-stage timings."""
     r = report
@@ -134,8 +168,9 @@ def render_markdown(report: dict[str, Any]) -> str:
              f"({r['cycles_min']}..{r['cycles_max']}) |",
              f"| event-driven bound (mean) | {_fmt(r['bound_mean'], 1)} |",
              f"| LUT / FF / BRAM / DSP | {_fmt(res['lut'])} / {_fmt(res['ff'])} / {_fmt(res['bram'])} / "
-             f"{_fmt(res['dsp'])} |", "",
-             "| stage | state | seconds | cached |", "| --- | --- | --- | --- |"]
+             f"{_fmt(res['dsp'])} |", ""]
+    lines += _selection_lines(r)
+    lines += ["| stage | state | seconds | cached |", "| --- | --- | --- | --- |"]
     for name, s in r["stages"].items():
         lines.append(f"| {name} | {s['state']} | {s['seconds']:.2f} | {'yes' if s['cached'] else 'no'} |")
     lines += ["", "Artifacts (store keys):", ""]

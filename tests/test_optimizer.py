@@ -53,6 +53,15 @@ def test_sweep_rows_over_whole_loader_match_golden_model():
     y = torch.cat([b[1] for b in loader]).numpy()
     assert row.accuracy == pytest.approx((q.run(x).predictions == y).mean())
     assert row.weight_memory_bits == (10 * 12 + 12 * 4) * row.weights_bw
+    # every config is costed at both events-per-cycle settings, cycles from the golden model's activity
+    from spiker.hdl.sim import event_cycles
+    activity = q.run(x).activity
+    assert activity.shape == (2, 10, 40) and (activity[0] == x.sum(-1).numpy()).all()
+    for hw in row.hardware:
+        cycles = event_cycles(activity, hw.events_per_cycle) + 2 + 3
+        assert hw.cycles == pytest.approx(cycles.mean(), abs=1e-3) and hw.cycles_max == cycles.max()
+    e1, e2 = sorted(row.hardware, key=lambda h: h.events_per_cycle)
+    assert e1.cycles >= e2.cycles and e1.lut < e2.lut
     assert 0 <= row.saturation_fraction <= 1 and 0 <= row.float_agreement <= 1
 
 
@@ -85,9 +94,10 @@ def test_two_workers_give_the_same_table():
 def test_select_policy_and_persistence(tmp_path):
     net, snn, loader = _net_and_loader()
     result = Optimizer(snn, net, RANGES, progress=False).optimize(loader)
-    chosen = result.select(max_accuracy_drop=1.0)  # everything qualifies: the cheapest wins
-    cheapest = min(result.feasible, key=lambda r: (r.weight_memory_bits, r.neurons_bw))
-    assert chosen["weights_bw"] == cheapest.weights_bw and chosen["neurons_bw"] == cheapest.neurons_bw
+    chosen = result.select(max_accuracy_drop=1.0)  # everything qualifies: the fewest estimated LUTs win
+    fewest = min(c.hw.lut for c in result.candidates())
+    assert chosen.estimate["lut"] == fewest and result.row(**chosen).feasible
+    assert chosen == chosen.optim_params and set(chosen) == {"weights_bw", "neurons_bw", "fp_dec"}
     strict = result.select(max_accuracy_drop=0.0) if any(
         r.accuracy >= result.float_accuracy for r in result.feasible) else None
     if strict:
@@ -98,11 +108,13 @@ def test_select_policy_and_persistence(tmp_path):
     result.to_csv(tmp_path / "s.csv")
     result.to_json(tmp_path / "s.json")
     assert SweepResult.from_json(tmp_path / "s.json").to_dict() == json.loads((tmp_path / "s.json").read_text())
-    assert (tmp_path / "s.csv").read_text().count("\n") == len(result.rows) + 1
-    assert result.plot_pareto(tmp_path / "p.png").stat().st_size > 1000
-    front = result.pareto_front()
-    assert all(a.weight_memory_bits <= b.weight_memory_bits and a.accuracy < b.accuracy
-               for a, b in zip(front, front[1:]))
+    lines = sum(max(1, len(r.hardware)) for r in result.rows)  # one line per config and hardware variant
+    assert (tmp_path / "s.csv").read_text().count("\n") == lines + 1
+    assert result.plot_pareto(tmp_path / "p.png", chosen).stat().st_size > 1000
+    for cost in ("lut_ff", "cycles"):
+        front = result.pareto_front(cost)
+        assert all(getattr(a.hw, cost) <= getattr(b.hw, cost) and a.row.accuracy < b.row.accuracy
+                   for a, b in zip(front, front[1:]))
 
 
 def test_net_dict_must_match_model():

@@ -17,7 +17,8 @@ from services.optimizer import task as tasks
 from services.optimizer.job import merge_job, shard_job
 from spiker.errors import SpecError
 from spiker.net.spec import parse_net_dict
-from spiker.optimize.optimizer import parse_optim_config
+from spiker.optimize.optimizer import parse_hardware, parse_optim_config
+from spiker.optimize.sweep import OBJECTIVES
 from spiker.store import ArtifactNotFound
 from spiker_api.v1 import optimizer_pb2, optimizer_pb2_grpc
 
@@ -67,10 +68,36 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
 
         if loss not in LOSSES:
             raise FieldError("settings.loss", f"must be one of {', '.join(LOSSES)}, got {loss!r}")
+        hardware = {}
+        if settings.events_per_cycle:
+            hardware["events_per_cycle"] = list(settings.events_per_cycle)
+        if settings.neurons_per_cycle:
+            hardware["neurons_per_cycle"] = [p or None for p in settings.neurons_per_cycle]
+        try:
+            parse_hardware(hardware)
+        except SpecError as exc:
+            raise FieldError(exc.key.replace("hardware", "settings"), exc.message, "SPEC_ERROR") from None
         call.require(model, "settings.model")
         if npz is not None:
             call.require(npz, "settings.dataset.npz")
-        return tasks.make_task(model, net, ranges, dataset, npz, loss), len(configs)
+        return tasks.make_task(model, net, ranges, dataset, npz, loss, hardware or None), len(configs)
+
+    @staticmethod
+    def _policy(msg: Any) -> dict[str, Any]:
+        """The selection policy (objective, budgets) as keyword arguments of SweepResult.select."""
+        if not msg.HasField("policy"):
+            return {}
+        p = msg.policy
+        objective = p.objective or "lut"
+        if objective not in OBJECTIVES:
+            raise FieldError("policy.objective", f"must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        out: dict[str, Any] = {"objective": objective}
+        for key in ("max_lut", "max_ff", "max_bram", "max_cycles"):
+            if p.HasField(key):
+                if getattr(p, key) < 0:
+                    raise FieldError(f"policy.{key}", f"must be >= 0, got {getattr(p, key)}")
+                out[key] = getattr(p, key)
+        return out
 
     @staticmethod
     def _shard_count(value: int, n_configs: int, field: str) -> int:
@@ -80,7 +107,7 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         return min(count, n_configs)
 
     def _merge(self, call: Call, task_key: str, count: int, max_drop: float,
-               ) -> Iterator[Any]:
+               policy: dict[str, Any] | None = None) -> Iterator[Any]:
         """Fetch the shard results, merge them in a child process, upload; returns OptimizeResult."""
         doc = call.store.get_json(task_key)
         shard_files = []
@@ -96,7 +123,7 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             shard_files.append(str(path))
         yield call.progress("merging", f"merging {count} shard(s)")
         out = yield from call.run_job(merge_job, shards=shard_files, ranges=doc["ranges"],
-                                      max_accuracy_drop=max_drop)
+                                      max_accuracy_drop=max_drop, policy=policy or {})
         paths = out["paths"]
         result = optimizer_pb2.OptimizeResult(
             sweep_json=call.put(paths["json"], "sweep", "application/json"),
@@ -108,12 +135,16 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             result.selected.CopyFrom(convert.optim_params_to_proto(out["selected"]))
             result.optim_params.CopyFrom(call.put(paths["optim_params"], "optim-params", "application/json"))
             result.selected_accuracy = out["selected_accuracy"]
+            result.selection.CopyFrom(call.put(paths["selection"], "selection", "application/json"))
+            knobs = out["selected_hardware"]
+            result.selected_events_per_cycle = int(knobs["events_per_cycle"])
+            result.selected_neurons_per_cycle = int(knobs["neurons_per_cycle"] or 0)
+            result.selection_reason = out["selection_reason"]
         return result
 
     def _run_local(self, call: Call, key: str, count: int) -> Iterator[Any]:
         """Run the sweep worker entry point for every shard, in parallel preloaded job processes."""
-        common = {"store_env": self.runtime.worker_env, "task": key, "count": count,
-                  "threads": max(1, len(os.sched_getaffinity(0)) // count)}
+        common = {"store_env": self.runtime.worker_env, "task": key, "count": count}  # threads: the runtime's budget
         yield from call.run_jobs(shard_job, [{**common, "index": i} for i in range(count)], "shard")
 
     @staticmethod
@@ -167,6 +198,7 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         task, n_configs = self._task(request.settings, call)
         count = self._shard_count(request.shard_count, n_configs, "shard_count")
         max_drop = self._max_drop(request)
+        policy = self._policy(request)
         yield from call.wait_turn()
         key = tasks.put_task(call.store, task)
         log.info("optimize: %d configs in %d shard(s), task %s", n_configs, count, key)
@@ -175,7 +207,7 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             yield from self._run_on_kubernetes(call, key, count)
         else:
             yield from self._run_local(call, key, count)
-        result = yield from self._merge(call, key, count, max_drop)
+        result = yield from self._merge(call, key, count, max_drop, policy)
         yield result
 
     @unary("optimize", FIELD_MAP)
@@ -199,4 +231,5 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         except Exception as exc:
             exc.spiker_field = "task_key"  # type: ignore[attr-defined]
             raise
-        return drain(self._merge(call, request.task_key, request.shard_count, self._max_drop(request)))
+        return drain(self._merge(call, request.task_key, request.shard_count, self._max_drop(request),
+                                 self._policy(request)))

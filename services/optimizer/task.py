@@ -23,10 +23,17 @@ TASK_PREFIX = "tasks/sweep/"
 
 
 def make_task(model: ArtifactRef, net_dict: dict[str, Any] | None, ranges: dict[str, Any],
-              dataset: dict[str, Any], npz: ArtifactRef | None, loss: str) -> dict[str, Any]:
-    """The task document: everything a worker needs to score any shard of the sweep."""
-    return {"kind": TASK_KIND, "model": model.to_dict(), "net_dict": net_dict, "ranges": ranges,
+              dataset: dict[str, Any], npz: ArtifactRef | None, loss: str,
+              hardware: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The task document: everything a worker needs to score any shard of the sweep.
+
+    ``hardware``: the Optimizer's hardware knobs (``events_per_cycle``/``neurons_per_cycle`` lists).
+    """
+    task = {"kind": TASK_KIND, "model": model.to_dict(), "net_dict": net_dict, "ranges": ranges,
             "dataset": dataset, "npz": None if npz is None else npz.to_dict(), "loss": loss}
+    if hardware:
+        task["hardware"] = hardware
+    return task
 
 
 def task_key(task: dict[str, Any]) -> str:

@@ -36,7 +36,8 @@ def run_shard(store: ArtifactStore, task: str, index: int, count: int) -> str:
             dataset["name"] = str(store.get_file(ArtifactRef.from_dict(doc["npz"]), folder / "dataset.npz"))
         snn = SpikingNet.load(model)
         _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset)
-        optimizer = Optimizer(snn, doc.get("net_dict"), doc["ranges"], loss=doc["loss"], progress=False)
+        optimizer = Optimizer(snn, doc.get("net_dict"), doc["ranges"], loss=doc["loss"], progress=False,
+                              hardware=doc.get("hardware"))
         log.info("sweep worker: shard %d/%d of %s (%d of %d configs)", index, count, task,
                  len(optimizer.configs[index::count]), len(optimizer.configs))
         result = optimizer.optimize(test_loader, shard_index=index, shard_count=count)

@@ -20,7 +20,8 @@ from spiker.errors import InfeasibleConfigError, SpecError
 from spiker.flow.spec_text import parse_spec_text
 from spiker.golden.fixed_point import FixedPointConfig
 from spiker.net.spec import NetSpec, parse_net_dict
-from spiker.optimize.optimizer import optim_ranges
+from spiker.optimize.optimizer import HARDWARE_KEYS, optim_ranges, parse_hardware
+from spiker.optimize.sweep import BUDGETS, OBJECTIVES
 from spiker.training.trainer import LOSSES, OPTIMIZERS
 
 #: longest run name (names appear in listings, logs and file names)
@@ -52,12 +53,31 @@ class OptimizeSection:
     ranges: dict[str, dict[str, int]] = field(default_factory=lambda: {
         "weights_bw": {"min": 4, "max": 8}, "neurons_bw": {"min": 6, "max": 12}, "fp_dec": {"min": 2, "max": 6}})
     workers: int = 1
+    #: hardware knobs every config is costed at (the Optimizer's ``hardware``)
+    events_per_cycle: tuple[int, ...] = (1, 2)
+    neurons_per_cycle: tuple[int | None, ...] = (None,)
+
+    @property
+    def hardware(self) -> dict[str, list]:
+        return {"events_per_cycle": list(self.events_per_cycle), "neurons_per_cycle": list(self.neurons_per_cycle)}
 
 
 @dataclass(frozen=True)
 class SelectSection:
     max_accuracy_drop: float | None = 0.01
     optim_params: dict[str, int] | None = None
+    #: ``lut``, ``latency`` or ``bram`` (SweepResult.select) and the budgets on the cost model's estimates
+    objective: str = "lut"
+    max_lut: float | None = None
+    max_ff: float | None = None
+    max_bram: float | None = None
+    max_cycles: float | None = None
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        """The keyword arguments of :meth:`SweepResult.select`."""
+        return {"max_accuracy_drop": self.max_accuracy_drop, "objective": self.objective,
+                **{k: getattr(self, k) for k in BUDGETS if getattr(self, k) is not None}}
 
 
 @dataclass(frozen=True)
@@ -115,7 +135,8 @@ class FlowSpec:
         if self.dataset_artifact is not None:
             dataset["artifact"] = self.dataset_artifact
         out = {"name": self.name, "dataset": dataset, "net": self.net,
-               "train": asdict(self.train), "optimize": {**self.optimize.ranges, "workers": self.optimize.workers},
+               "train": asdict(self.train), "optimize": {**self.optimize.ranges, "workers": self.optimize.workers,
+                                                    **self.optimize.hardware},
                "select": {k: v for k, v in asdict(self.select).items() if v is not None},
                "hdl": asdict(self.hdl), "simulate": asdict(self.simulate)}
         if self.model is not None:
@@ -263,18 +284,32 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
         raise SpecError("optimize", "must be a mapping of ranges")
     optimize_raw = dict(raw.get("optimize") or {})
     workers = optimize_raw.pop("workers", 1)
+    hardware = {k: optimize_raw.pop(k) for k in HARDWARE_KEYS if k in optimize_raw}
+    try:
+        knobs = parse_hardware(hardware)
+    except SpecError as exc:
+        raise SpecError(exc.key.replace("hardware", "optimize"), exc.message) from None
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SpecError("optimize.workers", f"must be a positive integer, got {workers!r}")
-    optimize = OptimizeSection(ranges=optimize_raw or OptimizeSection().ranges, workers=workers)
+    optimize = OptimizeSection(ranges=optimize_raw or OptimizeSection().ranges, workers=workers,
+                               events_per_cycle=tuple(dict.fromkeys(e for e, _ in knobs)),
+                               neurons_per_cycle=tuple(dict.fromkeys(p for _, p in knobs)))
     try:
         optim_ranges(optimize.ranges)  # validated, never built here (it may be huge)
     except SpecError as exc:
         raise SpecError(exc.key.replace("optim_config", "optimize"), exc.message) from None
     select = _section(raw, "select", SelectSection, {
-        "max_accuracy_drop": (int, float), "optim_params": (dict,)})
+        "max_accuracy_drop": (int, float), "optim_params": (dict,), "objective": (str,),
+        **{k: (int, float) for k in BUDGETS}})
+    if select.objective not in OBJECTIVES:
+        raise SpecError("select.objective", f"must be one of {', '.join(OBJECTIVES)}, got {select.objective!r}")
+    for key in BUDGETS:
+        if getattr(select, key) is not None and getattr(select, key) < 0:
+            raise SpecError(f"select.{key}", f"must be >= 0, got {getattr(select, key)}")
     if select.optim_params is not None:
         _check_feasible(FixedPointConfig.from_dict(select.optim_params, where="select.optim_params"), net_spec)
-        select = SelectSection(max_accuracy_drop=None, optim_params=dict(select.optim_params))
+        select = SelectSection(max_accuracy_drop=None, optim_params=dict(select.optim_params),
+                               objective=select.objective)
     elif select.max_accuracy_drop is not None and select.max_accuracy_drop < 0:
         raise SpecError("select.max_accuracy_drop", f"must be >= 0, got {select.max_accuracy_drop}")
     hdl = _section(raw, "hdl", HdlSection, {"resources": (bool,)})

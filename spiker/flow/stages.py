@@ -119,7 +119,8 @@ def optimize(spec: FlowSpec, out: Path, progress: bool = True) -> SweepResult:
         return SweepResult.from_json(out / "sweep.json")
     _, test_loader = load_data(spec)
     result = Optimizer(snn, spec.net, spec.optimize.ranges, n_workers=spec.optimize.workers,
-                       loss=spec.train.loss, progress=progress).optimize(test_loader)
+                       loss=spec.train.loss, progress=progress,
+                       hardware=spec.optimize.hardware).optimize(test_loader)
     result.to_csv(out / "sweep.csv")
     result.to_json(out / "sweep.json")
     result.plot_pareto(out / "pareto.png")
@@ -128,15 +129,24 @@ def optimize(spec: FlowSpec, out: Path, progress: bool = True) -> SweepResult:
 
 
 def select(spec: FlowSpec, out: Path, progress: bool = True) -> dict[str, int]:
-    """The bit-widths to build: explicit ``select.optim_params`` or the policy over the sweep."""
+    """The bit-widths to build: explicit ``select.optim_params`` or the policy over the sweep.
+
+    From the sweep: a :class:`~spiker.optimize.sweep.Selection` (the optim_params dict with the
+    hardware knobs and the reason), also written to ``selection.json``; the Pareto plot is
+    redrawn with it marked.
+    """
     out.mkdir(parents=True, exist_ok=True)
     if spec.select.optim_params is not None:
         params = FixedPointConfig.from_dict(spec.select.optim_params, "select.optim_params").to_dict()
         source = "spec"
+        (out / "selection.json").unlink(missing_ok=True)
     else:
-        params = optimize(spec, out, progress).select(spec.select.max_accuracy_drop)
-        source = f"sweep, max_accuracy_drop={spec.select.max_accuracy_drop}"
-    (out / "optim_params.json").write_text(json.dumps(params, indent=1))
+        result = optimize(spec, out, progress)
+        params = result.select(**spec.select.policy)
+        source = f"sweep: {params.reason}"
+        (out / "selection.json").write_text(json.dumps(params.to_dict(), indent=1))
+        result.plot_pareto(out / "pareto.png", params)
+    (out / "optim_params.json").write_text(json.dumps(dict(params), indent=1))
     log.info("optim_params %s (from %s)", params, source)
     return params
 
@@ -148,7 +158,8 @@ def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | None
 
     snn, _ = train(spec, out, progress)
     params = select(spec, out, progress)
-    design = VhdlGenerator(snn, params).generate()
+    knobs = {k: v for k, v in getattr(params, "hardware", {}).items() if v is not None}
+    design = VhdlGenerator(snn, dict(params), **knobs).generate()
     folder = out / "hdl"
     unchanged = all((folder / name).is_file() and (folder / name).read_text() == text
                     for name, text in design.files.items())

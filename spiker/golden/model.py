@@ -63,6 +63,9 @@ class GoldenResult:
     saturated_updates: int
     total_updates: int
     traces: list[LayerTrace] | None = None
+    #: present input spikes of each layer per step and sample, ``[L, T, B]`` (the event-driven
+    #: hardware's work: spiker.hdl.sim.event_cycles)
+    activity: np.ndarray | None = None
 
     @property
     def saturation_fraction(self) -> float:
@@ -193,7 +196,9 @@ class QuantizedNet:
         traces: list[LayerTrace] = []
         total = 0
         layer_in = x.to(torch.float32)
+        activity = []
         for layer in self.layers:
+            activity.append(layer_in.sum(-1))
             exact_f32 = layer.n_inputs * (1 << (self.config.weights_bw - 1)) < FLOAT32_EXACT
             dtype = torch.float32 if exact_f32 else torch.float64
             w = torch.from_numpy(layer.weights).to(dtype)
@@ -211,7 +216,8 @@ class QuantizedNet:
         counts = out.sum(axis=0, dtype=np.int64)
         return GoldenResult(counts=counts, predictions=readout.predict(counts), output_spikes=out,
                             saturated_updates=arith.saturated, total_updates=total,
-                            traces=traces if trace else None)
+                            traces=traces if trace else None,
+                            activity=torch.stack(activity).to(torch.int64).numpy())
 
 
 def quantize(snn: SpikingNet, optim_params: FixedPointConfig | Mapping[str, int]) -> QuantizedNet:

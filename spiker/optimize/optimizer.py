@@ -9,13 +9,13 @@ import multiprocessing
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from spiker import readout
+from spiker import readout, threads
 from spiker.data import collect
 from spiker.errors import InfeasibleConfigError, SpecError
 from spiker.golden import FixedPointConfig, QuantizedNet
@@ -23,7 +23,8 @@ from spiker.golden.fixed_point import KEYS
 from spiker.net.denormals import flush_denormals
 from spiker.net.model import SpikingNet
 from spiker.net.spec import NetSpec, parse_net_dict
-from spiker.optimize.sweep import SweepResult, SweepRow
+from spiker.optimize.cost_model import CostModel, default_model, shapes_of
+from spiker.optimize.sweep import HardwarePoint, SweepResult, SweepRow
 from spiker.progress import progress
 from spiker.training.trainer import make_loss
 
@@ -67,6 +68,36 @@ def optim_ranges(optim_config: Any) -> list[range]:
     return ranges
 
 
+HARDWARE_KEYS = ("events_per_cycle", "neurons_per_cycle")
+
+
+def parse_hardware(hardware: Mapping[str, Any] | None) -> list[tuple[int, int | None]]:
+    """The hardware variants ``(events_per_cycle, neurons_per_cycle)`` every config is costed at.
+
+    ``events_per_cycle``: values in {1, 2} (default both); ``neurons_per_cycle``: positive integers
+    or ``None`` for fully parallel layers (default ``[None]``); a layer of at most P neurons is
+    fully parallel.
+    """
+    hardware = {} if hardware is None else hardware
+    if not isinstance(hardware, Mapping):
+        raise SpecError("hardware", f"must be a dict with {', '.join(HARDWARE_KEYS)}, got {type(hardware).__name__}")
+    for key in hardware:
+        if key not in HARDWARE_KEYS:
+            raise SpecError(f"hardware.{key}", f"unknown key; allowed: {', '.join(HARDWARE_KEYS)}")
+    events = hardware.get("events_per_cycle", [1, 2])
+    units = hardware.get("neurons_per_cycle", [None])
+    for key, values in (("events_per_cycle", events), ("neurons_per_cycle", units)):
+        if not isinstance(values, (list, tuple)) or not values:
+            raise SpecError(f"hardware.{key}", f"must be a non-empty list, got {values!r}")
+    for e in events:
+        if isinstance(e, bool) or e not in (1, 2):
+            raise SpecError("hardware.events_per_cycle", f"values must be 1 or 2, got {e!r}")
+    for p in units:
+        if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 1):
+            raise SpecError("hardware.neurons_per_cycle", f"values must be integers >= 1 or null, got {p!r}")
+    return [(int(e), p) for p in dict.fromkeys(units) for e in dict.fromkeys(events)]
+
+
 def shard(configs: list[FixedPointConfig], index: int, count: int) -> list[FixedPointConfig]:
     """Configs of shard ``index`` of ``count`` (round robin, so shards cost about the same)."""
     if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count):
@@ -85,6 +116,8 @@ class _Workload:
     labels: np.ndarray
     float_predictions: np.ndarray
     loss: str
+    hardware: list[tuple[int, int | None]] = field(default_factory=lambda: [(1, None), (2, None)])
+    cost_model: CostModel | None = None
 
 
 _WORKLOAD: _Workload | None = None
@@ -93,7 +126,7 @@ _WORKLOAD: _Workload | None = None
 def _init_worker(workload: _Workload) -> None:
     global _WORKLOAD
     _WORKLOAD = workload
-    torch.set_num_threads(1)
+    threads.apply(1)  # each sweep worker process is one job of one core (spiker.threads)
     torch.set_flush_denormal(True)
 
 
@@ -109,12 +142,13 @@ def score_config(workload: _Workload, config: FixedPointConfig) -> SweepRow:
         return row
     loss_fn = make_loss(workload.loss)
     n = workload.spikes.shape[1]
-    predictions, loss_sum, saturated, updates = [], 0.0, 0, 0
+    predictions, activity, loss_sum, saturated, updates = [], [], 0.0, 0, 0
     for start in range(0, n, EVAL_BATCH):
         result = qnet.run(torch.from_numpy(workload.spikes[:, start:start + EVAL_BATCH]))
         labels = torch.from_numpy(workload.labels[start:start + EVAL_BATCH])
         loss_sum += float(loss_fn(torch.from_numpy(result.output_spikes).float(), labels)) * len(labels)
         predictions.append(result.predictions)
+        activity.append(result.activity)
         saturated += result.saturated_updates
         updates += result.total_updates
     pred = np.concatenate(predictions)
@@ -124,8 +158,50 @@ def score_config(workload: _Workload, config: FixedPointConfig) -> SweepRow:
     row.saturation_fraction = saturated / updates if updates else 0.0
     row.saturated_weights = qnet.saturated_weights
     row.float_agreement = float((pred == workload.float_predictions).mean())
+    row.hardware = hardware_points(workload, config, np.concatenate(activity, axis=2))
     row.seconds = time.perf_counter() - started
     return row
+
+
+def layer_units(spec: NetSpec, neurons_per_cycle: int | None) -> list[int | None]:
+    """Per-layer ``neurons_per_cycle`` of a sweep's P value: ``min(P, N_l)`` (a layer of at most P
+    neurons is fully parallel); ``None``: every layer fully parallel."""
+    if neurons_per_cycle is None:
+        return [None] * len(spec.layers)
+    return [None if neurons_per_cycle >= layer.n_neurons else neurons_per_cycle for layer in spec.layers]
+
+
+def inference_cycles(spec: NetSpec, activity: np.ndarray, events: int, neurons_per_cycle: int | None) -> np.ndarray:
+    """Cycles per inference of each sample: the layers' busy cycles (:func:`spiker.hdl.sim.event_cycles`
+    of the golden model's activity ``[L, T, B]``; time-multiplexed layers pipelined) plus ``L + 3``
+    (fill/drain, readout; docs/hardware.md)."""
+    import inspect
+
+    from spiker.hdl.sim import event_cycles
+
+    units = layer_units(spec, neurons_per_cycle)
+    kwargs: dict[str, Any] = {}
+    if any(p is not None for p in units):
+        kwargs["groups"] = [1 if p is None else math.ceil(layer.n_neurons / p) for layer, p in zip(spec.layers, units)]
+        kwargs["pipelined"] = True
+    if "models" in inspect.signature(event_cycles).parameters:
+        kwargs["models"] = [layer.neuron_model for layer in spec.layers]
+    return event_cycles(activity, events, **kwargs) + activity.shape[0] + 3
+
+
+def hardware_points(workload: _Workload, config: FixedPointConfig, activity: np.ndarray) -> list[HardwarePoint]:
+    """Each hardware variant's cycles per inference (from the golden model's activity ``[L, T, B]``)
+    and the cost model's resources."""
+    model = workload.cost_model or default_model()
+    shapes = shapes_of(workload.spec)
+    points = []
+    for events, p in workload.hardware:
+        cycles = inference_cycles(workload.spec, activity, events, p)
+        est = model.estimate(shapes, workload.spec.n_cycles, config, events, layer_units(workload.spec, p))
+        points.append(HardwarePoint(events_per_cycle=events, neurons_per_cycle=p,
+                                    cycles=round(float(cycles.mean()), 3), cycles_max=int(cycles.max()),
+                                    lut=est.lut, ff=est.ff, bram=est.bram, dsp=est.dsp))
+    return points
 
 
 def _score_in_worker(config: FixedPointConfig) -> SweepRow:
@@ -137,11 +213,15 @@ class Optimizer:
     """Sweep ``weights_bw``/``neurons_bw``/``fp_dec`` over ``optim_config`` ranges.
 
     ``net_dict`` (the NetBuilder's) is checked against the trained ``snn``; it may be
-    ``None``. ``n_workers`` processes score configs in parallel.
+    ``None``. ``n_workers`` processes score configs in parallel. ``hardware``: the knobs every
+    config is costed at, ``{"events_per_cycle": [1, 2], "neurons_per_cycle": [None, 16]}``
+    (default: both E, fully parallel layers; see :func:`parse_hardware`). ``cost_model``: the
+    :class:`~spiker.optimize.cost_model.CostModel` (default: the coefficients stored with the code).
     """
 
     def __init__(self, snn: SpikingNet, net_dict: Mapping[str, Any] | None, optim_config: Mapping[str, Any],
-                 n_workers: int = 1, loss: str = "ce_rate", progress: bool = True) -> None:
+                 n_workers: int = 1, loss: str = "ce_rate", progress: bool = True,
+                 hardware: Mapping[str, Any] | None = None, cost_model: CostModel | None = None) -> None:
         if not isinstance(snn, SpikingNet):
             raise TypeError(f"Optimizer needs a trained SpikingNet, got {type(snn).__name__}")
         if net_dict is not None:
@@ -155,6 +235,8 @@ class Optimizer:
         make_loss(loss)
         self.snn = snn
         self.configs = parse_optim_config(optim_config)
+        self.hardware = parse_hardware(hardware)
+        self.cost_model = cost_model or default_model()
         self.n_workers = n_workers
         self.loss = loss
         self.progress = progress
@@ -167,7 +249,8 @@ class Optimizer:
         net = self.snn.cpu().eval()
         loss_fn = make_loss(self.loss)
         counts, loss_sum = [], 0.0
-        with torch.no_grad():  # one float pass gives the reference loss, accuracy and predictions
+        # one float pass gives the reference loss, accuracy and predictions (fixed threads: spiker.threads)
+        with torch.no_grad(), threads.limit(threads.train_threads()):
             for start in range(0, spikes.shape[1], EVAL_BATCH):
                 out = net(torch.from_numpy(spikes[:, start:start + EVAL_BATCH]).float()).spikes
                 target = torch.from_numpy(labels[start:start + EVAL_BATCH])
@@ -177,7 +260,8 @@ class Optimizer:
         workload = _Workload(
             spec=net.spec, weights=[fc.weight.detach().double().numpy() for fc in net.fcs],
             thresholds=[net.layer_threshold(i) for i in range(len(net.fcs))], spikes=spikes,
-            labels=labels, float_predictions=float_predictions, loss=self.loss)
+            labels=labels, float_predictions=float_predictions, loss=self.loss, hardware=self.hardware,
+            cost_model=self.cost_model)
         return workload, float((float_predictions == labels).mean()), loss_sum / len(labels)
 
     def optimize(self, test_loader: Iterable, shard_index: int = 0, shard_count: int = 1) -> SweepResult:
@@ -194,13 +278,14 @@ class Optimizer:
         started = time.perf_counter()
         bar = progress(total=len(configs), desc="sweep", unit="configs", enabled=self.progress)
         rows: list[SweepRow] = []
-        if self.n_workers == 1:
+        workers = threads.workers(self.n_workers)  # no more worker processes than the budget's cores
+        if workers == 1:
             for config in configs:
                 rows.append(score_config(workload, config))
                 bar.update()
         else:
             context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(self.n_workers, mp_context=context, initializer=_init_worker,
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                      initargs=(workload,)) as pool:
                 chunk = max(1, len(configs) // (4 * self.n_workers))
                 for row in pool.map(_score_in_worker, configs, chunksize=chunk):
@@ -210,7 +295,10 @@ class Optimizer:
         result = SweepResult(rows=rows, float_accuracy=float_acc, float_loss=float_loss,
                              n_samples=len(workload.labels),
                              meta={"shard_index": shard_index, "shard_count": shard_count,
-                                   "seconds": time.perf_counter() - started, "loss": self.loss})
+                                   "seconds": time.perf_counter() - started, "loss": self.loss,
+                                   "net": "-".join(map(str, workload.spec.sizes)),
+                                   "hardware": [list(h) for h in self.hardware],
+                                   "cost_model": self.cost_model.version})
         log.info("sweep done in %.1fs\n%s", result.meta["seconds"], result.table())
         self.result = result
         return result

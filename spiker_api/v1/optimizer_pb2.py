@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from spiker_api.v1 import common_pb2 as spiker_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19spiker/v1/optimizer.proto\x12\tspiker.v1\x1a\x16spiker/v1/common.proto\"\xc9\x01\n\rSweepSettings\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12$\n\x08net_dict\x18\x02 \x01(\x0b\x32\x12.spiker.v1.NetDict\x12\'\n\x07\x64\x61taset\x18\x03 \x01(\x0b\x32\x16.spiker.v1.DatasetSpec\x12&\n\x06ranges\x18\x04 \x01(\x0b\x32\x16.spiker.v1.OptimRanges\x12\x11\n\x04loss\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_loss\"\x88\x01\n\x0fOptimizeRequest\x12*\n\x08settings\x18\x01 \x01(\x0b\x32\x18.spiker.v1.SweepSettings\x12\x13\n\x0bshard_count\x18\x02 \x01(\x05\x12\x1e\n\x11max_accuracy_drop\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x14\n\x12_max_accuracy_drop\"Y\n\x16\x43reateSweepTaskRequest\x12*\n\x08settings\x18\x01 \x01(\x0b\x32\x18.spiker.v1.SweepSettings\x12\x13\n\x0bshard_count\x18\x02 \x01(\x05\"Y\n\tSweepTask\x12\x10\n\x08task_key\x18\x01 \x01(\t\x12\x13\n\x0bshard_count\x18\x02 \x01(\x05\x12\x11\n\tn_configs\x18\x03 \x01(\x05\x12\x12\n\nshard_keys\x18\x04 \x03(\t\"p\n\x11MergeSweepRequest\x12\x10\n\x08task_key\x18\x01 \x01(\t\x12\x13\n\x0bshard_count\x18\x02 \x01(\x05\x12\x1e\n\x11max_accuracy_drop\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x14\n\x12_max_accuracy_drop\"\xf1\x02\n\x0eOptimizeResult\x12*\n\nsweep_json\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12)\n\tsweep_csv\x18\x02 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12+\n\x0bpareto_plot\x18\x03 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12(\n\x08selected\x18\x04 \x01(\x0b\x32\x16.spiker.v1.OptimParams\x12,\n\x0coptim_params\x18\x05 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\x19\n\x11selected_accuracy\x18\x06 \x01(\x01\x12\x16\n\x0e\x66loat_accuracy\x18\x07 \x01(\x01\x12\x11\n\tn_configs\x18\x08 \x01(\x05\x12\x12\n\nn_feasible\x18\t \x01(\x05\x12\x10\n\x08task_key\x18\n \x01(\t\x12\x17\n\x0fselection_error\x18\x0b \x01(\t\"v\n\x10OptimizeResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.spiker.v1.ProgressEventH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.spiker.v1.OptimizeResultH\x00\x42\x07\n\x05\x65vent2\xec\x01\n\x10OptimizerService\x12\x45\n\x08Optimize\x12\x1a.spiker.v1.OptimizeRequest\x1a\x1b.spiker.v1.OptimizeResponse0\x01\x12J\n\x0f\x43reateSweepTask\x12!.spiker.v1.CreateSweepTaskRequest\x1a\x14.spiker.v1.SweepTask\x12\x45\n\nMergeSweep\x12\x1c.spiker.v1.MergeSweepRequest\x1a\x19.spiker.v1.OptimizeResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19spiker/v1/optimizer.proto\x12\tspiker.v1\x1a\x16spiker/v1/common.proto\"\xfe\x01\n\rSweepSettings\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12$\n\x08net_dict\x18\x02 \x01(\x0b\x32\x12.spiker.v1.NetDict\x12\'\n\x07\x64\x61taset\x18\x03 \x01(\x0b\x32\x16.spiker.v1.DatasetSpec\x12&\n\x06ranges\x18\x04 \x01(\x0b\x32\x16.spiker.v1.OptimRanges\x12\x11\n\x04loss\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x10\x65vents_per_cycle\x18\x06 \x03(\x05\x12\x19\n\x11neurons_per_cycle\x18\x07 \x03(\x05\x42\x07\n\x05_loss\"\xaf\x01\n\x0cSelectPolicy\x12\x11\n\tobjective\x18\x01 \x01(\t\x12\x14\n\x07max_lut\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06max_ff\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08max_bram\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x17\n\nmax_cycles\x18\x05 \x01(\x01H\x03\x88\x01\x01\x42\n\n\x08_max_lutB\t\n\x07_max_ffB\x0b\n\t_max_bramB\r\n\x0b_max_cycles\"\xb1\x01\n\x0fOptimizeRequest\x12*\n\x08settings\x18\x01 \x01(\x0b\x32\x18.spiker.v1.SweepSettings\x12\x13\n\x0bshard_count\x18\x02 \x01(\x05\x12\x1e\n\x11max_accuracy_drop\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\'\n\x06policy\x18\x04 \x01(\x0b\x32\x17.spiker.v1.SelectPolicyB\x14\n\x12_max_accuracy_drop\"Y\n\x16\x43reateSweepTaskRequest\x12*\n\x08settings\x18\x01 \x01(\x0b\x32\x18.spiker.v1.SweepSettings\x12\x13\n\x0bshard_count\x18\x02 \x01(\x05\"Y\n\tSweepTask\x12\x10\n\x08task_key\x18\x01 \x01(\t\x12\x13\n\x0bshard_count\x18\x02 \x01(\x05\x12\x11\n\tn_configs\x18\x03 \x01(\x05\x12\x12\n\nshard_keys\x18\x04 \x03(\t\"\x99\x01\n\x11MergeSweepRequest\x12\x10\n\x08task_key\x18\x01 \x01(\t\x12\x13\n\x0bshard_count\x18\x02 \x01(\x05\x12\x1e\n\x11max_accuracy_drop\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\'\n\x06policy\x18\x04 \x01(\x0b\x32\x17.spiker.v1.SelectPolicyB\x14\n\x12_max_accuracy_drop\"\xfd\x03\n\x0eOptimizeResult\x12*\n\nsweep_json\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12)\n\tsweep_csv\x18\x02 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12+\n\x0bpareto_plot\x18\x03 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12(\n\x08selected\x18\x04 \x01(\x0b\x32\x16.spiker.v1.OptimParams\x12,\n\x0coptim_params\x18\x05 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\x19\n\x11selected_accuracy\x18\x06 \x01(\x01\x12\x16\n\x0e\x66loat_accuracy\x18\x07 \x01(\x01\x12\x11\n\tn_configs\x18\x08 \x01(\x05\x12\x12\n\nn_feasible\x18\t \x01(\x05\x12\x10\n\x08task_key\x18\n \x01(\t\x12\x17\n\x0fselection_error\x18\x0b \x01(\t\x12)\n\tselection\x18\x0c \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12!\n\x19selected_events_per_cycle\x18\r \x01(\x05\x12\"\n\x1aselected_neurons_per_cycle\x18\x0e \x01(\x05\x12\x18\n\x10selection_reason\x18\x0f \x01(\t\"v\n\x10OptimizeResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.spiker.v1.ProgressEventH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.spiker.v1.OptimizeResultH\x00\x42\x07\n\x05\x65vent2\xec\x01\n\x10OptimizerService\x12\x45\n\x08Optimize\x12\x1a.spiker.v1.OptimizeRequest\x1a\x1b.spiker.v1.OptimizeResponse0\x01\x12J\n\x0f\x43reateSweepTask\x12!.spiker.v1.CreateSweepTaskRequest\x1a\x14.spiker.v1.SweepTask\x12\x45\n\nMergeSweep\x12\x1c.spiker.v1.MergeSweepRequest\x1a\x19.spiker.v1.OptimizeResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'spiker.v1.optimizer_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SWEEPSETTINGS']._serialized_start=65
-  _globals['_SWEEPSETTINGS']._serialized_end=266
-  _globals['_OPTIMIZEREQUEST']._serialized_start=269
-  _globals['_OPTIMIZEREQUEST']._serialized_end=405
-  _globals['_CREATESWEEPTASKREQUEST']._serialized_start=407
-  _globals['_CREATESWEEPTASKREQUEST']._serialized_end=496
-  _globals['_SWEEPTASK']._serialized_start=498
-  _globals['_SWEEPTASK']._serialized_end=587
-  _globals['_MERGESWEEPREQUEST']._serialized_start=589
-  _globals['_MERGESWEEPREQUEST']._serialized_end=701
-  _globals['_OPTIMIZERESULT']._serialized_start=704
-  _globals['_OPTIMIZERESULT']._serialized_end=1073
-  _globals['_OPTIMIZERESPONSE']._serialized_start=1075
-  _globals['_OPTIMIZERESPONSE']._serialized_end=1193
-  _globals['_OPTIMIZERSERVICE']._serialized_start=1196
-  _globals['_OPTIMIZERSERVICE']._serialized_end=1432
+  _globals['_SWEEPSETTINGS']._serialized_end=319
+  _globals['_SELECTPOLICY']._serialized_start=322
+  _globals['_SELECTPOLICY']._serialized_end=497
+  _globals['_OPTIMIZEREQUEST']._serialized_start=500
+  _globals['_OPTIMIZEREQUEST']._serialized_end=677
+  _globals['_CREATESWEEPTASKREQUEST']._serialized_start=679
+  _globals['_CREATESWEEPTASKREQUEST']._serialized_end=768
+  _globals['_SWEEPTASK']._serialized_start=770
+  _globals['_SWEEPTASK']._serialized_end=859
+  _globals['_MERGESWEEPREQUEST']._serialized_start=862
+  _globals['_MERGESWEEPREQUEST']._serialized_end=1015
+  _globals['_OPTIMIZERESULT']._serialized_start=1018
+  _globals['_OPTIMIZERESULT']._serialized_end=1527
+  _globals['_OPTIMIZERESPONSE']._serialized_start=1529
+  _globals['_OPTIMIZERESPONSE']._serialized_end=1647
+  _globals['_OPTIMIZERSERVICE']._serialized_start=1650
+  _globals['_OPTIMIZERSERVICE']._serialized_end=1886
 # @@protoc_insertion_point(module_scope)

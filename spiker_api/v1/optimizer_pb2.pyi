@@ -9,28 +9,48 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SweepSettings(_message.Message):
-    __slots__ = ("model", "net_dict", "dataset", "ranges", "loss")
+    __slots__ = ("model", "net_dict", "dataset", "ranges", "loss", "events_per_cycle", "neurons_per_cycle")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     NET_DICT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     RANGES_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ArtifactRef
     net_dict: _common_pb2.NetDict
     dataset: _common_pb2.DatasetSpec
     ranges: _common_pb2.OptimRanges
     loss: str
-    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., net_dict: _Optional[_Union[_common_pb2.NetDict, _Mapping]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ..., ranges: _Optional[_Union[_common_pb2.OptimRanges, _Mapping]] = ..., loss: _Optional[str] = ...) -> None: ...
+    events_per_cycle: _containers.RepeatedScalarFieldContainer[int]
+    neurons_per_cycle: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., net_dict: _Optional[_Union[_common_pb2.NetDict, _Mapping]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ..., ranges: _Optional[_Union[_common_pb2.OptimRanges, _Mapping]] = ..., loss: _Optional[str] = ..., events_per_cycle: _Optional[_Iterable[int]] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class SelectPolicy(_message.Message):
+    __slots__ = ("objective", "max_lut", "max_ff", "max_bram", "max_cycles")
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    MAX_LUT_FIELD_NUMBER: _ClassVar[int]
+    MAX_FF_FIELD_NUMBER: _ClassVar[int]
+    MAX_BRAM_FIELD_NUMBER: _ClassVar[int]
+    MAX_CYCLES_FIELD_NUMBER: _ClassVar[int]
+    objective: str
+    max_lut: float
+    max_ff: float
+    max_bram: float
+    max_cycles: float
+    def __init__(self, objective: _Optional[str] = ..., max_lut: _Optional[float] = ..., max_ff: _Optional[float] = ..., max_bram: _Optional[float] = ..., max_cycles: _Optional[float] = ...) -> None: ...
 
 class OptimizeRequest(_message.Message):
-    __slots__ = ("settings", "shard_count", "max_accuracy_drop")
+    __slots__ = ("settings", "shard_count", "max_accuracy_drop", "policy")
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     SHARD_COUNT_FIELD_NUMBER: _ClassVar[int]
     MAX_ACCURACY_DROP_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     settings: SweepSettings
     shard_count: int
     max_accuracy_drop: float
-    def __init__(self, settings: _Optional[_Union[SweepSettings, _Mapping]] = ..., shard_count: _Optional[int] = ..., max_accuracy_drop: _Optional[float] = ...) -> None: ...
+    policy: SelectPolicy
+    def __init__(self, settings: _Optional[_Union[SweepSettings, _Mapping]] = ..., shard_count: _Optional[int] = ..., max_accuracy_drop: _Optional[float] = ..., policy: _Optional[_Union[SelectPolicy, _Mapping]] = ...) -> None: ...
 
 class CreateSweepTaskRequest(_message.Message):
     __slots__ = ("settings", "shard_count")
@@ -53,17 +73,19 @@ class SweepTask(_message.Message):
     def __init__(self, task_key: _Optional[str] = ..., shard_count: _Optional[int] = ..., n_configs: _Optional[int] = ..., shard_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MergeSweepRequest(_message.Message):
-    __slots__ = ("task_key", "shard_count", "max_accuracy_drop")
+    __slots__ = ("task_key", "shard_count", "max_accuracy_drop", "policy")
     TASK_KEY_FIELD_NUMBER: _ClassVar[int]
     SHARD_COUNT_FIELD_NUMBER: _ClassVar[int]
     MAX_ACCURACY_DROP_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     task_key: str
     shard_count: int
     max_accuracy_drop: float
-    def __init__(self, task_key: _Optional[str] = ..., shard_count: _Optional[int] = ..., max_accuracy_drop: _Optional[float] = ...) -> None: ...
+    policy: SelectPolicy
+    def __init__(self, task_key: _Optional[str] = ..., shard_count: _Optional[int] = ..., max_accuracy_drop: _Optional[float] = ..., policy: _Optional[_Union[SelectPolicy, _Mapping]] = ...) -> None: ...
 
 class OptimizeResult(_message.Message):
-    __slots__ = ("sweep_json", "sweep_csv", "pareto_plot", "selected", "optim_params", "selected_accuracy", "float_accuracy", "n_configs", "n_feasible", "task_key", "selection_error")
+    __slots__ = ("sweep_json", "sweep_csv", "pareto_plot", "selected", "optim_params", "selected_accuracy", "float_accuracy", "n_configs", "n_feasible", "task_key", "selection_error", "selection", "selected_events_per_cycle", "selected_neurons_per_cycle", "selection_reason")
     SWEEP_JSON_FIELD_NUMBER: _ClassVar[int]
     SWEEP_CSV_FIELD_NUMBER: _ClassVar[int]
     PARETO_PLOT_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +97,10 @@ class OptimizeResult(_message.Message):
     N_FEASIBLE_FIELD_NUMBER: _ClassVar[int]
     TASK_KEY_FIELD_NUMBER: _ClassVar[int]
     SELECTION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    SELECTION_REASON_FIELD_NUMBER: _ClassVar[int]
     sweep_json: _common_pb2.ArtifactRef
     sweep_csv: _common_pb2.ArtifactRef
     pareto_plot: _common_pb2.ArtifactRef
@@ -86,7 +112,11 @@ class OptimizeResult(_message.Message):
     n_feasible: int
     task_key: str
     selection_error: str
-    def __init__(self, sweep_json: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., sweep_csv: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., pareto_plot: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., selected: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., selected_accuracy: _Optional[float] = ..., float_accuracy: _Optional[float] = ..., n_configs: _Optional[int] = ..., n_feasible: _Optional[int] = ..., task_key: _Optional[str] = ..., selection_error: _Optional[str] = ...) -> None: ...
+    selection: _common_pb2.ArtifactRef
+    selected_events_per_cycle: int
+    selected_neurons_per_cycle: int
+    selection_reason: str
+    def __init__(self, sweep_json: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., sweep_csv: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., pareto_plot: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., selected: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., selected_accuracy: _Optional[float] = ..., float_accuracy: _Optional[float] = ..., n_configs: _Optional[int] = ..., n_feasible: _Optional[int] = ..., task_key: _Optional[str] = ..., selection_error: _Optional[str] = ..., selection: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., selected_events_per_cycle: _Optional[int] = ..., selected_neurons_per_cycle: _Optional[int] = ..., selection_reason: _Optional[str] = ...) -> None: ...
 
 class OptimizeResponse(_message.Message):
     __slots__ = ("progress", "result")
