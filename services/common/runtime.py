@@ -32,6 +32,7 @@ from services.common import convert
 from services.common.errors import Cancelled, ErrorInfo, RemoteError, abort, describe_error
 from services.common.jobserver import job_context
 from spiker.store import ArtifactRef, ArtifactStore, LocalStore, S3Store, StoreConfigError
+from spiker.threads import JobCounter
 from spiker_api.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ POLL_S = 0.1
 #: prefix of the one stderr line a sweep worker writes on failure (an ErrorInfo as JSON)
 WORKER_ERROR_PREFIX = "spiker-error: "
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+#: the kwargs key that carries a job process's thread budget to :func:`_child_entry`
+_THREADS_KEY = "__spiker_threads__"
 
 def store_env(store: ArtifactStore) -> dict[str, str]:
     """Environment variables that make ``open_store()`` in a worker process open ``store``.
@@ -66,6 +69,8 @@ class Runtime:
     ``max_jobs`` calls run at once; further calls wait in a queue (reporting ``queued``) until a
     slot is free or they are cancelled. ``work_root`` holds one temporary folder per call.
     ``worker_env`` is how worker processes open the store (default: :func:`store_env`).
+    ``jobs`` counts the jobs running at once: each job process gets ``cores // jobs`` threads
+    (:mod:`spiker.threads`), so the calls and their processes never hold more threads than cores.
     """
 
     def __init__(self, store: ArtifactStore, max_jobs: int = 1, work_root: str | Path | None = None,
@@ -85,6 +90,8 @@ class Runtime:
         self.work_root.mkdir(parents=True, exist_ok=True)
         self._worker_env = dict(worker_env) if worker_env is not None else None
         self.active_pids: set[int] = set()
+        #: the CPU budget: jobs running at once over this runtime's calls
+        self.jobs = JobCounter()
 
     @property
     def worker_env(self) -> dict[str, str]:
@@ -139,6 +146,7 @@ class Call:
             pids = list(self._pids)
         for pid in pids:
             _kill_group(pid)
+        self.runtime.jobs.release(self)
         if self._slot:
             self._slot = False
             self.runtime._gate.release()
@@ -169,6 +177,7 @@ class Call:
         rt = self.runtime
         if rt._gate.acquire(blocking=False):
             self._slot = True
+            rt.jobs.hold(self)
             return
         with rt._lock:
             rt._waiting += 1
@@ -179,6 +188,7 @@ class Call:
             while not rt._gate.acquire(timeout=POLL_S):
                 self.check()
             self._slot = True
+            rt.jobs.hold(self)
         finally:
             with rt._lock:
                 rt._waiting -= 1
@@ -212,6 +222,9 @@ class Call:
         return convert.ref_to_proto(self.store.put_file(path, kind=kind, content_type=content_type))
 
     # -- work -----------------------------------------------------------------------------
+    def _job_kwargs(self, kwargs: Mapping[str, Any], threads: int) -> dict[str, Any]:
+        return {"workdir": str(self.workdir), **kwargs, _THREADS_KEY: threads}
+
     def run_job(self, fn: Callable[..., Any], **kwargs: Any) -> Iterator[common_pb2.ProgressEvent]:
         """Run ``fn(workdir=..., **kwargs)`` in a child process; yields its progress, returns its result.
 
@@ -226,8 +239,10 @@ class Call:
         """Run ``fn(workdir=..., **kwargs)`` for each kwargs in parallel child processes; returns the results.
 
         The children fork from the preloaded job server (:func:`job_context`), so they start with
-        torch and spiker imported. Yields the children's progress and, if ``phase`` is given, one
-        ``phase`` event per finished child. The first failure kills the others and is re-raised.
+        torch and spiker imported. Each child counts as one job of the CPU budget and runs with
+        ``cores // jobs running`` threads (torch, OpenMP, BLAS; ``spiker.threads.budget()`` in it).
+        Yields the children's progress and, if ``phase`` is given, one ``phase`` event per finished child.
+        The first failure kills the others and is re-raised.
         """
         self.check()
         ctx = job_context()
@@ -237,11 +252,12 @@ class Call:
         conns: dict[Any, int] = {}
         results: list[Any] = [None] * total
         done: set[int] = set()
+        threads = self.runtime.jobs.start(self, total)
         try:
             for i, kwargs in enumerate(kwargs_list):
                 recv, send = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_child_entry,
-                                   args=(send, target, {"workdir": str(self.workdir), **kwargs}, str(self.workdir),
+                                   args=(send, target, self._job_kwargs(kwargs, threads), str(self.workdir),
                                          self.runtime.job_memory),
                                    name=f"spiker-{self.stage}-{i}")
                 proc.start()
@@ -250,7 +266,7 @@ class Call:
                 procs.append(proc)
                 conns[recv] = i
                 self._track(proc.pid)
-                log.info("%s: job %s in process %d", self.stage, target, proc.pid)
+                log.info("%s: job %s in process %d (%d thread(s))", self.stage, target, proc.pid, threads)
             while conns:
                 self.check()
                 ready = multiprocessing.connection.wait(list(conns), timeout=POLL_S)
@@ -283,6 +299,7 @@ class Call:
                     raise RuntimeError(f"{self.stage} job process {proc.pid} died (exit code {proc.exitcode})")
             return results
         finally:
+            self.runtime.jobs.finish(self)
             for proc in procs:
                 _kill_group(proc.pid)
                 proc.join(5)
@@ -292,6 +309,9 @@ class Call:
 
 
 def _child_entry(conn: Any, target: str, kwargs: dict[str, Any], workdir: str, memory_limit: int = 0) -> None:
+    from spiker.threads import apply
+
+    apply(kwargs.pop(_THREADS_KEY, 1))  # before the job's first torch/BLAS work
     from services.common.child import child_main
 
     child_main(conn, target, kwargs, workdir, memory_limit)
