@@ -317,3 +317,34 @@ def test_spiker_run_with_a_nir_file_has_no_mismatches_in_ghdl(tmp_path):
     assert report["stages"]["train"]["state"] == "skipped"
     assert report["mismatches"] == 0 and report["samples"] == 8
     assert (out / "vhdl" / "files.txt").is_file()
+
+
+def test_continuous_time_cubalif_and_if_discretisation():
+    dt, tau_syn, tau_mem, r, w_in = 1e-3, 2e-3, 4e-3, 1.5, 2.0
+    rng = np.random.default_rng(3)
+    w0, w1 = rng.normal(0, 4, (4, 5)), rng.normal(0, 4, (3, 4))
+    cuba = nir.CubaLIF(tau_syn=np.full(4, tau_syn), tau_mem=np.full(4, tau_mem), r=np.full(4, r),
+                       v_leak=np.zeros(4), v_threshold=np.ones(4), w_in=np.full(4, w_in))
+    integrate = nir.IF(r=np.full(3, 400.0), v_threshold=np.full(3, 1.5))
+    graph = nir.NIRGraph.from_list(nir.Linear(weight=w0), cuba, nir.Linear(weight=w1), integrate)
+    with pytest.raises(SpecError, match="nir node 'cubalif'.*needs a time step"):
+        snir.load(graph)
+    net = snir.load(graph, dt=dt)
+    assert [(layer.neuron_model, layer.alpha, layer.beta) for layer in net.spec.layers] == [
+        ("syn", 0.5, 0.75), ("if", None, 1.0)]
+    x = _spikes(5, p=0.5)
+    # documented Euler step: current first (gain w_in dt/tau_syn), then membrane (gain r dt/tau_mem)
+    i = v = np.zeros((x.shape[1], 4))
+    u = np.zeros((x.shape[1], 3))
+    fired, out = np.zeros_like(v, bool), []
+    for t in range(x.shape[0]):
+        i = i + dt / tau_syn * (-i + w_in * (x[t].numpy() @ w0.T))
+        v = np.where(fired, 0.0, v + dt / tau_mem * (-v + r * i))  # snnTorch Synaptic: zero reset, delayed
+        fired = v > 1.0
+        u = u + 400.0 * dt * (fired.astype(float) @ w1.T)
+        s = u > 1.5
+        out.append(s)
+        u = np.where(s, 0.0, u)
+    got = net(x).spikes
+    assert got.sum() > 0
+    assert torch.equal(got, torch.from_numpy(np.stack(out)).float())
