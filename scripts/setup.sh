@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in ghdl yosys iverilog; do
+# ghdl-llvm: GHDL's native-code backend, ~1.8x faster simulation than the default mcode (spiker/hdl/tools.py)
+for tool in ghdl ghdl-llvm yosys iverilog; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
 if ((${#need_apt[@]})); then

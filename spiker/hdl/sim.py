@@ -20,15 +20,19 @@ from typing import Any
 
 import numpy as np
 
+from spiker import threads
 from spiker.data import collect as collect_samples
 from spiker.data.checks import check_layout
 from spiker.errors import DataError, ToolError
-from spiker.hdl.tools import find_tool, run_tool
+from spiker.hdl.tools import ghdl_for_simulation, run_tool
 from spiker.progress import heartbeat
 
 log = logging.getLogger(__name__)
 
 GHDL_STD = "--std=08"
+#: GHDL mcode's speed on the testbench: simulated cycles x (inputs + 4 neurons) per second, measured on
+#: the digits net (2-core VM); sizes the expected run time that picks the backend
+MCODE_WORK_PER_S = 3e6
 
 
 @dataclass
@@ -77,6 +81,7 @@ class SimReport:
     workers: int
     optim_params: dict = field(default_factory=dict)
     events_per_cycle: int = 1  # present input spikes a layer visits per cycle in the simulated design
+    ghdl_backend: str = ""  # the GHDL code generator that ran (llvm, gcc or mcode)
     #: with trace=True: the RTL's own per-layer spikes/membranes (golden LayerTrace form), for spiker.plots
     traces: list | None = None
 
@@ -133,7 +138,7 @@ class SimReport:
             "bound_mean": self.bound_mean, "scan_cost_mean": self.scan_cost_mean,
             "ghdl_wall_s": self.ghdl_wall_s, "sim_cycles_per_s": self.sim_cycles_per_s,
             "traced": self.traced, "workers": self.workers, "optim_params": self.optim_params,
-            "events_per_cycle": self.events_per_cycle,
+            "events_per_cycle": self.events_per_cycle, "ghdl_backend": self.ghdl_backend,
             "predictions": self.predictions.tolist(),
         }
 
@@ -239,10 +244,12 @@ def cycle_bound(spikes_steps: int, qnet, neurons_per_cycle: tuple[int, ...] | No
 # -- GHDL ------------------------------------------------------------------------------------
 
 class GhdlBuild:
-    """A design analysed and elaborated once in a work folder."""
+    """A design analysed and elaborated once in a work folder, by the fastest GHDL backend installed
+    (:func:`spiker.hdl.tools.ghdl_for_simulation`; llvm and gcc link an executable here)."""
 
-    def __init__(self, design, folder: Path) -> None:
-        self.ghdl = find_tool("ghdl")
+    def __init__(self, design, folder: Path, expected_seconds: float | None = None) -> None:
+        ghdl = ghdl_for_simulation(expected_seconds=expected_seconds)
+        self.ghdl, self.backend = ghdl.path, ghdl.backend
         self.folder = folder
         design.write(folder)
         for name in design.files:
@@ -393,7 +400,7 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     bound = event_bound(a)
     scan = scan_cost(a, [layer.n_inputs for layer in qnet.layers])
     per_sample = cycle_bound(steps, qnet, getattr(design, "neurons_per_cycle", None))
-    workers = max(1, min(int(workers), n))
+    workers = threads.workers(min(int(workers), n))  # one GHDL process per core of the budget
     shards = np.array_split(np.arange(n), workers)
     # GHDL runs of the testbench simulate roughly >= 1e3 cycles/s per 1e3 neuron-inputs; be generous.
     work = sum(layer.n_inputs + 4 * layer.n_neurons for layer in qnet.layers)
@@ -403,7 +410,8 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     tmp = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-ghdl-"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        build = GhdlBuild(design, tmp)
+        cycles = event_cycles(a, getattr(design, "events_per_cycle", 1)).sum() + n * (len(qnet.layers) + 3)
+        build = GhdlBuild(design, tmp, expected_seconds=float(cycles) * work / MCODE_WORK_PER_S / workers)
 
         def job(i: int) -> _Shard:
             idx = shards[i]
@@ -457,7 +465,7 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
         predictions=preds, counts=counts, golden_predictions=np.asarray(golden.predictions),
         golden_counts=golden.counts, labels=labels, mismatches=len(bad), first_mismatch=first,
         cycles=cycles, bound=bound, scan_cost=scan, ghdl_wall_s=wall, simulated_cycles=total_cycles,
-        traced=trace, workers=workers, optim_params=qnet.config.to_dict(),
+        traced=trace, workers=workers, optim_params=qnet.config.to_dict(), ghdl_backend=build.backend,
         events_per_cycle=getattr(design, "events_per_cycle", 1),
         traces=rtl_traces(traces, golden.traces, n, steps) if trace else None)
     log.info("simulation: %s", report)
