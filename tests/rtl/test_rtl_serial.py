@@ -49,7 +49,7 @@ def _step_cycles(a: int, n_groups: int, events: int) -> int:
     from spiker.hdl.sim import layer_step_cycles
 
     if n_groups == 1:  # snn_layer_tm with one group: pass 0 only, plus the accept cycle
-        return int(layer_step_cycles(np.array(a), 1, events)) + 1
+        return max(-(-a // events), 1) + 1
     return int(layer_step_cycles(np.array(a), n_groups, events))
 
 

@@ -40,27 +40,38 @@ begin
   banks : for b in 0 to N_BANKS - 1 generate
     constant FIRST : natural := b * PER_BANK;
     constant COUNT : positive := minimum(PER_BANK, P - FIRST);
-    type rom_t is array (0 to DEPTH - 1) of std_logic_vector(COUNT * WB - 1 downto 0);
-    function contents return rom_t is
-      variable r : rom_t;
-      variable n : natural;
+    subtype word_t is std_logic_vector(COUNT * WB - 1 downto 0);
+    type rom_u is array (natural range <>) of word_t;
+    subtype rom_t is rom_u(0 to DEPTH - 1);
+    -- words lo .. hi, built in halves: a function-local array of a big ROM would exceed GHDL's
+    -- stack limit for declarations (--max-stack-alloc, 128 KB), while results are not limited
+    function leaf(lo, hi : natural) return rom_u is
+      variable r : rom_u(lo to hi);
+      variable n, i, g : natural;
     begin
-      for i in 0 to N_IN - 1 loop
-        for g in 0 to NG - 1 loop
-          for j in 0 to COUNT - 1 loop
-            n := g * P + FIRST + j;
-            if n < N_OUT then
-              r(i * NG + g)((j + 1) * WB - 1 downto j * WB) :=
-                std_logic_vector(to_signed(WEIGHTS(WEIGHTS'low + i * N_OUT + n), WB));
-            else
-              r(i * NG + g)((j + 1) * WB - 1 downto j * WB) := (others => '0');
-            end if;
-          end loop;
+      for a in lo to hi loop
+        i := a / NG;
+        g := a mod NG;
+        for j in 0 to COUNT - 1 loop
+          n := g * P + FIRST + j;
+          if n < N_OUT then
+            r(a)((j + 1) * WB - 1 downto j * WB) :=
+              std_logic_vector(to_signed(WEIGHTS(WEIGHTS'low + i * N_OUT + n), WB));
+          else
+            r(a)((j + 1) * WB - 1 downto j * WB) := (others => '0');
+          end if;
         end loop;
       end loop;
       return r;
     end function;
-    constant ROM : rom_t := contents;
+    function contents(lo, hi : natural) return rom_u is
+    begin
+      if hi - lo >= 256 then
+        return contents(lo, (lo + hi) / 2) & contents((lo + hi) / 2 + 1, hi);
+      end if;
+      return leaf(lo, hi);
+    end function;
+    constant ROM : rom_t := contents(0, DEPTH - 1);
     signal q, q2 : std_logic_vector(COUNT * WB - 1 downto 0) := (others => '0');
   begin
     process (clk)
@@ -109,17 +120,19 @@ end entity;
 
 architecture rtl of snn_layer_tm_ram is
   type ram_t is array (0 to DEPTH - 1) of std_logic_vector(WIDTH - 1 downto 0);
-  signal mem : ram_t := (others => (others => '0'));
   signal q : std_logic_vector(WIDTH - 1 downto 0) := (others => '0');
 begin
+  -- the memory is a process variable: a signal array this deep makes GHDL's simulation
+  -- allocate a temporary of the whole array per write (over GHDL's stack limit)
   process (clk)
+    variable mem : ram_t := (others => (others => '0'));
   begin
     if rising_edge(clk) then
-      if we = '1' and to_integer(waddr) < DEPTH then
-        mem(to_integer(waddr)) <= wdata;
-      end if;
       if to_integer(raddr) < DEPTH then
-        q <= mem(to_integer(raddr));
+        q <= mem(to_integer(raddr));        -- read first: the word before this cycle's write
+      end if;
+      if we = '1' and to_integer(waddr) < DEPTH then
+        mem(to_integer(waddr)) := wdata;
       end if;
     end if;
   end process;
