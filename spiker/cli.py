@@ -34,6 +34,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = load_flow_spec(args.spec)
     out = _out_dir(args, spec)
     _, history = stages.train(spec, out, progress=not args.quiet)
+    if spec.model is not None:
+        print(f"no training: model from {spec.model.nir}; model in {out / 'model.pt'}")
+        return 0
     print(f"test accuracy {history.final_test_accuracy:.4f} after {len(history.epoch)} epochs "
           f"({history.wall_time:.1f}s training); model in {out / 'model.pt'}")
     return 0
