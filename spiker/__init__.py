@@ -7,7 +7,7 @@ The public API is the seed README's::
 
 import logging
 
-from spiker import data
+from spiker import data, nir, plots
 from spiker.errors import DataError, InfeasibleConfigError, SpecError, SpikerError, ToolError
 from spiker.golden import FixedPointConfig, QuantizedNet, quantize
 from spiker.hdl import Design, SimReport, VhdlGenerator
@@ -22,5 +22,5 @@ __version__ = "0.1.0"
 __all__ = [
     "DataError", "Design", "FixedPointConfig", "History", "InfeasibleConfigError", "NetBuilder", "NetSpec", "Optimizer",
     "QuantizedNet", "SpecError", "SpikerError", "SpikingNet", "SweepResult", "ToolError", "Trainer", "data",
-    "quantize", "SimReport", "VhdlGenerator",
+    "quantize", "SimReport", "VhdlGenerator", "nir", "plots",
 ]
