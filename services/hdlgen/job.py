@@ -42,18 +42,26 @@ def read_tar(path: Path) -> dict[str, str]:
 
 
 def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimate_resources: bool,
-                 ) -> dict[str, Any]:
-    """Generate the design, write it as a tar; optionally estimate resources."""
+                 events_per_cycle: int | None = None, neurons_per_cycle: Any = None) -> dict[str, Any]:
+    """Generate the design, write it as a tar; optionally estimate resources.
+
+    ``events_per_cycle`` (None: the generator's default) and ``neurons_per_cycle`` are
+    VhdlGenerator's knobs.
+    """
     out = Path(workdir) / "out"
     snn = SpikingNet.load(model)
-    design = VhdlGenerator(snn, optim_params).generate()
+    knobs: dict[str, Any] = {"neurons_per_cycle": neurons_per_cycle}
+    if events_per_cycle is not None:
+        knobs["events_per_cycle"] = events_per_cycle
+    design = VhdlGenerator(snn, optim_params, **knobs).generate()
     folder = out / "vhdl"
     design.write(folder)
     names = list(design.files)
     report("generated", f"{len(names)} VHDL files for {design.top}", len(names), len(names))
     result: dict[str, Any] = {"tar": str(write_tar(folder, names, out / "vhdl.tar")), "files": names,
                               "top": design.top, "optim_params": design.quantized.config.to_dict(),
-                              "resources": None}
+                              "events_per_cycle": design.events_per_cycle,
+                              "neurons_per_cycle": list(design.neurons_per_cycle or []), "resources": None}
     if estimate_resources:
         report("synthesizing", "GHDL + yosys resource estimate")
         resources = design.estimate_resources().to_dict()

@@ -14,7 +14,7 @@ from spiker_api.v1 import hdlgen_pb2, hdlgen_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-FIELD_MAP = {"optim_params": "optim_params"}
+FIELD_MAP = {"optim_params": "optim_params", "neurons_per_cycle": "neurons_per_cycle"}
 SERVICE_NAME = hdlgen_pb2.DESCRIPTOR.services_by_name["HdlgenService"].full_name
 
 
@@ -32,14 +32,24 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
             raise FieldError("optim_params", "is required (weights_bw, neurons_bw, fp_dec)")
         model = convert.ref_from_proto(request.model, "model")
         params = convert.optim_params_from_proto(request.optim_params)
+        if request.events_per_cycle not in (0, 1, 2):
+            raise FieldError("events_per_cycle", f"must be 1 or 2 (0: default), got {request.events_per_cycle}")
+        units = list(request.neurons_per_cycle)
+        if any(p < 0 for p in units):
+            raise FieldError("neurons_per_cycle", f"entries must be >= 0 (0: fully parallel), got {units}")
+        # one entry: every layer; several: one per layer (0 = fully parallel); the generator checks the ranges
+        npc = (units[0] or None) if len(units) == 1 else [p or None for p in units] if units else None
         call.require(model, "model")
         yield from call.wait_turn()
         path = call.fetch(model, "model.pt", "model")
         out = yield from call.run_job(generate_job, model=str(path), optim_params=params,
-                                      estimate_resources=request.estimate_resources)
+                                      estimate_resources=request.estimate_resources,
+                                      events_per_cycle=request.events_per_cycle or None, neurons_per_cycle=npc)
         result = hdlgen_pb2.GenerateResult(vhdl_tar=call.put(out["tar"], "vhdl", "application/x-tar"),
                                            files=out["files"], top_entity=out["top"],
-                                           optim_params=convert.optim_params_to_proto(out["optim_params"]))
+                                           optim_params=convert.optim_params_to_proto(out["optim_params"]),
+                                           neurons_per_cycle=out["neurons_per_cycle"],
+                                           events_per_cycle=out["events_per_cycle"])
         if out["resources"] is not None:
             res = out["resources"]
             result.resources.report.CopyFrom(call.put(res["path"], "resources", "application/json"))

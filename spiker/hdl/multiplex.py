@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from spiker.errors import SpecError
+
 log = logging.getLogger(__name__)
 
 
@@ -21,9 +23,9 @@ def n_groups(n_neurons: int, neurons_per_cycle: int) -> int:
 
 def _check(value: Any, key: str, n: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{key} must be an integer 1..{n}, got {value!r}")
+        raise SpecError(key, f"must be an integer 1..{n}, got {value!r}")
     if not 1 <= value <= n:
-        raise ValueError(f"{key}={value} is outside 1..{n} (the layer's neurons)")
+        raise SpecError(key, f"{value} is outside 1..{n} (the layer's neurons)")
     return int(value)
 
 
@@ -34,7 +36,7 @@ def resolve_neurons_per_cycle(sizes: Sequence[int], value: Any = None,
     ``value``: None (every layer fully parallel), an int (every layer; a layer with fewer
     neurons is fully parallel), a sequence with one entry per layer (None = fully parallel),
     or a mapping from layer index or name (``layer_0``) to P, missing layers fully parallel.
-    Errors name the offending key, e.g. ``neurons_per_cycle.layer_1``.
+    Errors (:class:`~spiker.errors.SpecError`) name the offending key, e.g. ``neurons_per_cycle.layer_1``.
     """
     sizes = [int(n) for n in sizes]
     names = list(names) if names is not None else [f"layer_{i}" for i in range(len(sizes))]
@@ -42,7 +44,7 @@ def resolve_neurons_per_cycle(sizes: Sequence[int], value: Any = None,
         return tuple(sizes)
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
-            raise ValueError(f"neurons_per_cycle must be >= 1, got {value}")
+            raise SpecError("neurons_per_cycle", f"must be >= 1, got {value}")
         capped = tuple(min(value, n) for n in sizes)
         if any(value > n for n in sizes):
             log.info("neurons_per_cycle=%d: layers with fewer neurons are fully parallel (%s)", value, capped)
@@ -55,14 +57,14 @@ def resolve_neurons_per_cycle(sizes: Sequence[int], value: Any = None,
             elif isinstance(key, str) and key in names:
                 i = names.index(key)
             else:
-                raise ValueError(f"neurons_per_cycle.{key}: unknown layer; allowed: {', '.join(names)}")
+                raise SpecError(f"neurons_per_cycle.{key}", f"unknown layer; allowed: {', '.join(names)}")
             if p is not None:
                 out[i] = _check(p, f"neurons_per_cycle.{names[i]}", sizes[i])
         return tuple(out)
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != len(sizes):
-            raise ValueError(f"neurons_per_cycle has {len(value)} entries for {len(sizes)} layers")
+            raise SpecError("neurons_per_cycle", f"has {len(value)} entries for {len(sizes)} layers")
         return tuple(sizes[i] if p is None else _check(p, f"neurons_per_cycle.{names[i]}", sizes[i])
                      for i, p in enumerate(value))
-    raise ValueError(f"neurons_per_cycle must be an int, a list per layer or a mapping layer -> int, "
-                     f"got {type(value).__name__}")
+    raise SpecError("neurons_per_cycle", f"must be an int, a list per layer or a mapping layer -> int, "
+                                         f"got {type(value).__name__}")

@@ -9,14 +9,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "optim_params", "estimate_resources")
+    __slots__ = ("model", "optim_params", "estimate_resources", "events_per_cycle", "neurons_per_cycle")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
     ESTIMATE_RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ArtifactRef
     optim_params: _common_pb2.OptimParams
     estimate_resources: bool
-    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ...) -> None: ...
+    events_per_cycle: int
+    neurons_per_cycle: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ResourceEstimate(_message.Message):
     __slots__ = ("counts", "report")
@@ -34,18 +38,22 @@ class ResourceEstimate(_message.Message):
     def __init__(self, counts: _Optional[_Mapping[str, int]] = ..., report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
-    __slots__ = ("vhdl_tar", "files", "optim_params", "top_entity", "resources")
+    __slots__ = ("vhdl_tar", "files", "optim_params", "top_entity", "resources", "neurons_per_cycle", "events_per_cycle")
     VHDL_TAR_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
     TOP_ENTITY_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     vhdl_tar: _common_pb2.ArtifactRef
     files: _containers.RepeatedScalarFieldContainer[str]
     optim_params: _common_pb2.OptimParams
     top_entity: str
     resources: ResourceEstimate
-    def __init__(self, vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., files: _Optional[_Iterable[str]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., top_entity: _Optional[str] = ..., resources: _Optional[_Union[ResourceEstimate, _Mapping]] = ...) -> None: ...
+    neurons_per_cycle: _containers.RepeatedScalarFieldContainer[int]
+    events_per_cycle: int
+    def __init__(self, vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., files: _Optional[_Iterable[str]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., top_entity: _Optional[str] = ..., resources: _Optional[_Union[ResourceEstimate, _Mapping]] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., events_per_cycle: _Optional[int] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("progress", "result")
