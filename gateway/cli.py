@@ -32,6 +32,8 @@ from spiker.cli import UsageError
 log = logging.getLogger(__name__)
 
 GATEWAY_ENV = "SPIKER_GATEWAY"
+#: default port of the web run browser (``spiker gateway``/``spiker up``)
+WEB_PORT = 50080
 TOKEN_ENV = "SPIKER_TOKEN"
 
 
@@ -90,6 +92,26 @@ def _progress_text(p: Any) -> str:
     return text
 
 
+def event_text(ev: Any) -> str | None:
+    """The plain line of a RunEvent (``None`` for the summary): the CLI's lines and the web page's log."""
+    from gateway.client import state_name
+
+    kind = ev.WhichOneof("event")
+    if kind == "state_change":
+        c = ev.state_change
+        queue = f" (queue position {c.queue_position})" if c.queue_position else ""
+        return f"run {ev.run_id}: {c.message or state_name(c.state)}{queue}"
+    if kind == "stage_started":
+        s = ev.stage_started
+        return f"{s.stage}: " + ("cache lookup" if s.attempt == 0 else "started" if s.attempt == 1
+                                 else f"attempt {s.attempt} (retry)")
+    if kind == "progress":
+        return f"{ev.progress.stage}: {_progress_text(ev.progress)}"
+    if kind == "stage_finished":
+        return _stage_line(ev.stage_finished)
+    return None
+
+
 class LineView:
     """A run's events as plain lines on stderr (no redraws): for logs, pipes and CI.
 
@@ -125,24 +147,14 @@ class LineView:
                 self.write(", ".join(f"{name}: running, {now - t0:.0f} s" for name, t0 in stages.items()))
 
     def event(self, ev: Any) -> None:
-        from gateway.client import state_name
-
         kind = ev.WhichOneof("event")
-        if kind == "state_change":
-            c = ev.state_change
-            queue = f" (queue position {c.queue_position})" if c.queue_position else ""
-            message = c.message or state_name(c.state)
-            self.write(f"run {ev.run_id}: {message}{queue}")
-        elif kind == "stage_started":
-            s = ev.stage_started
-            self.running.setdefault(s.stage, time.monotonic())
-            self.write(f"{s.stage}: " + ("cache lookup" if s.attempt == 0 else "started" if s.attempt == 1
-                                          else f"attempt {s.attempt} (retry)"))
-        elif kind == "progress":
-            self.write(f"{ev.progress.stage}: {_progress_text(ev.progress)}")
+        if kind == "stage_started":
+            self.running.setdefault(ev.stage_started.stage, time.monotonic())
         elif kind == "stage_finished":
             self.running.pop(ev.stage_finished.name, None)
-            self.write(_stage_line(ev.stage_finished))
+        text = event_text(ev)
+        if text is not None:
+            self.write(text)
 
     def close(self) -> None:
         self._stop.set()
@@ -417,14 +429,28 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     tokens = TokenAuth(tokens, args.tokens)  # SIGHUP re-reads the file
     signal.signal(signal.SIGHUP, lambda *_: tokens.reload())
     limits = Limits(max_concurrent_runs=args.max_runs, max_upload_bytes=args.max_upload_mb * 1024 * 1024)
-    server = build_gateway(open_store(args.store), targets, tokens, host=args.host, port=args.port,
+    store = open_store(args.store)
+    server = build_gateway(store, targets, tokens, host=args.host, port=args.port,
                            limits=limits, tls_cert=args.tls_cert, tls_key=args.tls_key)
     print(f"spiker gateway: listening on {args.host}:{server.port}", flush=True)
+    web = None
+    if args.web_port >= 0:  # the run browser: same run manager, tokens and store, its own port
+        from gateway.web import start_web
+
+        try:
+            web = start_web(server.manager, tokens, store, host=args.web_host or args.host, port=args.web_port)
+        except OSError:
+            server.stop(1.0)
+            raise UsageError(f"web run browser: cannot listen on {args.web_host or args.host}:{args.web_port}") \
+                from None
+        print(f"spiker gateway: run browser on {web.url}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(0.5):
         pass
+    if web is not None:
+        web.stop()
     server.stop(2.0)
     return 0
 
@@ -444,7 +470,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     services_cmd = [sys.executable, "-m", "spiker.serve", "serve", "all", "--host", "127.0.0.1",
                     "--port", str(args.services_port), "--max-jobs", str(args.max_jobs), *store]
     gateway_cmd = [sys.executable, "-m", "gateway.cli", "gateway", "--host", args.host, "--port", str(args.port),
-                   "--services", f"127.0.0.1:{args.services_port}", "--max-runs", str(args.max_runs), *store]
+                   "--services", f"127.0.0.1:{args.services_port}", "--max-runs", str(args.max_runs),
+                   "--web-port", str(args.web_port), *store]
     if args.tokens:
         gateway_cmd += ["--tokens", args.tokens]
     for flag in ("tls_cert", "tls_key"):
@@ -453,7 +480,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     procs = [subprocess.Popen(services_cmd, env=env)]
     procs.append(subprocess.Popen(gateway_cmd, env=env))
     print(f"spiker up: services pid {procs[0].pid} on 127.0.0.1:{args.services_port}, gateway pid "
-          f"{procs[1].pid} on {args.host}:{args.port}", flush=True)
+          f"{procs[1].pid} on {args.host}:{args.port}"
+          + (f", run browser on http://{args.host}:{args.web_port}" if args.web_port >= 0 else ""), flush=True)
     if token:
         print(f"spiker up: token {token} (export {TOKEN_ENV}={token})", flush=True)
     stopping = {"flag": False}
@@ -496,6 +524,12 @@ def _tokens(path: str | None) -> dict[str, str]:
         raise UsageError(f"bad tokens: {exc}") from None
 
 
+def _web_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--web-port", type=int, default=WEB_PORT,
+                   help=f"port of the web run browser (default {WEB_PORT}; 0: any free port; -1: none)")
+    p.add_argument("--web-host", help="bind address of the run browser (default: --host)")
+
+
 def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gateway", help=f"gateway address HOST:PORT (default ${GATEWAY_ENV})")
     p.add_argument("--token-file", help="file whose first line is your bearer token (else $SPIKER_TOKEN)")
@@ -522,6 +556,8 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("--tokens", help="token file: lines 'TOKEN USER' (else $SPIKER_GATEWAY_TOKENS, else one "
                                     "random token is printed)")
     p.add_argument("--max-runs", type=int, default=2, help="runs at once; more queue (default 2)")
+    p.add_argument("--web-port", type=int, default=WEB_PORT, help=f"port of the web run browser (default "
+                   f"{WEB_PORT}; -1: none)")
     p.add_argument("--max-jobs", type=int, default=2, help="stage jobs at once (default 2)")
     p.add_argument("--tls-cert", help="TLS certificate (PEM) of the gateway")
     p.add_argument("--tls-key", help="TLS private key (PEM) of the gateway")
@@ -536,6 +572,7 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("--store", help="local store directory when SPIKER_S3_ENDPOINT is unset")
     p.add_argument("--tokens", help="token file: lines 'TOKEN USER' (also $SPIKER_GATEWAY_TOKENS)")
     p.add_argument("--max-runs", type=int, default=2, help="runs at once; more queue FIFO (default 2)")
+    _web_args(p)
     p.add_argument("--max-upload-mb", type=int, default=64, help="largest dataset upload (default 64 MiB)")
     p.add_argument("--tls-cert", help="TLS certificate (PEM)")
     p.add_argument("--tls-key", help="TLS private key (PEM)")

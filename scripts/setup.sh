@@ -10,6 +10,9 @@ need_apt=()
 for tool in ghdl ghdl-llvm yosys iverilog; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
+# chromium + chromium-driver: the web run browser's test drives a real headless browser (Selenium)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]} (Debian packages)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

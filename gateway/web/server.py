@@ -1,0 +1,54 @@
+"""Serve the run browser with uvicorn on its own port, in a thread of the gateway process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from gateway.auth import TokenAuth
+from gateway.runs import RunManager
+from spiker.store import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+
+class WebServer:
+    """A running uvicorn server; ``url`` is where the browser goes."""
+
+    def __init__(self, server: object, thread: threading.Thread, host: str, port: int) -> None:
+        self._server = server
+        self._thread = thread
+        self.host = host
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._server.should_exit = True  # type: ignore[attr-defined]
+        self._thread.join(timeout)
+
+
+def start_web(manager: RunManager, auth: TokenAuth, store: ArtifactStore, host: str = "127.0.0.1",
+              port: int = 0, timeout: float = 30.0) -> WebServer:
+    """Start the run browser on ``host:port`` (0: a free port); returns once it accepts connections."""
+    import uvicorn
+
+    from gateway.web.app import create_app
+
+    config = uvicorn.Config(create_app(manager, auth, store), host=host, port=port, log_level="warning",
+                            lifespan="off", access_log=False, server_header=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="gateway-web", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise OSError(f"web run browser: cannot serve on {host}:{port}")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    log.info("web run browser on http://%s:%d", host, bound)
+    return WebServer(server, thread, host, bound)

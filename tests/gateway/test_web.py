@@ -1,0 +1,125 @@
+"""The web run browser: token login (cookie session), isolation, files, live events; a real headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from gw_support import ALICE, BOB, TOKENS, tiny_spec
+from starlette.testclient import TestClient
+
+from gateway.auth import TokenAuth
+from gateway.client import GatewayClient
+from gateway.web import start_web
+from gateway.web.app import create_app
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def _login(client: TestClient, token: str) -> None:
+    r = client.post("/login", data={"token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/runs", r.text
+
+
+def test_login_sessions_and_isolation(offline_gateway) -> None:  # noqa: ANN001
+    with GatewayClient(offline_gateway.target, ALICE) as alice:
+        run_id = alice.submit(tiny_spec()).run_id  # fails fast (no services), but it is alice's run
+        alice.wait(run_id, timeout=60)
+    app = create_app(offline_gateway.manager, TokenAuth(TOKENS), offline_gateway.manager.store)
+    with TestClient(app, base_url="http://127.0.0.1") as anon:
+        r = anon.get("/runs", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+        assert anon.get(f"/api/runs/{run_id}/events").status_code == 401
+        r = anon.post("/login", data={"token": "tok-nobody-0123456789-0123456789-xx"})
+        assert r.status_code == 401 and "unknown token" in r.text
+        assert "spiker_session" not in anon.cookies
+    with TestClient(app, base_url="http://127.0.0.1") as web:
+        _login(web, ALICE)
+        cookie = web.cookies["spiker_session"]
+        page = web.get("/runs")
+        assert page.status_code == 200 and run_id in page.text and "failed" in page.text
+        page = web.get(f"/runs/{run_id}")
+        assert page.status_code == 200 and "Progress log" in page.text
+        events = web.get(f"/api/runs/{run_id}/events").json()
+        assert events["final"] and events["state"] == "failed" and any("queued" in ln for ln in events["lines"])
+        assert web.get(f"/api/runs/{run_id}/events?after={events['next']}").json()["lines"] == []
+        assert web.get(f"/runs/{run_id}/files/record").json()["owner"] == "alice"
+        assert web.get(f"/runs/{run_id}/files/tokens").status_code == 404
+        assert web.get(f"/runs/{run_id}/files/..%2F..%2Fetc%2Fpasswd").status_code == 404
+        web.post("/logout")
+        assert web.get("/runs", follow_redirects=False).status_code == 303
+    with TestClient(app, base_url="http://127.0.0.1") as bob:
+        _login(bob, BOB)
+        assert run_id not in bob.get("/runs").text
+        for path in (f"/runs/{run_id}", f"/runs/{run_id}/files/record", f"/runs/{run_id}/vhdl.zip",
+                     f"/api/runs/{run_id}/events"):
+            assert bob.get(path).status_code == 404, path
+        assert bob.post(f"/runs/{run_id}/cancel").status_code == 404
+    with TestClient(create_app(offline_gateway.manager, TokenAuth({BOB: "bob"}), offline_gateway.manager.store),
+                    base_url="http://127.0.0.1") as revoked:
+        revoked.cookies.set("spiker_session", cookie)
+        assert revoked.get("/runs", follow_redirects=False).status_code == 303  # another secret: no session
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (setup.sh)")
+def test_browser_login_run_page_plot_and_vhdl_zip(finished_runs, session_store, tmp_path: Path) -> None:  # noqa: ANN001
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    gw, alice_run, bob_run = finished_runs
+    web = start_web(gw.manager, TokenAuth(TOKENS), session_store, port=0)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1700", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        driver.set_page_load_timeout(60)
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        wait = WebDriverWait(driver, 30)
+        driver.get(f"{web.url}/runs")
+        wait.until(ec.presence_of_element_located((By.ID, "token"))).send_keys(ALICE)
+        driver.find_element(By.ID, "login").click()
+        table = wait.until(ec.presence_of_element_located((By.ID, "runs")))
+        assert alice_run in table.text and bob_run not in table.text and "succeeded" in table.text
+        driver.find_element(By.LINK_TEXT, alice_run).click()
+        wait.until(ec.presence_of_element_located((By.ID, "report")))
+        plot = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "img.plot")))
+        wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot))
+        assert driver.execute_script("return arguments[0].naturalWidth", plot) > 0
+        wait.until(lambda d: "succeeded" in d.find_element(By.ID, "progress").get_attribute("textContent"))  # polled
+        assert "mismatches" in driver.find_element(By.ID, "report").text
+        shot = Path(os.environ.get("SPIKER_WEB_SCREENSHOT", tmp_path / "run-page.png"))
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        driver.find_element(By.ID, "vhdl-zip").click()
+        deadline = time.monotonic() + 30
+        while not list(downloads.glob("*.zip")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (archive,) = list(downloads.glob("*.zip"))
+        with zipfile.ZipFile(io.BytesIO(archive.read_bytes())) as zf:
+            names = zf.namelist()
+            order = zf.read(f"{alice_run}/vhdl/files.txt").decode().split()
+        assert order and all(f"{alice_run}/vhdl/{n}" in names for n in order)
+        driver.find_element(By.LINK_TEXT, order[-1]).click()  # browse one VHDL file
+        assert "entity" in wait.until(ec.presence_of_element_located((By.ID, "code"))).text.lower()
+        driver.get(f"{web.url}/runs/{bob_run}")
+        assert "no such run" in driver.page_source
+    finally:
+        driver.quit()
+        web.stop()
