@@ -27,7 +27,8 @@ def plot_sweep(result: SweepResult, path: str | Path, selection: Selection | Non
     accs = [c.row.accuracy for c in cands]
     top = max([result.float_accuracy, *accs]) if accs else result.float_accuracy
     low_ref = floor if floor is not None else result.float_accuracy
-    bottom = min(max(min(accs, default=0.0), low_ref - 0.12), low_ref) - 0.01
+    band = max(0.03, 2 * (result.float_accuracy - low_ref))  # the floor and a band below it
+    bottom = min(max(min(accs, default=0.0), low_ref - band), low_ref) - 0.005
     hidden = sum(1 for a in accs if a < bottom)
     wbs = sorted({c.row.weights_bw for c in cands}) or [0]
     bounds = [w - 0.5 for w in wbs] + [wbs[-1] + 0.5]
@@ -50,7 +51,10 @@ def plot_sweep(result: SweepResult, path: str | Path, selection: Selection | Non
                     lw=1.2, alpha=0.8)
             ax.plot([getattr(c.hw, cost) for c in front], [c.row.accuracy for c in front], "o", mfc="none",
                     mec="red", ms=8, mew=1.0)
-            for c in front[-4:]:
+            chosen = selection.candidate if selection is not None else None
+            for c in front[-5:]:
+                if chosen is not None and c.row.key == chosen.row.key and c.hw == chosen.hw:
+                    continue
                 ax.annotate(c.label(), (getattr(c.hw, cost), c.row.accuracy), fontsize=7, color="darkred",
                             textcoords="offset points", xytext=(4, 4))
         ax.axhline(result.float_accuracy, color="gray", ls="--", lw=1)
