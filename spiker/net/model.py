@@ -14,7 +14,7 @@ from torch import nn
 
 from spiker.data.checks import looks_batch_first
 from spiker.errors import DataError, SpecError
-from spiker.net.spec import NetSpec, leak_from_shift, realise_leak
+from spiker.net.spec import NetSpec, leak_from_shift, realise_leak, user_stacklevel
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ class SpikingNet(nn.Module):
         if looks_batch_first(x.shape, self.spec.n_cycles):
             warnings.warn(f"input {list(x.shape)} looks batch-first [B, T, n] for a net with n_cycles="
                           f"{self.spec.n_cycles}; it runs as {x.shape[0]} time steps (spiker is time-first "
-                          "[T, B, n]: transpose it with x.transpose(0, 1))", stacklevel=3)
+                          "[T, B, n]: transpose it with x.transpose(0, 1))",
+                          stacklevel=user_stacklevel(("spiker", "torch")))
         if not x.is_floating_point():
             x = x.float()
         return x

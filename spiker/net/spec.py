@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -48,6 +49,15 @@ _LAYER_KEYS = (
     "reset_mechanism",
 )
 _LAYER_RE = re.compile(r"^layer_(\d+)$")
+
+
+def user_stacklevel(skip: tuple[str, ...] = ("spiker",)) -> int:
+    """The ``stacklevel`` for ``warnings.warn`` that points at the first caller outside the
+    ``skip`` packages (spiker; torch too for a warning from a module's forward)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] in skip:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class LeakSnapWarning(UserWarning):
@@ -199,7 +209,7 @@ def realise_leak(value: float, key: str, strict: bool) -> int:
         message = (f"{key}={value} is not realisable in hardware; snapped to {realised} (v - (v >> {shift})); "
                    "use a beta of 1 - 2^-k or strict=True to reject it")
         log.warning("%s", message)
-        warnings.warn(message, LeakSnapWarning, stacklevel=2)
+        warnings.warn(message, LeakSnapWarning, stacklevel=user_stacklevel())
     return shift
 
 
