@@ -12,6 +12,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.lib import format as npformat
 
+from spiker.data.checks import is_spikes
 from spiker.errors import DataError
 
 BUILTIN = ("digits", "mnist1d")
@@ -182,6 +183,6 @@ def npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0) -> Split:
         x_train, y_train, x_test, y_test = x[~is_test], y[~is_test], x[is_test], y[is_test]
     else:
         x_train, y_train, x_test, y_test = _seeded_split(x, y, test_fraction, seed)
-    if not np.isin(x, (0, 1)).all():
+    if not is_spikes(x):
         x_train, x_test = _minmax(x_train.astype(np.float32), x_test.astype(np.float32))
     return Split(x_train, y_train, x_test, y_test, n_classes=int(y.max()) + 1)

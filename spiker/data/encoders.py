@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spiker.data.checks import is_spikes
 from spiker.errors import DataError
 
 ENCODINGS = ("rate", "threshold", "delta", "spikes")
@@ -37,7 +38,7 @@ def encode(x: np.ndarray, n_cycles: int, encoding: str = "rate", seed: int = 0,
         raise DataError(f"unknown encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}")
     x = np.asarray(x)
     if encoding == "spikes":
-        if x.ndim != 3 or not np.isin(x, (0, 1)).all():
+        if x.ndim != 3 or not is_spikes(x):
             raise DataError("encoding 'spikes' needs 0/1 data of shape [N, T, n_inputs]")
         return _per_step(x, n_cycles).astype(np.uint8)
     x = _per_step(x.astype(np.float32), n_cycles)
