@@ -42,6 +42,7 @@ from spiker.optimize.cost_model import (  # noqa: E402
     median,
     relative_error,
     rtl_version,
+    shapes_of_quantized,
 )
 
 log = logging.getLogger("fit_cost_model")
@@ -167,6 +168,7 @@ def measure(points: list[dict], version: str, timeout: float) -> None:
         seconds = time.perf_counter() - started
         record = {"id": point_id(p), "rtl": version, "design": digest, **p, "sizes": qnet.spec.sizes,
                   "n_cycles": qnet.spec.n_cycles, "models": [la.neuron_model for la in qnet.spec.layers],
+                  "reg_bits": [sh.reg_bits for sh in shapes_of_quantized(qnet)],
                   "lut": res.lut, "ff": res.ff, "bram": res.bram, "dsp": res.dsp, "carry": res.carry,
                   "lutram": res.lutram, "seconds": round(seconds, 1)}
         data = load_data()
@@ -179,7 +181,8 @@ def measure(points: list[dict], version: str, timeout: float) -> None:
 def shapes(point: dict) -> list[LayerShape]:
     sizes = point["sizes"]
     models = point.get("models") or ["lif"] * (len(sizes) - 1)
-    return [LayerShape(sizes[i], sizes[i + 1], models[i]) for i in range(len(sizes) - 1)]
+    regs = point.get("reg_bits") or [None] * (len(sizes) - 1)
+    return [LayerShape(sizes[i], sizes[i + 1], models[i], regs[i]) for i in range(len(sizes) - 1)]
 
 
 def features(point: dict, bram_min_bits: float) -> tuple[dict, dict, float]:

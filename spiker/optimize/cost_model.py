@@ -47,11 +47,14 @@ EVENTS = (1, 2)
 
 @dataclass(frozen=True)
 class LayerShape:
-    """What the cost of one layer depends on."""
+    """What the cost of one layer depends on. ``reg_bits``: the width of a fully parallel layer's
+    neuron registers when the generator sizes them from the weights (None: the golden
+    ``accumulator_bits`` bound)."""
 
     n_inputs: int
     n_neurons: int
     neuron_model: str = "lif"
+    reg_bits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: 
     n_in, n = layer.n_inputs, layer.n_neurons
     units = neurons_per_cycle_of(n, p)
     wb, nb = config.weights_bw, config.neurons_bw
-    acc = accumulator_bits(n_in, wb, nb)
+    bound = accumulator_bits(n_in, wb, nb)
+    acc = bound if units < n or layer.reg_bits is None else layer.reg_bits
     states = 2 if layer.neuron_model == "syn" else 1
     bits = n_in * n * wb
     in_bram = bits >= bram_min_bits
@@ -197,8 +201,24 @@ def _per_layer(p: int | Sequence[int | None] | None, n_layers: int) -> list[int 
 
 
 def shapes_of(spec: Any) -> list[LayerShape]:
-    """Layer shapes of a :class:`~spiker.net.spec.NetSpec`."""
+    """Layer shapes of a :class:`~spiker.net.spec.NetSpec` (register widths at the golden bound)."""
     return [LayerShape(layer.n_inputs, layer.n_neurons, layer.neuron_model) for layer in spec.layers]
+
+
+def shapes_of_quantized(qnet: Any) -> list[LayerShape]:
+    """Layer shapes of a :class:`~spiker.golden.QuantizedNet` with the register widths the
+    generator gives its fully parallel layers (``spiker.hdl.generator.register_bits``, when the
+    generator sizes registers from the weights)."""
+    from spiker.hdl import generator
+
+    sizing = getattr(generator, "register_bits", None)
+    shapes = []
+    for layer in qnet.layers:
+        reg = None
+        if sizing is not None:
+            reg = int(sizing(layer.weights, qnet.config.neurons_bw, int(layer.threshold), layer.spec.neuron_model))
+        shapes.append(LayerShape(layer.n_inputs, layer.n_neurons, layer.spec.neuron_model, reg))
+    return shapes
 
 
 class CostModel:
@@ -289,5 +309,5 @@ def median(values: Iterable[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
-__all__ = ["CostEstimate", "CostModel", "LayerShape", "bram_blocks", "default_model",
+__all__ = ["CostEstimate", "CostModel", "LayerShape", "bram_blocks", "shapes_of_quantized", "default_model",
            "design_features", "layer_features", "relative_error", "rtl_version", "shapes_of"]

@@ -23,7 +23,7 @@ from spiker.golden.fixed_point import KEYS
 from spiker.net.denormals import flush_denormals
 from spiker.net.model import SpikingNet
 from spiker.net.spec import NetSpec, parse_net_dict
-from spiker.optimize.cost_model import CostModel, default_model, shapes_of
+from spiker.optimize.cost_model import CostModel, default_model, shapes_of_quantized
 from spiker.optimize.sweep import HardwarePoint, SweepResult, SweepRow
 from spiker.progress import progress
 from spiker.training.trainer import make_loss
@@ -158,7 +158,7 @@ def score_config(workload: _Workload, config: FixedPointConfig) -> SweepRow:
     row.saturation_fraction = saturated / updates if updates else 0.0
     row.saturated_weights = qnet.saturated_weights
     row.float_agreement = float((pred == workload.float_predictions).mean())
-    row.hardware = hardware_points(workload, config, np.concatenate(activity, axis=2))
+    row.hardware = hardware_points(workload, qnet, np.concatenate(activity, axis=2))
     row.seconds = time.perf_counter() - started
     return row
 
@@ -189,11 +189,12 @@ def inference_cycles(spec: NetSpec, activity: np.ndarray, events: int, neurons_p
     return event_cycles(activity, events, **kwargs) + activity.shape[0] + 3
 
 
-def hardware_points(workload: _Workload, config: FixedPointConfig, activity: np.ndarray) -> list[HardwarePoint]:
+def hardware_points(workload: _Workload, qnet: QuantizedNet, activity: np.ndarray) -> list[HardwarePoint]:
     """Each hardware variant's cycles per inference (from the golden model's activity ``[L, T, B]``)
     and the cost model's resources."""
     model = workload.cost_model or default_model()
-    shapes = shapes_of(workload.spec)
+    config = qnet.config
+    shapes = shapes_of_quantized(qnet)
     points = []
     for events, p in workload.hardware:
         cycles = inference_cycles(workload.spec, activity, events, p)
