@@ -125,6 +125,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _count(value: Any) -> str:
+    return "n/a" if value is None else f"{value:g}"
+
+
 def _selection_lines(r: dict[str, Any]) -> list[str]:
     """The chosen config and why, and estimated vs. measured resources side by side."""
     sel = r.get("selection")
@@ -147,7 +151,7 @@ def _selection_lines(r: dict[str, Any]) -> list[str]:
                   f"{_fmt(runner.get('cycles'), 1)} cycles/inference.", ""]
     est, res = sel.get("estimate") or {}, r["resources"]
     lines += ["| resource | estimated (cost model) | measured (yosys) |", "| --- | --- | --- |"]
-    lines += [f"| {k.upper()} | {_fmt(est.get(k))} | {_fmt(res.get(k))} |" for k in RESOURCE_KEYS]
+    lines += [f"| {k.upper()} | {_count(est.get(k))} | {_count(res.get(k))} |" for k in RESOURCE_KEYS]
     lines += [f"| cycles/inference | {_fmt(sel.get('cycles'), 1)} (golden-model activity, test set) | "
               f"{_fmt(r.get('cycles_mean'), 1)} (GHDL, simulated samples) |", ""]
     return lines

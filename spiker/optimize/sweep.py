@@ -355,8 +355,9 @@ def _reason(chosen: Candidate, runner_up: Candidate | None, objective: str, budg
     hw = chosen.hw
     text = (f"{chosen.label()}: accuracy {chosen.row.accuracy:.4f} >= floor {floor:.4f}; estimated "
             f"{hw.lut:,} LUT, {hw.ff:,} FF, {hw.bram:g} BRAM, {hw.cycles:.1f} cycles/inference; objective "
-            f"{objective} ({what}) among {n_fitting} of {n_cands} candidates within the floor"
-            + (" and the budget " + ", ".join(f"{k}={v:g}" for k, v in budget.items()) if budget else ""))
+            f"{objective} ({what}) among {n_cands} candidates (config x hardware knobs) above the floor"
+            + (f", {n_fitting} of them within the budget " + ", ".join(f"{k}={v:g}" for k, v in budget.items())
+               if budget else ""))
     if runner_up is not None:
         r = runner_up.hw
         text += (f"; runner-up {runner_up.label()}: accuracy {runner_up.row.accuracy:.4f}, {r.lut:,} LUT, "
