@@ -82,7 +82,7 @@ def run(name: str, samples: int, clock: float, stream_width: int | None, keep: s
     if sim.mismatches:
         raise SystemExit(f"{name}: {sim.mismatches} mismatches in GHDL: {sim.first_mismatch}")
     width = stream_width
-    pins = q.spec.n_inputs + design.geometry.tdata_bits + 6
+    pins = q.spec.n_inputs + design.geometry.tdata_bits + 8
     if width is None and pins > 200:
         width = 64  # the plain top needs a pin per input: wider than the package
     started = time.perf_counter()

@@ -185,6 +185,19 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
 
 
+def cmd_implement(args: argparse.Namespace) -> int:
+    from spiker.flow import load_flow_spec, stages
+
+    spec = load_flow_spec(args.spec)
+    out = _out_dir(args, spec)
+    report = stages.implement(spec, out, progress=not args.quiet, samples=args.samples, target=args.target,
+                              speed=args.speed, package=args.package, clock_mhz=args.clock_mhz,
+                              stream_width=args.stream_width)
+    print(report)
+    print(f"wrote {out / 'implement.json'} and {out / 'implement'}")
+    return 0 if report.fits else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spiker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("simulate", cmd_simulate, "co-simulate the VHDL in GHDL against the golden model")
     p.add_argument("--samples", type=int, help="test samples to simulate (default: the spec's)")
     p.add_argument("--trace", action="store_true", help="compare every layer at every step")
+    p = stage("implement", cmd_implement, "place and route on an FPGA part: utilisation, Fmax, latency, bitstream")
+    p.add_argument("--target", help="ecp5-25k, ecp5-45k, ecp5-85k, ice40-up5k, ice40-hx8k (default: the "
+                                    "spec's implement.target, else ecp5-85k)")
+    p.add_argument("--speed", type=int, help="ECP5 speed grade 6, 7 or 8 (default 6)")
+    p.add_argument("--package", help="package, e.g. CABGA381 (default: the part's)")
+    p.add_argument("--clock-mhz", type=float, help="requested clock in MHz (default 100)")
+    p.add_argument("--stream-width", type=int, choices=(8, 16, 32, 64), help="fixed-width AXI4-Stream top")
+    p.add_argument("--samples", type=int, help="test samples simulated for the cycles (default 20)")
     from spiker.serve import add_cli_commands
 
     add_cli_commands(sub)

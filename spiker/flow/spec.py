@@ -26,7 +26,7 @@ from spiker.training.trainer import LOSSES, OPTIMIZERS
 
 #: longest run name (names appear in listings, logs and file names)
 MAX_NAME_LENGTH = 128
-SECTIONS = ("name", "dataset", "net", "model", "train", "optimize", "select", "hdl", "simulate")
+SECTIONS = ("name", "dataset", "net", "model", "train", "optimize", "select", "hdl", "simulate", "implement")
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,18 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
+class ImplementSection:
+    """Place and route on an FPGA part (docs/implementation.md): target, clock, speed grade, package,
+    optional fixed-width stream top."""
+
+    target: str = "ecp5-85k"
+    clock_mhz: float = 100.0
+    speed: int | None = None
+    package: str | None = None
+    stream_width: int | None = None
+
+
+@dataclass(frozen=True)
 class FlowSpec:
     """A validated flow spec; ``net`` keeps the user's dict, ``net_spec`` its parsed form."""
 
@@ -129,6 +141,8 @@ class FlowSpec:
     dataset_artifact: str | None = None
     #: ``model``: a given model (NIR) instead of training; the train stage is then skipped
     model: ModelSection | None = None
+    #: ``implement``: place and route the design (None: the flow stops at the simulation)
+    implement: ImplementSection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         dataset = asdict(self.dataset)
@@ -141,6 +155,8 @@ class FlowSpec:
                "hdl": asdict(self.hdl), "simulate": asdict(self.simulate)}
         if self.model is not None:
             out["model"] = {k: v for k, v in asdict(self.model).items() if v is not None and v is not False}
+        if self.implement is not None:
+            out["implement"] = {k: v for k, v in asdict(self.implement).items() if v is not None}
         return out
 
     def digest(self, *sections: str) -> str:
@@ -318,9 +334,29 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
     _positive(simulate.samples, "simulate.samples")
     _positive(simulate.workers, "simulate.workers")
     model = _model_section(raw)
+    implement = _implement_section(raw)
     return FlowSpec(name=name, dataset=dataset, net=dict(raw["net"]), net_spec=net_spec, train=train,
                     optimize=optimize, select=select, simulate=simulate, hdl=hdl,
-                    dataset_artifact=artifact, model=model)
+                    dataset_artifact=artifact, model=model, implement=implement)
+
+
+def _implement_section(raw: Mapping[str, Any]) -> ImplementSection | None:
+    if "implement" not in raw:
+        return None
+    section = _section(raw, "implement", ImplementSection, {
+        "target": (str,), "clock_mhz": (int, float), "speed": (int,), "package": (str,), "stream_width": (int,)})
+    _positive(section.clock_mhz, "implement.clock_mhz")
+    from spiker.hdl.stream_top import STREAM_WIDTHS
+    from spiker.hdl.targets import TargetError, target
+
+    try:
+        target(section.target, speed=section.speed, package=section.package)
+    except TargetError as exc:
+        raise SpecError("implement.target", str(exc)) from None
+    if section.stream_width is not None and section.stream_width not in STREAM_WIDTHS:
+        raise SpecError("implement.stream_width", f"must be one of {', '.join(map(str, STREAM_WIDTHS))}, "
+                                                  f"got {section.stream_width}")
+    return ImplementSection(**{**asdict(section), "clock_mhz": float(section.clock_mhz)})
 
 
 def load_flow_spec(path: str | Path) -> FlowSpec:

@@ -185,3 +185,25 @@ def simulate(spec: FlowSpec, out: Path, samples: int | None = None, trace: bool 
                              workers=spec.simulate.workers)
     (out / "sim.json").write_text(json.dumps(report.to_dict(), indent=1))
     return report
+
+
+def implement(spec: FlowSpec, out: Path, progress: bool = True, samples: int | None = None, **overrides: Any):
+    """Place and route the generated design (``implement`` section, ``overrides`` win) into
+    ``out/implement``; cycles per inference from a short GHDL run; writes ``out/implement.json``."""
+    from dataclasses import asdict
+
+    from spiker.flow.spec import ImplementSection
+
+    section = asdict(spec.implement or ImplementSection())
+    section.update({k: v for k, v in overrides.items() if v is not None})
+    from spiker.hdl.targets import target as check_target
+
+    check_target(section["target"], speed=section["speed"], package=section["package"])  # before the slow part
+    design = hdl(spec, out, progress, resources=False)
+    _, test_loader = load_data(spec)
+    sim = design.simulate(test_loader, n_samples=samples or min(spec.simulate.samples, 20),
+                          workers=spec.simulate.workers)
+    target = section.pop("target")
+    report = design.implement(target, sim=sim, keep=out / "implement", **section)
+    (out / "implement.json").write_text(json.dumps(report.to_dict(), indent=1))
+    return report

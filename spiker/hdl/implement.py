@@ -42,7 +42,7 @@ CELL_TYPES = {
 ROWS = ("lut4", "ff", "bram", "dsp", "io")
 ROW_NAMES = {"lut4": "LUT4", "ff": "FF", "bram": "block RAM", "dsp": "DSP", "io": "I/O"}
 #: instance labels of the RTL and the generated files, in the project's words
-BLOCKS = {"u_rom": "weight ROM", "u_scan": "event scan", "u_readout": "readout", "u_core": None,
+BLOCKS = {"u_rom": "weight ROM", "u_scan": "event scan", "u_readout": "readout", "u_core": None, "u_top": None,
           "u_stream_in": "stream input", "u_stream_out": "stream output", "u_stream": "stream adapter",
           "u_uart_rx": "UART receiver", "u_uart_tx": "UART transmitter", "u_bridge": "UART bridge"}
 
@@ -187,7 +187,7 @@ class ImplementReport:
 
 # -- netlist names in the project's terms ----------------------------------------------------
 
-_SUFFIX = re.compile(r"_(TRELLIS|LUT4|CCU2C|PFUMX|L6MUX|DP16KD|MULT18|SB_|ICESTORM|DCCA|\$).*$")
+_SUFFIX = re.compile(r"(_(TRELLIS|LUT4|CCU2C|PFUMX|L6MUX|DP16KD|MULT18|SB_|ICESTORM|DCCA)|\$).*$")
 
 
 def describe_cell(cell: str) -> PathEnd:
