@@ -46,8 +46,9 @@ def parse_tokens(text: str, source: str) -> dict[str, str]:
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise ValueError(f"{source}: entry {n}: expected 'TOKEN USER'")
         token, user = parts
-        if not set(user) <= _USER_CHARS:
-            raise ValueError(f"{source}: entry {n}: user names use letters, digits and . _ - @ only")
+        if not set(user) <= _USER_CHARS or not (user[0].isalnum() or user[0] == "_") or len(user) > 64:
+            raise ValueError(f"{source}: entry {n}: user names are 1 to 64 letters, digits and . _ - @, "
+                             "starting with a letter, digit or _")
         if len(token) < MIN_TOKEN_LENGTH:
             raise ValueError(f"{source}: entry {n}: token too short ({MIN_TOKEN_LENGTH} characters at least; "
                              "`python -c 'import secrets; print(secrets.token_urlsafe(24))'` makes one)")

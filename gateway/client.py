@@ -103,8 +103,17 @@ class GatewayClient:
         return self.stub.GetRun(gateway_pb2.GetRunRequest(run_id=run_id), metadata=self.metadata, timeout=timeout)
 
     def list(self, limit: int = 0, timeout: float = 30) -> list[gateway_pb2.Run]:
-        return list(self.stub.ListRuns(gateway_pb2.ListRunsRequest(limit=limit), metadata=self.metadata,
-                                       timeout=timeout).runs)
+        """The newest ``limit`` runs (0: all), newest first, fetched page by page."""
+        runs: list[gateway_pb2.Run] = []
+        token = ""
+        while True:
+            want = min(1000, limit - len(runs)) if limit > 0 else 0
+            page = self.stub.ListRuns(gateway_pb2.ListRunsRequest(limit=want, page_token=token),
+                                      metadata=self.metadata, timeout=timeout)
+            runs.extend(page.runs)
+            token = page.next_page_token
+            if not token or (limit > 0 and len(runs) >= limit):
+                return runs[:limit] if limit > 0 else runs
 
     def cancel(self, run_id: str, timeout: float = 60) -> gateway_pb2.Run:
         return self.stub.CancelRun(gateway_pb2.CancelRunRequest(run_id=run_id), metadata=self.metadata,

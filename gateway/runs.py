@@ -1,9 +1,15 @@
-"""Run records, the FIFO run queue and the thread that walks a run through its stages.
+"""Run records, the fair run queue and the thread that walks a run through its stages.
 
 A run record is a JSON document at ``runs/<run-id>/record.json`` (overwritten on every
 change): spec, owner, state, per-stage state/inputs/outputs/metrics/timings/cached flag, errors,
-report. On start the manager reads every record; runs that were queued or running are queued
-again (oldest first) and resume after their last finished stage.
+report. The run index (gateway/index.py) lists each user's runs and the final ones, so on start
+the manager reads only the records of unfinished runs: those are queued again (oldest first) and
+resume after their last finished stage. Only active runs (and a few recently finished ones, for
+their watchers) stay in memory; others are read from the store on demand.
+
+A final state is shown to clients only once the store has it: a run never shows FAILED and
+then comes back SUCCEEDED after a store outage and a restart. The queue is fair between users
+(gateway/fairness.py), with per-user limits on queued and running runs and a submit rate.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import re
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -22,6 +28,8 @@ import grpc
 
 from gateway import stages as st
 from gateway.cache import StageCache, cache_key
+from gateway.fairness import FairQueue, QuotaExceeded, RateLimiter
+from gateway.index import RunIndex, valid_page_token
 from gateway.report import build_report, run_prefix
 from gateway.validate import Limits
 from spiker.flow.spec import FlowSpec, parse_flow_spec
@@ -38,8 +46,12 @@ RUN_STATES = {"queued": gateway_pb2.RUN_STATE_QUEUED, "running": gateway_pb2.RUN
 STAGE_STATES = {"pending": gateway_pb2.STAGE_STATE_PENDING, "running": gateway_pb2.STAGE_STATE_RUNNING,
                 "succeeded": gateway_pb2.STAGE_STATE_SUCCEEDED, "failed": gateway_pb2.STAGE_STATE_FAILED,
                 "cancelled": gateway_pb2.STAGE_STATE_CANCELLED, "skipped": gateway_pb2.STAGE_STATE_SKIPPED}
-#: retries of a record write while the store is unavailable
-STORE_RETRIES = 8
+#: retries of a record write while the store is unavailable (within the policy's time budget)
+STORE_RETRIES = 1_000_000
+#: finished runs kept in memory for their watchers (the rest are read from the store on demand)
+RECENT_RUNS = 64
+#: ListRuns page size when the request gives none, and the largest page
+PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 
 
 #: an absolute server path (a store root, a job's work folder): never shown to a client
@@ -171,7 +183,7 @@ class RunHandle:
 
 
 class RunManager:
-    """Queue, run, cancel, list and resume runs; ``max_concurrent_runs`` run at once, FIFO."""
+    """Queue, run, cancel, list and resume runs; ``max_concurrent_runs`` run at once, fair between users."""
 
     def __init__(self, store: ArtifactStore, clients: st.StageClients, limits: Limits | None = None,
                  policy: st.RetryPolicy | None = None) -> None:
@@ -180,9 +192,14 @@ class RunManager:
         self.limits = limits or Limits()
         self.policy = policy or st.RetryPolicy()
         self.cache = StageCache(store)
+        self.index = RunIndex(store)
+        #: active runs (queued or running) by id; finished ones move to ``_recent``
         self._runs: dict[str, RunHandle] = {}
-        self._pending: deque[str] = deque()
+        self._recent: OrderedDict[str, RunHandle] = OrderedDict()
+        self._pending = FairQueue()
+        self._rate = RateLimiter(self.limits.submit_rate_per_minute / 60.0, self.limits.submit_burst)
         self._running: dict[str, threading.Thread] = {}
+        self._running_owner: dict[str, str] = {}
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._seq = 0
@@ -192,14 +209,22 @@ class RunManager:
 
     # -- start / stop -----------------------------------------------------------------------
     def start(self, resume: bool = True) -> None:
-        """Load every run record from the store and queue the unfinished ones again (if ``resume``)."""
+        """Read the records of the unfinished runs (from the run index) and queue them again (if ``resume``)."""
+        self.index.ensure(lambda: [k for k in self.store.list("runs/") if k.endswith("/record.json")])
+        owners, finals = self.index.scan()
         records = []
-        for key in self.store.list("runs/"):
-            if key.endswith("/record.json"):
-                try:
-                    records.append(self.store.get_json(key))
-                except StoreError as exc:
-                    log.warning("cannot read %s: %s", key, exc)
+        for run_id in sorted(set(owners) - finals):
+            try:
+                rec = self.store.get_json(record_key(run_id))
+            except ArtifactNotFound:  # indexed at submit, but the record write failed
+                continue
+            except StoreError as exc:
+                log.warning("cannot read the record of %s: %s", run_id, exc)
+                continue
+            if rec.get("state") in FINAL:  # final record, index marker missing: repair it
+                self._mark_final(run_id, rec["state"])
+                continue
+            records.append(rec)
         records.sort(key=lambda r: (r.get("seq", 0), r.get("created_at", 0.0), r["run_id"]))
         with self._lock:
             for rec in records:
@@ -211,10 +236,10 @@ class RunManager:
                     rec["state"] = "queued"
                     handle.emit(state_change=gateway_pb2.RunStateChange(
                         state=gateway_pb2.RUN_STATE_QUEUED, message="resumed after a gateway restart"))
-                    self._pending.append(rec["run_id"])
+                    self._pending.append(rec["run_id"], rec["owner"])
             resumed = len(self._pending)
             self._dispatch()
-        log.info("gateway: %d run record(s), %d resumed", len(records), resumed)
+        log.info("gateway: %d run(s) indexed, %d unfinished, %d resumed", len(owners), len(records), resumed)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop running stages (their records stay unfinished, so a new gateway resumes them)."""
@@ -222,25 +247,51 @@ class RunManager:
         with self._lock:
             threads = list(self._running.values())
             for rid in self._running:
-                self._runs[rid].slot.cancel()
+                handle = self._runs.get(rid)
+                if handle is not None:
+                    handle.slot.cancel()
         for thread in threads:
             thread.join(timeout)
 
     # -- queries ----------------------------------------------------------------------------
     def handle(self, owner: str, run_id: str) -> RunHandle:
-        """The run ``run_id`` of ``owner``; :class:`RunNotFound` otherwise (also for other users' runs)."""
+        """The run ``run_id`` of ``owner``; :class:`RunNotFound` otherwise (also for other users' runs).
+
+        A run not in memory is read from the store (StoreError if the store is unavailable).
+        """
         with self._lock:
-            handle = self._runs.get(run_id)
-        if handle is None or handle.record["owner"] != owner:
+            handle = self._runs.get(run_id) or self._recent.get(run_id)
+            if handle is not None:
+                self._recent.move_to_end(run_id) if run_id in self._recent else None
+        if handle is None:
+            try:
+                rec = self.store.get_json(record_key(run_id))
+            except ArtifactNotFound:
+                raise RunNotFound(run_id) from None
+            if rec.get("owner") != owner:
+                raise RunNotFound(run_id)
+            handle = RunHandle(rec)
+            if handle.final:
+                with self._lock:
+                    handle = self._runs.get(run_id) or self._recent.setdefault(run_id, handle)
+                    self._trim_recent()
+        if handle.record["owner"] != owner:
             raise RunNotFound(run_id)
         return handle
 
+    def _trim_recent(self) -> None:
+        while len(self._recent) > RECENT_RUNS:
+            self._recent.popitem(last=False)
+
+    def _running_by_owner(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for owner in self._running_owner.values():
+            counts[owner] = counts.get(owner, 0) + 1
+        return counts
+
     def queue_position(self, run_id: str) -> int:
         with self._lock:
-            try:
-                return self._pending.index(run_id) + 1
-            except ValueError:
-                return 0
+            return self._pending.position(run_id, self._running_by_owner())
 
     def get(self, owner: str, run_id: str) -> gateway_pb2.Run:
         handle = self.handle(owner, run_id)
@@ -248,18 +299,37 @@ class RunManager:
         with handle.cond:
             return run_proto(handle.record, queue_position=position)
 
-    def list(self, owner: str, limit: int = 0) -> list[gateway_pb2.Run]:
-        with self._lock:
-            mine = [h for h in self._runs.values() if h.record["owner"] == owner]
-        mine.sort(key=lambda h: (h.record.get("seq", 0), h.run_id), reverse=True)
-        if limit > 0:
-            mine = mine[:limit]
+    def list(self, owner: str, limit: int = 0, page_token: str = "") -> tuple[list[gateway_pb2.Run], str]:
+        """One page of the owner's runs, newest first, and the next page's token ("" after the last).
+
+        Raises ValueError for a malformed ``page_token``.
+        """
+        if not valid_page_token(page_token):
+            raise ValueError("not a page token of this gateway")
+        size = min(MAX_PAGE_SIZE, limit if limit > 0 else PAGE_SIZE)
+        entries, next_token = self.index.page(owner, size, page_token)
         out = []
-        for h in mine:
+        for entry in entries:
+            try:
+                h = self.handle(owner, entry.run_id)
+            except RunNotFound:  # indexed, but its record was never written
+                continue
             position = self.queue_position(h.run_id)
             with h.cond:
                 out.append(run_proto(h.record, full=False, queue_position=position))
-        return out
+        return out, next_token
+
+    def check_quota(self, owner: str) -> None:
+        """Raise :class:`QuotaExceeded` if ``owner`` may not submit now (queued runs, submit rate)."""
+        with self._lock:
+            queued = self._pending.queued_of(owner)
+        if queued >= self.limits.max_queued_per_user:
+            raise QuotaExceeded("queued_runs", f"{queued} of your runs are queued; at most "
+                                f"{self.limits.max_queued_per_user} on this gateway (wait or cancel some)")
+        wait = self._rate.take(owner)
+        if wait > 0:
+            raise QuotaExceeded("submit_rate", f"at most {self.limits.submit_rate_per_minute} submits a minute "
+                                f"(burst {self.limits.submit_burst}); retry in {wait:.0f}s")
 
     # -- submit / cancel --------------------------------------------------------------------
     def submit(self, owner: str, spec: FlowSpec, no_cache: bool = False,
@@ -277,10 +347,11 @@ class RunManager:
                    "stages": [{"name": name, "state": "pending"} for name in st.STAGES]}
             handle = RunHandle(rec)
             handle._spec = spec
-            self._save(handle, retries=1)  # the client hears UNAVAILABLE at once
+            self.index.add(owner, run_id, rec["created_at"])  # the client hears UNAVAILABLE at once
+            self._save(handle, retries=1)
             self._runs[run_id] = handle
-            self._pending.append(run_id)
-            position = len(self._pending)
+            self._pending.append(run_id, owner)
+            position = self._pending.position(run_id, self._running_by_owner())
             handle.emit(state_change=gateway_pb2.RunStateChange(state=gateway_pb2.RUN_STATE_QUEUED,
                                                                 message="queued", queue_position=position))
             log.info("run %s (%s) queued for %s at position %d", run_id, spec.name, owner, position)
@@ -293,12 +364,15 @@ class RunManager:
         with self._lock:
             if handle.final:
                 return run_proto(handle.record)
-            if run_id in self._pending:
+            queued = run_id in self._pending
+            if queued:
                 self._pending.remove(run_id)
-                self._finish(handle, "cancelled", {"code": "CANCELLED", "field": "", "reason": "CANCELLED",
-                                                   "message": "cancelled while queued"})
-                return run_proto(handle.record)
-            handle.slot.cancel()
+            else:
+                handle.slot.cancel()
+        if queued:  # outside the lock: the final write may wait for the store
+            self._finish(handle, "cancelled", {"code": "CANCELLED", "field": "", "reason": "CANCELLED",
+                                               "message": "cancelled while queued"})
+            return run_proto(handle.record)
         log.info("run %s: cancel requested", run_id)
         thread = self._running.get(run_id)
         if thread is not None:
@@ -364,12 +438,14 @@ class RunManager:
 
     # -- internals --------------------------------------------------------------------------
     def _retry_store(self, what: str, fn: Any) -> Any:
-        """``fn()``, retried with back-off while the store is unavailable (then the error propagates)."""
+        """``fn()``, retried with back-off while the store is unavailable, within the policy's time budget."""
+        start = time.monotonic()
         for attempt in range(1, STORE_RETRIES + 1):
             try:
                 return fn()
             except StoreUnavailable as exc:
-                if attempt == STORE_RETRIES or self._stopping.is_set():
+                if (attempt == STORE_RETRIES or self._stopping.is_set()
+                        or time.monotonic() - start > self.policy.budget_s):
                     raise
                 delay = self.policy.delay(attempt)
                 log.warning("%s: store unavailable (%s); retry in %.1fs", what, exc, delay)
@@ -377,24 +453,35 @@ class RunManager:
         raise AssertionError("unreachable")
 
     def _save(self, handle: RunHandle, retries: int = STORE_RETRIES) -> None:
-        """Write the record (retrying while the store is unavailable)."""
+        """Write the record (retrying while the store is unavailable, within the policy's time budget)."""
+        self._put_record(handle.run_id, lambda: handle.record, handle.cond, retries, self.policy.budget_s)
+
+    def _put_record(self, run_id: str, record: Any, lock: Any, retries: int, budget: float | None) -> None:
+        """Write ``record()`` as the run's record, retrying for ``budget`` seconds (None: until stopping)."""
+        start = time.monotonic()
         for attempt in range(1, retries + 1):
             try:
-                with handle.cond:
-                    self.store.put_json(record_key(handle.run_id), handle.record, overwrite=True)
+                with lock:
+                    self.store.put_json(record_key(run_id), record(), overwrite=True)
                 return
             except StoreError as exc:
-                if attempt == retries or self._stopping.is_set():
+                over = budget is not None and time.monotonic() - start > budget
+                if attempt == retries or self._stopping.is_set() or over:
                     raise
                 delay = self.policy.delay(attempt)
-                log.warning("run %s: cannot save record (%s); retry in %.1fs", handle.run_id, exc, delay)
+                log.warning("run %s: cannot save record (%s); retry in %.1fs", run_id, exc, delay)
                 time.sleep(delay)
 
     def _dispatch(self) -> None:
         with self._lock:
             while (len(self._running) < self.limits.max_concurrent_runs and self._pending
                    and not self._stopping.is_set()):
-                run_id = self._pending.popleft()
+                running = self._running_by_owner()
+                cap = self.limits.max_running_per_user or self.limits.max_concurrent_runs
+                run_id = self._pending.pop(running, lambda o, r=running, c=cap: r.get(o, 0) < c)
+                if run_id is None:  # every queued owner is at its running limit
+                    break
+                self._running_owner[run_id] = self._runs[run_id].record["owner"]
                 thread = threading.Thread(target=self._run, args=(self._runs[run_id],), daemon=True,
                                           name=f"run-{run_id}")
                 self._running[run_id] = thread
@@ -403,17 +490,37 @@ class RunManager:
                 thread.start()
 
     def _finish(self, handle: RunHandle, state: str, error: dict[str, Any] | None) -> None:
+        """Make the run final: in the store first, then in memory and for watchers.
+
+        The record is written until the store takes it (or the gateway stops: then the run stays
+        unfinished in the store and in every client's view, and the next gateway resumes it).
+        """
         error = client_error(error)
         with handle.cond:
-            handle.record.update(state=state, finished_at=time.time(), error=error)
+            final = {**handle.record, "state": state, "finished_at": time.time(), "error": error}
         try:
-            self._save(handle)
+            self._put_record(handle.run_id, lambda: final, handle.cond, STORE_RETRIES, None)
         except StoreError as exc:
-            log.error("run %s: final record not saved: %s", handle.run_id, exc)
+            log.error("run %s: final state %s not saved (%s); it stays unfinished for the next gateway",
+                      handle.run_id, state, exc)
+            return
+        with handle.cond:
+            handle.record.update(final)
+        self._mark_final(handle.run_id, state)
+        with self._lock:  # no longer active: kept among the recent runs for its watchers
+            if self._runs.pop(handle.run_id, None) is not None:
+                self._recent[handle.run_id] = handle
+                self._trim_recent()
         message = state if error is None else f"{state}: {error['message']}"
         handle.emit(state_change=gateway_pb2.RunStateChange(state=RUN_STATES[state], message=message))
         handle.emit(summary=run_proto(handle.record))
         log.info("run %s %s", handle.run_id, message)
+
+    def _mark_final(self, run_id: str, state: str) -> None:
+        try:
+            self._retry_store("run index", lambda: self.index.finish(run_id, state))
+        except StoreError as exc:  # the record is final: the next start repairs the index
+            log.warning("run %s: index not marked final: %s", run_id, exc)
 
     def _run(self, handle: RunHandle) -> None:
         try:
@@ -435,6 +542,7 @@ class RunManager:
         finally:
             with self._lock:
                 self._running.pop(handle.run_id, None)
+                self._running_owner.pop(handle.run_id, None)
                 self._dispatch()
 
     def _stage(self, handle: RunHandle, name: str) -> dict[str, Any]:

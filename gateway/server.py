@@ -94,8 +94,10 @@ class GatewayServer:
         return f"{self.host}:{self.port}"
 
     def stop(self, grace: float = 2.0) -> None:
-        """Stop taking calls, stop running stages (records stay resumable), close the channels."""
+        """Stop taking calls, stop running stages (records stay resumable), close the channels (once)."""
         assert self.loop is not None
+        if self.loop.loop.is_closed() or not self.loop.thread.is_alive():
+            return
         try:
             self.loop.run(self.health.enter_graceful_shutdown(), 5)
         except (RuntimeError, TimeoutError, concurrent.futures.TimeoutError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import inspect
 import logging
 import re
@@ -17,6 +18,7 @@ import grpc
 from grpc_status import rpc_status
 
 from gateway.auth import TokenAuth, Unauthenticated
+from gateway.fairness import QuotaExceeded
 from gateway.runs import RUN_ID_RE, RunManager, RunNotFound, scrub_paths
 from gateway.stages import ref_msg
 from gateway.validate import Limits, validate_spec
@@ -73,6 +75,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             spec = validate_spec(request.spec, self.limits)
         except SpecError as exc:
             _fail(context, "INVALID_ARGUMENT", str(exc), exc.key, "SPEC_ERROR")
+        try:
+            self.manager.check_quota(user)
+        except QuotaExceeded as exc:
+            _fail(context, "RESOURCE_EXHAUSTED", exc.message, exc.field, "QUOTA_EXCEEDED")
         dataset_ref = None
         if spec.dataset_artifact is not None:
             try:
@@ -109,12 +115,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             return self.manager.get(user, run_id)
         except RunNotFound:
             self._not_found(context, run_id)
+        except StoreError as exc:
+            _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
         raise AssertionError("unreachable")
 
     def ListRuns(self, request: gateway_pb2.ListRunsRequest,  # noqa: N802
                  context: grpc.ServicerContext) -> gateway_pb2.ListRunsResponse:
         user = self.auth.check(context)
-        return gateway_pb2.ListRunsResponse(runs=self.manager.list(user, max(0, request.limit)))
+        try:
+            runs, token = self.manager.list(user, max(0, request.limit), request.page_token)
+        except ValueError as exc:
+            _fail(context, "INVALID_ARGUMENT", str(exc), "page_token", "INVALID_FIELD")
+        except StoreError as exc:
+            _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
+        return gateway_pb2.ListRunsResponse(runs=runs, next_page_token=token)
 
     def CancelRun(self, request: gateway_pb2.CancelRunRequest,  # noqa: N802
                   context: grpc.ServicerContext) -> gateway_pb2.Run:
@@ -124,6 +138,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             return self.manager.cancel(user, run_id)
         except RunNotFound:
             self._not_found(context, run_id)
+        except StoreError as exc:
+            _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
         raise AssertionError("unreachable")
 
     async def WatchRun(self, request: gateway_pb2.WatchRunRequest,  # noqa: N802
@@ -142,6 +158,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             await asyncio.to_thread(self.manager.handle, user, run_id)  # may read the store
         except RunNotFound:
             await _fail_async(context, "NOT_FOUND", f"no run {run_id}", "run_id", "RUN_NOT_FOUND")
+        except StoreError as exc:
+            await _fail_async(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
         async for event in self.manager.watch_async(user, run_id):
             yield event
 
@@ -153,13 +171,18 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         run_id = self._run_id(context, request.run_id)
         yield from artifacts.serve(self.manager, self.store, user, run_id, request.name, context)
 
-    def GetArtifact(self, request: gateway_pb2.GetArtifactRequest,  # noqa: N802
-                    context: grpc.ServicerContext) -> Iterator[gateway_pb2.GetArtifactResponse]:
-        from gateway import artifacts
-
-        user = self.auth.check(context)
-        run_id = self._run_id(context, request.run_id)
-        yield from artifacts.serve(self.manager, self.store, user, run_id, request.name, context)
+    def _stored_bytes(self, user: str, exclude: str = "") -> int:
+        """Bytes of the uploads ``user`` owns (``exclude``: a sha256 not to count, e.g. the one re-uploaded)."""
+        total = 0
+        for key in self.store.list(f"uploads/{user}/"):
+            sha = key.rsplit("/", 1)[-1].removesuffix(".json")
+            if sha == exclude:
+                continue
+            try:
+                total += self.store.ref_for(artifact_key(sha)).size
+            except (KeyError, ValueError):  # removed by gc, or not an upload record
+                continue
+        return total
 
     def UploadDataset(self, request_iterator: Iterator[gateway_pb2.UploadDatasetRequest],  # noqa: N802
                       context: grpc.ServicerContext) -> gateway_pb2.UploadDatasetResponse:
@@ -207,6 +230,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             buf.seek(0)
             data = buf.read()
         try:
+            used = self._stored_bytes(user, exclude=hashlib.sha256(data).hexdigest())
+            quota = self.limits.max_stored_bytes_per_user
+            if used + len(data) > quota:
+                _fail(context, "RESOURCE_EXHAUSTED", f"your uploads take {used} bytes; this one ({len(data)} bytes) "
+                      f"would exceed your quota of {quota} bytes (`spiker gc` removes old ones)", "chunk",
+                      "QUOTA_EXCEEDED")
             ref = self.store.put_bytes(data, kind="model" if is_model else "dataset",
                                        content_type="application/x-hdf5" if is_model else "application/zip")
             self.store.put_json(upload_key(user, ref.sha256), {"owner": user, "filename": name, "size": ref.size,

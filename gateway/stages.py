@@ -68,11 +68,18 @@ class StageCancelled(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential back-off for ``UNAVAILABLE``: delays initial, 2x, 4x ... up to max_delay."""
+    """Bounded exponential back-off for ``UNAVAILABLE``: delays initial, 2x, 4x ... up to max_delay.
 
-    max_attempts: int = 8
+    Retries stop after ``max_attempts`` or once ``budget_s`` seconds have passed since the first
+    failure, whichever comes first: a service or store outage shorter than the budget costs a run
+    nothing.
+    """
+
+    max_attempts: int = 1000
     initial_delay: float = 0.5
     max_delay: float = 8.0
+    #: how long an outage may last before a stage (or record write) gives up
+    budget_s: float = 300.0
     #: deadline of one stage call (seconds)
     call_timeout: float = 6 * 3600.0
 
@@ -288,6 +295,7 @@ def call_stage(clients: StageClients, stage: str, request: Message, slot: CallSl
     """
     method = clients.method(stage)
     attempt = 0
+    first_failure: float | None = None
     while True:
         attempt += 1
         if slot.cancelled.is_set():
@@ -310,7 +318,9 @@ def call_stage(clients: StageClients, stage: str, request: Message, slot: CallSl
                 raise StageCancelled(stage) from None
             code = err.code()
             detail = error_detail(err)
-            if code == grpc.StatusCode.UNAVAILABLE and attempt < policy.max_attempts:
+            first_failure = time.monotonic() if first_failure is None else first_failure
+            in_budget = time.monotonic() - first_failure < policy.budget_s
+            if code == grpc.StatusCode.UNAVAILABLE and attempt < policy.max_attempts and in_budget:
                 delay = policy.delay(attempt)
                 log.warning("%s: UNAVAILABLE (%s); retry %d/%d in %.1fs", stage, detail["message"], attempt + 1,
                             policy.max_attempts, delay)

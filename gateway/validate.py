@@ -28,6 +28,14 @@ class Limits:
     """What one gateway accepts."""
 
     max_concurrent_runs: int = 2
+    #: per user: runs waiting in the queue, runs running at once (0: max_concurrent_runs), submits a
+    #: minute (and burst)
+    max_queued_per_user: int = 50
+    max_running_per_user: int = 0
+    submit_rate_per_minute: float = 60.0
+    submit_burst: int = 20
+    #: per user: bytes of uploaded datasets and models kept in the store
+    max_stored_bytes_per_user: int = 4 << 30
     max_upload_bytes: int = 64 * 1024 * 1024
     #: bytes the arrays of an uploaded .npz may take once loaded (checked from their headers)
     max_dataset_bytes: int = 1 << 30
