@@ -62,6 +62,11 @@ def _fail(node: str, message: str) -> SpecError:
     return SpecError(f"nir node '{node}'", message)
 
 
+def _subgraph(node: str) -> SpecError:
+    return _fail(node, "is a subgraph (recurrent layers such as snnTorch's RLeaky export this way); spiker "
+                       f"supports feed-forward chains of {SUPPORTED}")
+
+
 # -- import ------------------------------------------------------------------------------------
 
 def _read(source: Any):
@@ -221,6 +226,8 @@ def _neuron(name: str, node: Any, n: int, dt: float | None) -> tuple[dict[str, A
         if dt is None:
             raise _need_dt(name, node)
         entry, gain = {"neuron_model": "if"}, r * dt
+    elif isinstance(node, _nir().NIRGraph):
+        raise _subgraph(name)
     else:
         raise _fail(name, f"is {type(node).__name__}, which spiker does not support after a weight layer "
                           f"(it needs LIF, CubaLIF or IF there); supported: {SUPPORTED}")
@@ -263,6 +270,8 @@ def load(source: Any, *, n_cycles: int | None = None, dt: float | None = None,
     while i < len(body):
         wname, wnode = body[i]
         if not isinstance(wnode, (nir.Linear, nir.Affine)):
+            if isinstance(wnode, nir.NIRGraph):
+                raise _subgraph(wname)
             if isinstance(wnode, (nir.LIF, nir.CubaLIF, nir.IF)):
                 raise _fail(wname, f"{type(wnode).__name__} without a weight layer before it; spiker layers are "
                                    "Affine/Linear followed by a neuron node")

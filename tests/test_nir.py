@@ -348,3 +348,18 @@ def test_continuous_time_cubalif_and_if_discretisation():
     got = net(x).spikes
     assert got.sum() > 0
     assert torch.equal(got, torch.from_numpy(np.stack(out)).float())
+
+
+def test_discrete_time_if_graph_in_steps_and_recurrent_subgraphs_refused():
+    weight = np.array([[2.0, -1.0], [1.0, 1.0]])
+    graph = nir.NIRGraph.from_list(nir.Linear(weight=weight), nir.IF(r=np.ones(2), v_threshold=np.full(2, 1.5)))
+    with pytest.raises(SpecError, match="nir node 'if'.*dt=1 for graphs in steps"):
+        snir.load(graph)
+    net = snir.load(graph, dt=1)  # Sinabs' IAF / graphs in steps: v += W s
+    assert net.spec.layers[0].neuron_model == "if" and torch.equal(net.fcs[0].weight, torch.tensor(weight).float())
+    x = torch.tensor([[[1.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]]])
+    assert net(x).spikes[:, 0].tolist() == [[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]
+    rec = snir.from_snntorch(torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False),
+                                                  snn.RLeaky(beta=0.5, linear_features=2)))
+    with pytest.raises(SpecError, match="is a subgraph \\(recurrent"):
+        snir.load(rec)
