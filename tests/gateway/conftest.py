@@ -69,10 +69,13 @@ def finished_runs(session_store: LocalStore, services: str) -> Iterator[tuple[Ga
     gw = build_gateway(session_store, all_targets(services), TOKENS, policy=FAST_RETRY)
     try:
         ids = []
-        for token, name in ((ALICE, "alice-tiny"), (BOB, "bob-tiny")):
+        sweep = {"optimize": {"weights_bw": {"min": 5, "max": 6}, "neurons_bw": {"min": 8, "max": 8},
+                              "fp_dec": {"min": 3, "max": 3}}, "select": {"max_accuracy_drop": 1.0}}
+        for token, name, sections in ((ALICE, "alice-tiny", sweep), (BOB, "bob-tiny", {})):
             with GatewayClient(gw.target, token) as client:
                 ref = client.upload_bytes(tiny_npz(), "tiny.npz")
-                run = client.wait(client.submit(tiny_spec(ref.sha256, name=name)).run_id, timeout=600)
+                spec = tiny_spec(ref.sha256, name=name, **sections)  # alice's run sweeps 2 configs
+                run = client.wait(client.submit(spec).run_id, timeout=600)
                 assert run.report_json, run
                 ids.append(run.run_id)
         yield gw, ids[0], ids[1]

@@ -61,7 +61,7 @@ def test_spiker_get_download_writes_the_results(finished_runs, tmp_path: Path, c
     assert code == 0, capsys.readouterr().err
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     for expected in ("model.pt", "sim.json", "report.json", "report.md", "record.json", "plots/training.png",
-                     "vhdl/files.txt", "history.json"):
+                     "vhdl/files.txt", "history.json", "sweep.csv", "sweep.json", "plots/pareto.png"):
         assert expected in files, files
     order = (out / "vhdl" / "files.txt").read_text().split()
     assert order and all((out / "vhdl" / name).is_file() for name in order)

@@ -104,6 +104,9 @@ def test_browser_login_run_page_plot_and_vhdl_zip(finished_runs, session_store, 
         assert driver.execute_script("return arguments[0].naturalWidth", plot) > 0
         wait.until(lambda d: "succeeded" in d.find_element(By.ID, "progress").get_attribute("textContent"))  # polled
         assert "mismatches" in driver.find_element(By.ID, "report").text
+        sweep = driver.find_element(By.ID, "sweep")
+        assert "weights_bw" in sweep.text and len(sweep.find_elements(By.CSS_SELECTOR, "tbody tr")) >= 2
+        assert len(driver.find_elements(By.CSS_SELECTOR, "img.plot")) == 2  # training and pareto
         shot = Path(os.environ.get("SPIKER_WEB_SCREENSHOT", tmp_path / "run-page.png"))
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
