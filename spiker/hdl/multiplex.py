@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from spiker.errors import SpecError
 
 log = logging.getLogger(__name__)
@@ -68,3 +70,38 @@ def resolve_neurons_per_cycle(sizes: Sequence[int], value: Any = None,
                      for i, p in enumerate(value))
     raise SpecError("neurons_per_cycle", f"must be an int, a list per layer or a mapping layer -> int, "
                                          f"got {type(value).__name__}")
+
+
+def scan_window(n_inputs: int) -> int:
+    """Inputs the time-multiplexed layer's scan looks at per cycle (``WINW`` in snn_layer_tm.vhd)."""
+    n_inputs = int(n_inputs)
+    return min(n_inputs, 16 * (1 + n_inputs // 512))
+
+
+def scan_cycles(spikes: np.ndarray, events_per_cycle: int = 2) -> np.ndarray:
+    """Scan cycles S0 of snn_layer_tm per step: ``sum_w max(ceil(a_w / E), 1)`` over input windows.
+
+    ``spikes``: 0/1 array ``[..., n_inputs]`` (one step per leading index).
+    """
+    x = np.asarray(spikes, dtype=np.int64)
+    n = x.shape[-1]
+    w = scan_window(n)
+    pad = (-n) % w
+    if pad:
+        x = np.concatenate([x, np.zeros((*x.shape[:-1], pad), dtype=np.int64)], axis=-1)
+    a_w = x.reshape(*x.shape[:-1], -1, w).sum(axis=-1)
+    e = int(events_per_cycle)
+    return np.maximum((a_w + e - 1) // e, 1).sum(axis=-1)
+
+
+def tm_step_cycles(spikes: np.ndarray, n_neurons: int, neurons_per_cycle: int,
+                   events_per_cycle: int = 2) -> np.ndarray:
+    """Cycles snn_layer_tm spends per step while tokens keep coming and its output is taken.
+
+    ``S0 + G K + 3`` (+1 when K = 1), with ``K = max(ceil(a / E), 1)`` event-list words,
+    ``G = ceil(N / P)`` groups and ``S0`` from :func:`scan_cycles`.
+    """
+    e = int(events_per_cycle)
+    a = np.asarray(spikes, dtype=np.int64).sum(axis=-1)
+    k = np.maximum((a + e - 1) // e, 1)
+    return scan_cycles(spikes, e) + n_groups(n_neurons, neurons_per_cycle) * k + 3 + (k == 1)

@@ -197,14 +197,15 @@ def layer_step_cycles(a: np.ndarray, n_groups: int = 1, events_per_cycle: int = 
     """Cycles a layer spends on a step with ``a`` present input spikes while tokens keep coming.
 
     With ``K = max(ceil(a / E), 1)``: ``K`` for the fully parallel layer (``n_groups = 1``,
-    ``snn_layer``); ``G K + 1``, plus 1 when ``K = 1``, for the time-multiplexed layer
-    (``snn_layer_tm``, ``G = ceil(N / P)`` groups of P neurons).
+    ``snn_layer``); ``S0 + G K + 3``, plus 1 when ``K = 1``, for the time-multiplexed layer
+    (``snn_layer_tm``, ``G = ceil(N / P)`` groups of P neurons), its scan cycles ``S0`` taken as
+    ``K`` here (a lower bound; exact from the spike positions: :func:`spiker.hdl.multiplex.tm_step_cycles`).
     """
     e = int(events_per_cycle)
     k = np.maximum((np.asarray(a, dtype=np.int64) + e - 1) // e, 1)
     if int(n_groups) == 1:
         return k
-    return int(n_groups) * k + 1 + (k == 1)
+    return (int(n_groups) + 1) * k + 3 + (k == 1)
 
 
 def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | None = None,

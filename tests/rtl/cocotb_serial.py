@@ -26,9 +26,11 @@ async def snn_layer_tm_matches_golden(dut):
     await RisingEdge(dut.clk)
     dut.rst.value = 0
     k, updates, outs, cycles, first_accept, last_update = 0, [], [], 0, None, None
+    offering = False  # AXI4-Stream: once valid, a token stays until it is taken (read in place)
     while len(outs) < len(tokens):
         await Timer(1, "ns")
-        valid = k < len(tokens) and not (stall and rng.random() < 0.3)
+        offering = offering or (k < len(tokens) and not (stall and rng.random() < 0.3))
+        valid = offering
         ready = not (stall and rng.random() < 0.4)
         dut.in_valid.value = int(valid)
         if k < len(tokens):
@@ -45,6 +47,7 @@ async def snn_layer_tm_matches_golden(dut):
             if first_accept is None:
                 first_accept = cycles
             k += 1
+            offering = False
         await ReadOnly()
         if _int(dut.dbg_upd):
             updates.append((_int(dut.out_spikes), _signed_slices(_int(dut.dbg_v), nb, n_out),
@@ -62,6 +65,6 @@ async def snn_layer_tm_matches_golden(dut):
     assert [o[0] for o in outs] == [w[0] for w in expected]
     assert [o[1] for o in outs] == [t[1] for t in tokens]
     if not stall:
-        # the cycle model (spiker.hdl.sim.layer_step_cycles) for a stream without gaps
+        # the cycle model (spiker.hdl.multiplex.tm_step_cycles) for a stream without gaps
         busy = last_update - first_accept
         assert busy == vec["model_cycles"], (busy, vec["model_cycles"])

@@ -13,6 +13,7 @@ import pytest
 from spiker.golden import QuantizedNet
 from spiker.hdl import RTL_DIR, RTL_FILES
 from spiker.hdl.generator import render_package
+from spiker.hdl.multiplex import scan_cycles, tm_step_cycles
 from spiker.net.spec import parse_net_dict
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
@@ -42,15 +43,6 @@ def _run(tmp_path: Path, vectors: dict, extra: list[Path]) -> None:
 
     total, failed = get_results(results)
     assert total >= 1 and failed == 0, f"{failed} of {total} cocotb tests failed; see {results}"
-
-
-def _step_cycles(a: int, n_groups: int, events: int) -> int:
-    """Cycles from one accept to the next for a step with ``a`` present spikes (no gaps, output taken)."""
-    from spiker.hdl.sim import layer_step_cycles
-
-    if n_groups == 1:  # snn_layer_tm with one group: pass 0 only, plus the accept cycle
-        return max(-(-a // events), 1) + 1
-    return int(layer_step_cycles(np.array(a), n_groups, events))
 
 
 # case: model, reset, n_in, n_out, P, E, config, stall, saturates
@@ -101,14 +93,13 @@ def test_snn_layer_tm(tmp_path, case):
     if saturates:  # the case drives a membrane to a saturation bound
         assert mem.max() == lim - 1 or mem.min() == -lim, (mem.min(), mem.max())
     syn = g.synapse if g.synapse is not None else np.zeros_like(mem)
-    n_groups = -(-n_out // p)
     tokens, expected, busy = [], [], 0
     for b in range(3):
         for t in range(7):
             tokens.append([int(sum(int(x[t, b, i]) << i for i in range(n_in))), int(t == 6)])
             expected.append([int(sum(int(g.spikes[t, b, j]) << j for j in range(n_out))),
                              mem[t, b].astype(int).tolist(), syn[t, b].astype(int).tolist()])
-            busy += _step_cycles(int(x[t, b].sum()), n_groups, events)
+            busy += int(tm_step_cycles(x[t, b], n_out, p, events))
     spec = q.layers[0].spec
     pkg = tmp_path / "pkg.vhd"
     pkg.write_text(render_package(q))
@@ -130,6 +121,8 @@ architecture rtl of layer_wrap is begin
               dbg_upd, dbg_v, dbg_s);
 end architecture;
 """)
-    # model_cycles: first accept to last update; the last step ends one cycle before its next accept
+    # model_cycles: first accept (after the first step's scan) to the last update (one cycle before
+    # the next step would start)
+    first_scan = int(scan_cycles(x[0, 0], events))
     _run(tmp_path, {"nb": nb, "n_out": n_out, "tokens": tokens, "expected": expected, "seed": 3,
-                    "stall": stall, "syn": model == "syn", "model_cycles": busy - 1}, extra=[pkg, wrap])
+                    "stall": stall, "syn": model == "syn", "model_cycles": busy - first_scan - 2}, extra=[pkg, wrap])

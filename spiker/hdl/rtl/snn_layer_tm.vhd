@@ -4,19 +4,21 @@
 -- Same ports, generics and token protocol as snn_layer (plus NEURONS_PER_CYCLE), bit-exact to
 -- the golden model through spiker_pkg's neuron_step.
 --
--- Group-major schedule of one step (token accepted when the layer is idle, its pipeline empty
--- and its output register free):
---   pass 0 (group 0): event_scan visits EVENTS_PER_CYCLE present input spikes per cycle, from
---          in_spikes in the accept cycle and then from the `mask` of the spikes not yet visited;
---          every slot (cycle) also writes its spike indices into the event list RAM;
---   groups 1 .. NG-1: the slots are replayed from the event list (one list word per cycle);
---   a slot issues the weight word(s) of (input, group) to the synchronous weight ROM; the
---   next cycle (stage B) adds them into the P accumulators, and on a group's last slot applies
---   leak, reset, saturation and threshold (neuron_step) to the group's state read from the
---   state RAM, writes it back and sets the group's bits of the output spike register.
--- With K = max(ceil(a / E), 1) slots per group for a present spikes, a step occupies
--- NG*K + 1 cycles (+1 when K = 1 and NG > 1: the event list is read back one cycle after its
--- only write), plus one cycle from idle to accept when the output is taken at once.
+-- Schedule of one step (started when the layer is idle, its pipeline empty and its output free):
+--   START  the token's first input window (WINW inputs) is loaded; the token is read in place
+--          (in_spikes must stay stable while in_valid is high, as AXI4-Stream requires);
+--   SCAN   event_scan visits EVENTS_PER_CYCLE present spikes per cycle in the current window
+--          (one cycle for an empty window) and writes their indices into the event list RAM,
+--          paired two to a word when EVENTS_PER_CYCLE = 2;
+--   FLUSH  the last odd index is written and the token is accepted (in_ready = '1');
+--   REPLAY for each group of P neurons, the list is replayed (one word a cycle); a slot issues
+--          the weight word(s) of (input, group) to the synchronous weight ROM, the next cycle
+--          (stage B) adds them into the P accumulators and, on the group's last slot, applies
+--          leak, reset, saturation and threshold (neuron_step) to the group's state read from
+--          the state RAM, writes it back and sets the group's bits of the output register.
+-- With K = max(ceil(a / E), 1) list words for a present spikes and S0 = sum over windows of
+-- max(ceil(a_w / E), 1) scan cycles, a step occupies S0 + NG*K + 3 cycles (+1 when K = 1: the
+-- list is read one cycle after its only write) while tokens keep coming and the output is taken.
 -- The accumulator (ACC bits) holds any partial sum of a step's weights exactly, so the visiting
 -- order cannot change a result. After a `last` token the state restarts at zero (the stale RAM
 -- words are read as zero in the next step). dbg_v/dbg_s are shadow registers of all N_OUT
@@ -62,27 +64,37 @@ entity snn_layer_tm is
 end entity;
 
 architecture rtl of snn_layer_tm is
-  constant P    : positive := NEURONS_PER_CYCLE;
-  constant E    : positive := EVENTS_PER_CYCLE;
-  constant NG   : positive := (N_OUT + P - 1) / P;        -- neuron groups
-  constant NSLOT : positive := (N_IN + E - 1) / E;         -- most slots per group
-  constant AW   : positive := clog2(N_IN);
-  constant KW   : positive := clog2(NSLOT);
-  constant GW   : positive := clog2(NG);
-  constant WAW  : positive := clog2(N_IN * NG);
-  constant LW   : positive := 2 * AW + 2;                 -- event list word: f2 idx2 f1 idx1
-  constant SYN  : boolean := MODEL = MODEL_SYN;
-  constant SWID : positive := P * NB;
+  constant P     : positive := NEURONS_PER_CYCLE;
+  constant E     : positive := EVENTS_PER_CYCLE;
+  constant NG    : positive := (N_OUT + P - 1) / P;        -- neuron groups
+  constant NSLOT : positive := (N_IN + E - 1) / E;         -- most event list words
+  constant AW    : positive := clog2(N_IN);
+  constant KW    : positive := clog2(NSLOT);
+  constant GW    : positive := clog2(NG);
+  constant WAW   : positive := clog2(N_IN * NG);
+  constant LW    : positive := 2 * AW + 2;                 -- event list word: f2 idx2 f1 idx1
+  constant SYN   : boolean := MODEL = MODEL_SYN;
+  constant SWID  : positive := P * NB;
+  -- input window of the scan: a power of two (16, or 32 for wide layers), or all inputs
+  constant WINW  : positive := minimum(N_IN, 16 * (1 + N_IN / 512));
+  constant NWIN  : positive := (N_IN + WINW - 1) / WINW;
+  constant WSW   : positive := clog2(NWIN);
+  constant LOCW  : positive := clog2(WINW);
 
-  constant PH_IDLE   : std_logic_vector(1 downto 0) := "00";
-  constant PH_SCAN   : std_logic_vector(1 downto 0) := "01";
-  constant PH_BUBBLE : std_logic_vector(1 downto 0) := "10";
-  constant PH_REPLAY : std_logic_vector(1 downto 0) := "11";
+  constant PH_IDLE   : std_logic_vector(2 downto 0) := "000";
+  constant PH_SCAN   : std_logic_vector(2 downto 0) := "001";
+  constant PH_FLUSH  : std_logic_vector(2 downto 0) := "010";
+  constant PH_BUBBLE : std_logic_vector(2 downto 0) := "011";
+  constant PH_REPLAY : std_logic_vector(2 downto 0) := "100";
 
   type acc_array is array (0 to P - 1) of signed(ACC - 1 downto 0);
 
-  signal phase  : std_logic_vector(1 downto 0) := PH_IDLE;
-  signal mask   : std_logic_vector(N_IN - 1 downto 0) := (others => '0');
+  signal phase  : std_logic_vector(2 downto 0) := PH_IDLE;
+  signal win    : std_logic_vector(WINW - 1 downto 0) := (others => '0');
+  signal wsel   : unsigned(WSW - 1 downto 0) := (others => '0');
+  signal cnt    : unsigned(KW downto 0) := (others => '0');   -- list words written
+  signal odd_v  : std_logic := '0';                           -- an unpaired index (E = 2)
+  signal odd_i  : unsigned(AW - 1 downto 0) := (others => '0');
   signal k      : unsigned(KW - 1 downto 0) := (others => '0');
   signal kmax   : unsigned(KW - 1 downto 0) := (others => '0');
   signal g      : unsigned(GW - 1 downto 0) := (others => '0');
@@ -96,15 +108,14 @@ architecture rtl of snn_layer_tm is
   signal ovalid, olast, upd_r : std_logic := '0';
   signal shadow_v, shadow_s : std_logic_vector(N_OUT * NB - 1 downto 0) := (others => '0');
 
-  -- stage A (combinational): the slot issued this cycle
-  signal out_free, rdy, accept, a_go, a_f1, a_f2, a_lastk : std_logic;
+  signal out_free, start, rdy, a_go, a_f1, a_f2, a_lastk : std_logic;
   signal a_idx, a_idx2 : unsigned(AW - 1 downto 0);
-  signal a_g : unsigned(GW - 1 downto 0);
-  signal scan_src, scan_rest : std_logic_vector(N_IN - 1 downto 0);
+  signal scan_rest : std_logic_vector(WINW - 1 downto 0);
   signal scan_found, scan_found2, scan_last : std_logic;
-  signal scan_idx, scan_idx2 : unsigned(AW - 1 downto 0);
+  signal scan_idx, scan_idx2 : unsigned(LOCW - 1 downto 0);
+  signal ev1, ev2 : unsigned(AW - 1 downto 0);
   signal list_we : std_logic;
-  signal list_wa, list_ra : unsigned(KW - 1 downto 0);
+  signal list_ra : unsigned(KW - 1 downto 0);
   signal list_wd, list_q : std_logic_vector(LW - 1 downto 0);
   signal waddr1, waddr2 : unsigned(WAW - 1 downto 0);
   signal row, row2 : std_logic_vector(P * WB - 1 downto 0);
@@ -117,6 +128,33 @@ architecture rtl of snn_layer_tm is
   function weight(r : std_logic_vector; j : natural) return signed is
   begin
     return resize(signed(r((j + 1) * WB - 1 + r'low downto j * WB + r'low)), ACC);
+  end function;
+
+  -- inputs w*WINW .. w*WINW + WINW - 1 of the token (zero beyond N_IN)
+  function window(v : std_logic_vector; w : unsigned) return std_logic_vector is
+    variable x : std_logic_vector(N_IN - 1 downto 0);
+    variable r : std_logic_vector(WINW - 1 downto 0) := (others => '0');
+  begin
+    x := v;
+    for i in 0 to NWIN - 1 loop
+      if to_integer(w) = i then
+        for b in 0 to WINW - 1 loop
+          if i * WINW + b < N_IN then
+            r(b) := x(i * WINW + b);
+          end if;
+        end loop;
+      end if;
+    end loop;
+    return r;
+  end function;
+
+  -- input index of bit `loc` of window `w`
+  function input_index(w : unsigned; loc : unsigned) return unsigned is
+  begin
+    if NWIN = 1 then
+      return resize(loc, AW);
+    end if;
+    return resize(w & loc, AW);
   end function;
 
   -- weight word of (input idx, group grp): idx * NG + grp, wiring when NG is a power of two,
@@ -137,41 +175,67 @@ architecture rtl of snn_layer_tm is
     end loop;
     return resize(r, WAW);
   end function;
+
+  function word(f2 : std_logic; i2 : unsigned; f1 : std_logic; i1 : unsigned) return std_logic_vector is
+  begin
+    return f2 & std_logic_vector(i2) & f1 & std_logic_vector(i1);
+  end function;
 begin
   assert P <= N_OUT report "snn_layer_tm: NEURONS_PER_CYCLE must be <= N_OUT" severity failure;
+  assert WINW = N_IN or 2 ** LOCW = WINW report "snn_layer_tm: scan window must be a power of two" severity failure;
 
   out_free <= (not ovalid) or out_ready;
-  rdy <= '1' when phase = PH_IDLE and b_valid = '0' and out_free = '1' else '0';
-  accept <= rdy and in_valid;
+  start <= '1' when phase = PH_IDLE and b_valid = '0' and out_free = '1' and in_valid = '1' else '0';
+  rdy <= '1' when phase = PH_FLUSH else '0';   -- the token is accepted once the scan has listed it
   in_ready <= rdy;
-  scan_src <= in_spikes when accept = '1' else mask;
 
   u_scan : entity work.event_scan
-    generic map (N_IN => N_IN, EVENTS => E)
-    port map (spikes => scan_src, found => scan_found, idx => scan_idx, found2 => scan_found2,
+    generic map (N_IN => WINW, EVENTS => E)
+    port map (spikes => win, found => scan_found, idx => scan_idx, found2 => scan_found2,
               idx2 => scan_idx2, rest => scan_rest, last => scan_last);
+  ev1 <= input_index(wsel, scan_idx);
+  ev2 <= input_index(wsel, scan_idx2);
 
-  -- stage A: pass 0 takes the scan, later groups the event list
-  a_go <= '1' when accept = '1' or phase = PH_SCAN or phase = PH_REPLAY else '0';
-  a_idx <= unsigned(list_q(AW - 1 downto 0)) when phase = PH_REPLAY else scan_idx;
-  a_f1 <= list_q(AW) when phase = PH_REPLAY else scan_found;
-  a_idx2 <= unsigned(list_q(2 * AW downto AW + 1)) when phase = PH_REPLAY else scan_idx2;
-  a_f2 <= list_q(2 * AW + 1) when phase = PH_REPLAY else scan_found2;
-  a_lastk <= scan_last when phase /= PH_REPLAY else '1' when k = kmax else '0';
-  a_g <= g when phase = PH_REPLAY else (others => '0');
-
-  list_we <= '1' when accept = '1' or phase = PH_SCAN else '0';
-  list_wa <= (others => '0') when accept = '1' else k;
-  list_wd <= scan_found2 & std_logic_vector(scan_idx2) & scan_found & std_logic_vector(scan_idx);
+  -- event list: SCAN writes full words (E = 1: one index; E = 2: pairs, an odd one waits in
+  -- odd_i), FLUSH writes the odd one, or an empty word when the step has no spike
+  process (phase, scan_found, scan_found2, ev1, ev2, odd_v, odd_i, cnt)
+  begin
+    list_we <= '0';
+    list_wd <= word('0', ev2, scan_found, ev1);
+    if phase = PH_SCAN then
+      if E = 1 then
+        list_we <= scan_found;
+      elsif odd_v = '1' then
+        list_we <= scan_found;
+        list_wd <= word('1', ev1, '1', odd_i);
+      else
+        list_we <= scan_found2;
+        list_wd <= word('1', ev2, '1', ev1);
+      end if;
+    elsif phase = PH_FLUSH then
+      list_wd <= word('0', odd_i, odd_v, odd_i);
+      if odd_v = '1' or cnt = 0 then
+        list_we <= '1';
+      end if;
+    end if;
+  end process;
   list_ra <= k + 1 when phase = PH_REPLAY and k /= kmax else (others => '0');
 
   u_list : entity work.snn_layer_tm_ram
     generic map (DEPTH => NSLOT, WIDTH => LW)
-    port map (clk => clk, we => list_we, waddr => list_wa, wdata => list_wd, raddr => list_ra,
+    port map (clk => clk, we => list_we, waddr => cnt(KW - 1 downto 0), wdata => list_wd, raddr => list_ra,
               rdata => list_q);
 
-  waddr1 <= waddr(a_idx, a_g);
-  waddr2 <= waddr(a_idx2, a_g);
+  -- stage A: the replayed slot
+  a_go <= '1' when phase = PH_REPLAY else '0';
+  a_idx <= unsigned(list_q(AW - 1 downto 0));
+  a_f1 <= list_q(AW);
+  a_idx2 <= unsigned(list_q(2 * AW downto AW + 1));
+  a_f2 <= list_q(2 * AW + 1);
+  a_lastk <= '1' when k = kmax else '0';
+
+  waddr1 <= waddr(a_idx, g);
+  waddr2 <= waddr(a_idx2, g);
   u_rom : entity work.snn_layer_tm_rom
     generic map (N_IN => N_IN, N_OUT => N_OUT, P => P, WB => WB, WEIGHTS => WEIGHTS,
                  BANK_BITS => BANK_BITS, EVENTS => E)
@@ -181,14 +245,14 @@ begin
   st_we <= b_valid and b_last;
   u_v : entity work.snn_layer_tm_ram
     generic map (DEPTH => NG, WIDTH => SWID)
-    port map (clk => clk, we => st_we, waddr => b_g, wdata => v_wd, raddr => a_g, rdata => v_q);
+    port map (clk => clk, we => st_we, waddr => b_g, wdata => v_wd, raddr => g, rdata => v_q);
   u_r : entity work.snn_layer_tm_ram
     generic map (DEPTH => NG, WIDTH => P)
-    port map (clk => clk, we => st_we, waddr => b_g, wdata => r_wd, raddr => a_g, rdata => r_q);
+    port map (clk => clk, we => st_we, waddr => b_g, wdata => r_wd, raddr => g, rdata => r_q);
   syn_state : if SYN generate
     u_s : entity work.snn_layer_tm_ram
       generic map (DEPTH => NG, WIDTH => SWID)
-      port map (clk => clk, we => st_we, waddr => b_g, wdata => s_wd, raddr => a_g, rdata => s_q);
+      port map (clk => clk, we => st_we, waddr => b_g, wdata => s_wd, raddr => g, rdata => s_q);
     s_q_used <= s_q;
   end generate;
   no_syn_state : if not SYN generate
@@ -231,7 +295,10 @@ begin
     if rising_edge(clk) then
       if rst = '1' then
         phase <= PH_IDLE;
-        mask <= (others => '0');
+        win <= (others => '0');
+        wsel <= (others => '0');
+        cnt <= (others => '0');
+        odd_v <= '0';
         k <= (others => '0');
         kmax <= (others => '0');
         g <= (others => '0');
@@ -258,33 +325,57 @@ begin
         b_f1 <= a_go and a_f1;
         b_f2 <= a_go and a_f2;
         b_last <= a_lastk;
-        b_g <= a_g;
-        if a_go = '1' and a_lastk = '1' and a_g = NG - 1 then
+        b_g <= g;
+        if a_go = '1' and a_lastk = '1' and g = NG - 1 then
           b_final <= '1';
         else
           b_final <= '0';
         end if;
 
-        -- slot sequencing
-        if accept = '1' then
-          last_r <= in_last;
+        if list_we = '1' then
+          cnt <= cnt + 1;
         end if;
-        if accept = '1' or phase = PH_SCAN then
-          mask <= scan_rest;
-          if scan_last = '1' then
-            kmax <= k;
-            k <= (others => '0');
-            if NG = 1 then
-              phase <= PH_IDLE;
-            elsif k = 0 then
-              phase <= PH_BUBBLE;
-            else
-              phase <= PH_REPLAY;
+
+        if start = '1' then
+          win <= window(in_spikes, to_unsigned(0, WSW));
+          wsel <= (others => '0');
+          cnt <= (others => '0');
+          odd_v <= '0';
+          phase <= PH_SCAN;
+        elsif phase = PH_SCAN then
+          if E = 2 then
+            if odd_v = '1' and scan_found = '1' then
+              odd_v <= scan_found2;
+              odd_i <= ev2;
+            elsif odd_v = '0' and scan_found = '1' and scan_found2 = '0' then
+              odd_v <= '1';
+              odd_i <= ev1;
             end if;
-            g <= to_unsigned(1 mod NG, GW);
+          end if;
+          if scan_last = '1' then
+            if wsel = NWIN - 1 then
+              phase <= PH_FLUSH;
+            else
+              wsel <= wsel + 1;
+              win <= window(in_spikes, wsel + 1);
+            end if;
           else
-            k <= k + 1;
-            phase <= PH_SCAN;
+            win <= scan_rest;
+          end if;
+        elsif phase = PH_FLUSH then
+          last_r <= in_last;
+          k <= (others => '0');
+          g <= (others => '0');
+          if cnt = 0 or (cnt = 1 and odd_v = '0') then
+            kmax <= (others => '0');
+            phase <= PH_BUBBLE;
+          else
+            if odd_v = '1' then
+              kmax <= resize(cnt, KW);
+            else
+              kmax <= resize(cnt - 1, KW);
+            end if;
+            phase <= PH_REPLAY;
           end if;
         elsif phase = PH_BUBBLE then
           phase <= PH_REPLAY;
@@ -299,13 +390,6 @@ begin
             end if;
           else
             k <= k + 1;
-          end if;
-        end if;
-        if accept = '1' then
-          k <= to_unsigned(1, KW);
-          if scan_last = '1' then
-            k <= (others => '0');
-            kmax <= (others => '0');
           end if;
         end if;
 
