@@ -59,13 +59,13 @@ def use_bars(stream: TextIO | None = None) -> bool:
 
 
 def fmt(value: Any, digits: int = 3) -> str:
-    """A number for a summary line: floats rounded to ``digits``, ``n/a`` for None."""
+    """A number for a summary line: floats rounded to ``digits`` (whole ones as integers), ``n/a`` for None."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
-        return f"{value:.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:.{digits}f}"
+        return f"{value:.0f}" if value.is_integer() else f"{value:.{digits}f}"  # counts stay counts
     return str(value)
 
 

@@ -73,7 +73,7 @@ def test_heartbeat_while_a_silent_step_runs(caplog) -> None:  # noqa: ANN001
 
 def test_fmt_rounds_and_never_prints_none() -> None:
     assert progress.fmt(0.96666666) == "0.967" and progress.fmt(None) == "n/a" and progress.fmt(20466.0) == "20466"
-    assert progress.fmt(3) == "3" and progress.fmt(0.5, 1) == "0.5"
+    assert progress.fmt(3) == "3" and progress.fmt(0.5, 1) == "0.5" and progress.fmt(29.0) == "29"
 
 
 def test_trainer_writes_epoch_lines_without_redraws(capsys, caplog) -> None:  # noqa: ANN001
