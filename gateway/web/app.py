@@ -92,8 +92,8 @@ class WebApp:
         return self.templates.TemplateResponse(request, "login.html", {"error": None})
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
-        token = str(form.get("token") or "").strip()
+        async with request.form(max_files=0, max_fields=4, max_part_size=4096) as form:
+            token = str(form.get("token") or "").strip()[:1024]
         try:
             user = self.auth.user_of((("authorization", f"Bearer {token}"),))
         except Unauthenticated as exc:

@@ -12,6 +12,10 @@ from spiker.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
+#: connections and requests the run browser serves at once (more get 503): page handlers run in
+#: a bounded thread pool, so the browser cannot take the gateway's threads or memory
+MAX_CONNECTIONS = 64
+
 
 class WebServer:
     """A running uvicorn server; ``url`` is where the browser goes."""
@@ -39,7 +43,8 @@ def start_web(manager: RunManager, auth: TokenAuth, store: ArtifactStore, host: 
     from gateway.web.app import create_app
 
     config = uvicorn.Config(create_app(manager, auth, store), host=host, port=port, log_level="warning",
-                            lifespan="off", access_log=False, server_header=False)
+                            lifespan="off", access_log=False, server_header=False,
+                            limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway-web", daemon=True)
     thread.start()

@@ -68,3 +68,20 @@ def test_spiker_get_download_writes_the_results(finished_runs, tmp_path: Path, c
     assert json.loads((out / "report.json").read_text())["run_id"] == alice_run
     assert not [f for f in files if f.endswith(".part")]
     assert f"{len(files)} files" in capsys.readouterr().err
+
+
+def test_spiker_get_into_a_closed_pipe(finished_runs) -> None:  # noqa: ANN001
+    """``spiker get RUN | head``: the reader leaves early; no BrokenPipeError traceback, exit 141."""
+    import os
+    import subprocess
+    import sys
+
+    from gw_support import ROOT
+
+    gw, alice_run, _ = finished_runs
+    env = {**os.environ, "SPIKER_TOKEN": ALICE, "SPIKER_GATEWAY": gw.target}
+    proc = subprocess.Popen([sys.executable, "-m", "spiker.cli", "get", alice_run, "--json"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # `| head -0`: gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
