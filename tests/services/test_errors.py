@@ -165,3 +165,6 @@ def test_errors_use_the_standard_rich_status(local_stack: Stack) -> None:
     assert error_info.reason == "SPEC_ERROR" and error_info.domain == "spiker.v1"
     assert error_info.metadata["field"] == "net_dict.layers[0].beta"
     assert [v.field for v in bad.field_violations] == ["net_dict.layers[0].beta"]
+    from grpc_status import rpc_status  # the standard reader (checks code and message against the call)
+
+    assert rpc_status.from_call(info.value) == status
