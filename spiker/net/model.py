@@ -94,19 +94,22 @@ class SpikingNet(nn.Module):
         spikes_in = x
         for fc, neuron in zip(self.fcs, self.neurons):
             current = fc(spikes_in.reshape(steps * batch, -1)).reshape(steps, batch, -1)
+            # unbind, not current[t]: the backward of T selects adds T full-size [T, B, N] gradients
+            # (T^2 work: 1.6x slower training at 73 steps than the step-by-step snnTorch loop)
+            currents = current.unbind(0)
             spk_rec, mem_rec, syn_rec = [], [], []
             if isinstance(neuron, snn.Synaptic):
                 syn = torch.zeros_like(current[0])
                 mem = torch.zeros_like(current[0])
-                for t in range(steps):
-                    spk, syn, mem = neuron(current[t], syn, mem)
+                for cur in currents:
+                    spk, syn, mem = neuron(cur, syn, mem)
                     spk_rec.append(spk)
                     mem_rec.append(mem)
                     syn_rec.append(syn)
             else:
                 mem = torch.zeros_like(current[0])
-                for t in range(steps):
-                    spk, mem = neuron(current[t], mem)
+                for cur in currents:
+                    spk, mem = neuron(cur, mem)
                     spk_rec.append(spk)
                     mem_rec.append(mem)
             record = {"spikes": torch.stack(spk_rec), "membrane": torch.stack(mem_rec)}
