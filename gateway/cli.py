@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 import warnings
@@ -477,8 +476,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     for flag in ("tls_cert", "tls_key"):
         if getattr(args, flag):
             gateway_cmd += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
-    procs = [subprocess.Popen(services_cmd, env=env)]
-    procs.append(subprocess.Popen(gateway_cmd, env=env))
+    from gateway.supervise import Supervisor
+
+    if not env.get("SPIKER_SERVICE_TOKEN") and not env.get("SPIKER_SERVICE_TOKEN_FILE"):
+        env["SPIKER_SERVICE_TOKEN"] = new_token()  # only this gateway may call these services
+    supervisor = Supervisor({"services": services_cmd, "gateway": gateway_cmd}, env)
+    supervisor.start()  # a child that dies is restarted with back-off (and logged)
+    procs = [c.proc for c in supervisor.children]
     print(f"spiker up: services pid {procs[0].pid} on 127.0.0.1:{args.services_port}, gateway pid "
           f"{procs[1].pid} on {args.host}:{args.port}"
           + (f", run browser on http://{args.host}:{args.web_port}" if args.web_port >= 0 else ""), flush=True)
@@ -491,21 +495,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    code = 0
-    while not stopping["flag"]:
-        if any(p.poll() is not None for p in procs):
-            code = 1
-            break
-        time.sleep(0.5)
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    return code
+    try:
+        supervisor.run(lambda: stopping["flag"])
+    finally:
+        supervisor.stop()
+    return 0
 
 
 # -- registration ------------------------------------------------------------------------------

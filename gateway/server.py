@@ -116,18 +116,19 @@ class GatewayServer:
 def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapping[str, str] | TokenAuth,
                   host: str = DEFAULT_HOST, port: int = 0, limits: Limits | None = None,
                   policy: RetryPolicy | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-                  max_workers: int = 64, resume: bool = True) -> GatewayServer:
+                  max_workers: int = 64, resume: bool = True, service_token: str | None = None) -> GatewayServer:
     """Start a gateway; ``targets`` maps each service (trainer, optimizer, hdlgen, simulator) to host:port.
 
     ``resume``: queue the store's unfinished runs again (a served gateway); ``spiker run`` passes
     False so that it runs only its own run. ``tokens``: a table, or a reloadable :class:`TokenAuth`.
-    ``max_workers``: threads for unary calls and uploads (streams need none).
+    ``max_workers``: threads for unary calls and uploads (streams need none). ``service_token``: the
+    stage services' shared secret (default: ``$SPIKER_SERVICE_TOKEN_FILE`` / ``$SPIKER_SERVICE_TOKEN``).
     """
     limits = limits or Limits()
     auth = tokens if isinstance(tokens, TokenAuth) else TokenAuth(tokens)
     if (tls_cert or tls_key) and not (tls_cert and tls_key):
         raise ValueError("give both --tls-cert and --tls-key")
-    clients = StageClients(dict(targets))
+    clients = StageClients(dict(targets), service_token=service_token)
     manager = RunManager(store, clients, limits, policy)
     servicer = GatewayServicer(manager, auth, store, limits)
     loop = EventLoopThread()
@@ -191,10 +192,13 @@ class LocalStack:
         self._work = None if work_root else tempfile.TemporaryDirectory(prefix="spiker-run-")
         root = Path(work_root) if work_root else Path(self._work.name)  # type: ignore[union-attr]
         self.runtime = Runtime(store, max_jobs=max_jobs, work_root=root, worker_env=worker_env)
-        self.services = build_server(list(SERVICE_NAMES), self.runtime, host=DEFAULT_HOST, port=0)
+        service_token = new_token()  # only this process's gateway may call its services
+        self.services = build_server(list(SERVICE_NAMES), self.runtime, host=DEFAULT_HOST, port=0,
+                                     service_token=service_token)
         try:
             self.gateway = build_gateway(store, all_targets(f"{DEFAULT_HOST}:{self.services.port}"),
-                                         {self.token: "local"}, limits=limits, policy=policy, resume=resume)
+                                         {self.token: "local"}, limits=limits, policy=policy, resume=resume,
+                                         service_token=service_token)
         except BaseException:
             self.services.stop(0)
             raise

@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from services.common import convert
 from services.common.errors import error_detail
+from services.common.service_auth import authorized_channel, load_service_token
 from spiker.flow.spec import FlowSpec
 from spiker_api.v1 import (
     common_pb2,
@@ -91,7 +92,10 @@ class RetryPolicy:
 class StageClients:
     """gRPC stubs of the four services; ``targets`` maps service name -> ``host:port``."""
 
-    def __init__(self, targets: dict[str, str], credentials: grpc.ChannelCredentials | None = None) -> None:
+    def __init__(self, targets: dict[str, str], credentials: grpc.ChannelCredentials | None = None,
+                 service_token: str | None = None) -> None:
+        """``service_token``: the stage services' shared secret (default: $SPIKER_SERVICE_TOKEN[_FILE])."""
+        token = service_token if service_token is not None else load_service_token()
         missing = [s for s in SERVICE_OF.values() if s not in targets]
         if missing:
             raise ValueError(f"no address for service(s) {', '.join(missing)}")
@@ -100,7 +104,7 @@ class StageClients:
         for target in set(targets.values()):
             self._channels[target] = (grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
                                       if credentials else grpc.insecure_channel(target, options=CHANNEL_OPTIONS))
-        ch = {name: self._channels[t] for name, t in targets.items()}
+        ch = {name: authorized_channel(self._channels[t], token) for name, t in targets.items()}
         self.trainer = trainer_pb2_grpc.TrainerServiceStub(ch["trainer"])
         self.optimizer = optimizer_pb2_grpc.OptimizerServiceStub(ch["optimizer"])
         self.hdlgen = hdlgen_pb2_grpc.HdlgenServiceStub(ch["hdlgen"])

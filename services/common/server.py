@@ -4,7 +4,9 @@ Every server: binds ``host:port`` (default 127.0.0.1), serves ``grpc.health.v1``
 per service) and server reflection, caps request size (``grpc.max_receive_message_length``:
 bigger requests fail with ``RESOURCE_EXHAUSTED``), runs at most ``max_jobs`` jobs at once with
 up to ``max_queue`` more calls waiting (beyond that, ``RESOURCE_EXHAUSTED``), and on SIGTERM /
-SIGINT stops taking calls, gives running ones ``grace`` seconds, then cancels them.
+SIGINT stops taking calls, gives running ones ``grace`` seconds, then cancels them. With a service
+token configured every call but health and reflection must carry it; every request is held to the
+size limits (services/common/service_auth.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.jobserver import start_job_server
+from services.common.limits import SizeLimits
 from services.common.runtime import Runtime
+from services.common.service_auth import TOKEN_ENV, TOKEN_FILE_ENV, ServiceGuard, load_service_token
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +95,19 @@ class StageServer:
 
 
 def build_server(names: Sequence[str], runtime: Runtime, host: str = DEFAULT_HOST, port: int = 0,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_queue: int = 16) -> StageServer:
-    """Create, bind and start a server for ``names`` (``port=0``: an ephemeral port)."""
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_queue: int = 16,
+                 service_token: str | None = None, limits: SizeLimits | None = None) -> StageServer:
+    """Create, bind and start a server for ``names`` (``port=0``: an ephemeral port).
+
+    ``service_token``: the secret callers must present (default: ``$SPIKER_SERVICE_TOKEN_FILE`` /
+    ``$SPIKER_SERVICE_TOKEN``; none configured: any caller, with a warning off loopback).
+    ``limits``: request size limits (default: :meth:`SizeLimits.from_env`).
+    """
+    token = service_token if service_token is not None else load_service_token()
+    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("stage services on %s accept calls from anyone: set %s (or %s) here and on the gateway",
+                    host, TOKEN_FILE_ENV, TOKEN_ENV)
+    guard = ServiceGuard(token, limits or SizeLimits.from_env())
     entries = registry()
     unknown = [n for n in names if n not in entries]
     if unknown or not names:
@@ -102,7 +117,7 @@ def build_server(names: Sequence[str], runtime: Runtime, host: str = DEFAULT_HOS
                ("grpc.max_send_message_length", max_message_bytes),
                ("grpc.so_reuseport", 0)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spiker-rpc"),
-                         options=options, maximum_concurrent_rpcs=threads)
+                         options=options, maximum_concurrent_rpcs=threads, interceptors=[guard])
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     full_names = []

@@ -100,3 +100,26 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_spiker_up_restarts_a_dead_child_with_back_off(tmp_path) -> None:
+    """Item 10: the supervisor of ``spiker up`` notices an exit, logs it and restarts with growing delays."""
+    from gateway.supervise import Supervisor
+
+    now = [0.0]
+    sup = Supervisor({"services": [sys.executable, "-c", "import sys; sys.exit(3)"],
+                      "gateway": [sys.executable, "-c", "import time; time.sleep(60)"]},
+                     dict(os.environ), initial_delay=1.0, max_delay=4.0, clock=lambda: now[0])
+    sup.start()
+    services, gateway = sup.children
+    try:
+        for _ in range(12):  # 12 simulated seconds
+            services.proc and services.proc.wait(10)
+            sup.poll()
+            now[0] += 1.0
+        assert services.exits and set(services.exits) == {3}
+        assert 2 <= services.restarts <= 6  # delays 1, 2, 4, 4 ... not a restart every poll
+        assert gateway.restarts == 0 and gateway.proc.poll() is None
+    finally:
+        sup.stop(grace=5)
+    assert gateway.proc.poll() is not None
