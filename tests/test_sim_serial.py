@@ -93,3 +93,20 @@ def test_every_model_and_reset_time_multiplexed():
             assert mem.min() == -8 or mem.max() == 7  # the net reaches saturation
             report = VhdlGenerator(q, neurons_per_cycle=[2, 1]).generate().simulate(x, trace=True)
             assert report.mismatches == 0, f"{model}/{reset}: {report}"
+
+
+def test_flow_spec_hdl_knobs():
+    from spiker.errors import SpecError
+    from spiker.flow.spec import parse_flow_spec
+
+    net = {"n_cycles": 5, "n_inputs": 4, "layer_0": layer("lif", 6), "layer_1": layer("lif", 3)}
+    spec = parse_flow_spec({"net": net, "hdl": {"events_per_cycle": 1, "neurons_per_cycle": {"layer_0": 2}}})
+    assert spec.hdl.neurons_per_cycle == (2, 3) and spec.hdl.events_per_cycle == 1
+    again = parse_flow_spec(spec.to_dict())
+    assert again.hdl == spec.hdl and again.digest() == spec.digest()
+    assert "events_per_cycle" not in parse_flow_spec({"net": net}).to_dict()["hdl"]
+    for hdl, key in (({"neurons_per_cycle": [2, 4]}, "hdl.neurons_per_cycle.layer_1"),
+                     ({"neurons_per_cycle": "2"}, "hdl.neurons_per_cycle"),
+                     ({"events_per_cycle": 3}, "hdl.events_per_cycle")):
+        with pytest.raises(SpecError, match=key):
+            parse_flow_spec({"net": net, "hdl": hdl})

@@ -84,6 +84,12 @@ class SelectSection:
 class HdlSection:
     #: estimate LUT/FF/BRAM/DSP with GHDL synth + yosys when generating (slow for big nets)
     resources: bool = True
+    #: the generator's knobs, over the optimizer's selection (None: the selection's, else the
+    #: defaults): present spikes per cycle (1 or 2) and neuron update units P per layer
+    #: (VhdlGenerator ``neurons_per_cycle``: an int, a list or a mapping layer -> P, resolved
+    #: here to one P per layer; P = N is the fully parallel layer)
+    events_per_cycle: int | None = None
+    neurons_per_cycle: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,9 @@ class FlowSpec:
                "train": asdict(self.train), "optimize": {**self.optimize.ranges, "workers": self.optimize.workers,
                                                     **self.optimize.hardware},
                "select": {k: v for k, v in asdict(self.select).items() if v is not None},
-               "hdl": asdict(self.hdl), "simulate": asdict(self.simulate)}
+               "hdl": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.hdl).items()
+                       if v is not None},
+               "simulate": asdict(self.simulate)}
         if self.model is not None:
             out["model"] = {k: v for k, v in asdict(self.model).items() if v is not None and v is not False}
         if self.implement is not None:
@@ -328,7 +336,7 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
                                objective=select.objective)
     elif select.max_accuracy_drop is not None and select.max_accuracy_drop < 0:
         raise SpecError("select.max_accuracy_drop", f"must be >= 0, got {select.max_accuracy_drop}")
-    hdl = _section(raw, "hdl", HdlSection, {"resources": (bool,)})
+    hdl = _hdl_section(raw, net_spec)
     simulate = _section(raw, "simulate", SimulateSection, {
         "samples": (int,), "trace": (bool,), "workers": (int,)})
     _positive(simulate.samples, "simulate.samples")
@@ -338,6 +346,23 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
     return FlowSpec(name=name, dataset=dataset, net=dict(raw["net"]), net_spec=net_spec, train=train,
                     optimize=optimize, select=select, simulate=simulate, hdl=hdl,
                     dataset_artifact=artifact, model=model, implement=implement)
+
+
+def _hdl_section(raw: Mapping[str, Any], net_spec: NetSpec) -> HdlSection:
+    from spiker.hdl.multiplex import resolve_neurons_per_cycle
+
+    hdl = _section(raw, "hdl", HdlSection, {"resources": (bool,), "events_per_cycle": (int,),
+                                            "neurons_per_cycle": (int, list, dict)})
+    if hdl.events_per_cycle is not None and hdl.events_per_cycle not in (1, 2):
+        raise SpecError("hdl.events_per_cycle", f"must be 1 or 2, got {hdl.events_per_cycle}")
+    if hdl.neurons_per_cycle is None:
+        return hdl
+    try:
+        units = resolve_neurons_per_cycle([la.n_neurons for la in net_spec.layers], hdl.neurons_per_cycle,
+                                          [la.name for la in net_spec.layers])
+    except SpecError as exc:
+        raise SpecError(f"hdl.{exc.key}", exc.message) from None
+    return HdlSection(resources=hdl.resources, events_per_cycle=hdl.events_per_cycle, neurons_per_cycle=units)
 
 
 def _implement_section(raw: Mapping[str, Any]) -> ImplementSection | None:
