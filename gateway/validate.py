@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.limits import check_net
 from spiker.errors import SpecError
 from spiker.flow.spec import FlowSpec, parse_flow_spec
 from spiker.flow.spec_text import parse_spec_text
@@ -75,22 +76,7 @@ def _check_numbers(value: Any, path: str, depth: int = 0) -> None:
 
 def check_limits(spec: FlowSpec, limits: Limits) -> None:
     """The gateway's size limits; raises SpecError naming the field."""
-    net = spec.net_spec
-    if net.n_inputs > limits.max_neurons:
-        raise SpecError("net.n_inputs", f"at most {limits.max_neurons} on this gateway, got {net.n_inputs}")
-    if net.n_cycles > limits.max_cycles:
-        raise SpecError("net.n_cycles", f"at most {limits.max_cycles} on this gateway, got {net.n_cycles}")
-    neurons, weights, fan_in = 0, 0, net.n_inputs
-    for i, layer in enumerate(net.layers):
-        neurons += layer.n_neurons
-        weights += fan_in * layer.n_neurons
-        fan_in = layer.n_neurons
-        if neurons > limits.max_neurons:
-            raise SpecError(f"net.layer_{i}.n_neurons", f"the network exceeds this gateway's limit of "
-                                                       f"{limits.max_neurons} neurons ({neurons} so far)")
-        if weights > limits.max_weights:
-            raise SpecError(f"net.layer_{i}.n_neurons", f"the network exceeds this gateway's limit of "
-                                                       f"{limits.max_weights} weights ({weights} so far)")
+    check_net(spec.net_spec, limits, "net")  # the one size check, shared with the stage services
     checks = (("train.epochs", spec.train.epochs, limits.max_epochs),
               ("simulate.samples", spec.simulate.samples, limits.max_samples),
               ("simulate.workers", spec.simulate.workers, limits.max_workers),
