@@ -171,7 +171,7 @@ class BarView:
 
         if stage not in self.bars:
             self.bars[stage] = tqdm(desc=f"{stage:9s}", total=1, unit="step", leave=True, file=sys.stderr,
-                                    bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}] {postfix}")
+                                    bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}]{postfix}")
         return self.bars[stage]
 
     def event(self, ev: Any) -> None:
