@@ -42,11 +42,12 @@ def read_tar(path: Path) -> dict[str, str]:
 
 
 def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimate_resources: bool,
-                 events_per_cycle: int | None = None, neurons_per_cycle: Any = None) -> dict[str, Any]:
+                 events_per_cycle: int | None = None, neurons_per_cycle: Any = None,
+                 implement: dict[str, Any] | None = None) -> dict[str, Any]:
     """Generate the design, write it as a tar; optionally estimate resources.
 
     ``events_per_cycle`` (None: the generator's default) and ``neurons_per_cycle`` are
-    VhdlGenerator's knobs.
+    VhdlGenerator's knobs; ``implement``: keyword arguments of ``design.implement`` (target, ...).
     """
     out = Path(workdir) / "out"
     snn = SpikingNet.load(model)
@@ -68,4 +69,10 @@ def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimat
         (out / "resources.json").write_text(json.dumps(resources, indent=1, sort_keys=True) + "\n")
         result["resources"] = {"path": str(out / "resources.json"),
                                "counts": {k: v for k, v in resources.items() if isinstance(v, (int, float))}}
+    result["implementation"] = None
+    if implement:
+        report("implementing", f"place and route on {implement['target']} (minutes)")
+        impl = design.implement(keep=out / "implement", bitstream=False, **implement).to_dict()
+        (out / "implement.json").write_text(json.dumps(impl, indent=1, sort_keys=True) + "\n")
+        result["implementation"] = {"path": str(out / "implement.json"), **impl}
     return result

@@ -10,6 +10,7 @@ from services.common import convert
 from services.common.errors import FieldError
 from services.common.runtime import Call, Runtime, streaming
 from services.hdlgen.job import generate_job
+from spiker.hdl.targets import TargetError, target
 from spiker_api.v1 import hdlgen_pb2, hdlgen_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,24 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
             raise FieldError("neurons_per_cycle", f"entries must be >= 0 (0: fully parallel), got {units}")
         # one entry: every layer; several: one per layer (0 = fully parallel); the generator checks the ranges
         npc = (units[0] or None) if len(units) == 1 else [p or None for p in units] if units else None
+        implement = None
+        if request.HasField("implement"):
+            imp = request.implement
+            if not imp.target:
+                raise FieldError("implement.target", "is required (e.g. ecp5-85k)")
+            try:
+                target(imp.target, speed=imp.speed or None, package=imp.package or None)
+            except TargetError as exc:
+                raise FieldError("implement.target", str(exc)) from None
+            implement = {"target": imp.target, "clock_mhz": imp.clock_mhz or 100.0, "speed": imp.speed or None,
+                         "package": imp.package or None, "stream_width": imp.stream_width or None}
         call.require(model, "model")
         yield from call.wait_turn()
         path = call.fetch(model, "model.pt", "model")
         out = yield from call.run_job(generate_job, model=str(path), optim_params=params,
                                       estimate_resources=request.estimate_resources,
-                                      events_per_cycle=request.events_per_cycle or None, neurons_per_cycle=npc)
+                                      events_per_cycle=request.events_per_cycle or None, neurons_per_cycle=npc,
+                                      implement=implement)
         result = hdlgen_pb2.GenerateResult(vhdl_tar=call.put(out["tar"], "vhdl", "application/x-tar"),
                                            files=out["files"], top_entity=out["top"],
                                            optim_params=convert.optim_params_to_proto(out["optim_params"]),
@@ -55,5 +68,15 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
             result.resources.report.CopyFrom(call.put(res["path"], "resources", "application/json"))
             for name, value in res["counts"].items():
                 result.resources.counts[name] = int(value)
+        if out["implementation"] is not None:
+            imp = out["implementation"]
+            impl = result.implementation
+            impl.report.CopyFrom(call.put(imp["path"], "implementation", "application/json"))
+            impl.fits, impl.met, impl.status = imp["fits"], imp["met"], imp["status"]
+            impl.fmax_mhz = imp["fmax_mhz"] or 0.0
+            path = imp["critical_path"]
+            impl.critical_path = "" if path is None else f"{path['start']} -> {path['end']}"
+            for name, usage in imp["utilisation"].items():
+                impl.used[name], impl.available[name] = usage["used"], usage["available"]
         log.info("hdlgen: %d files, %s", len(result.files), result.vhdl_tar.key)
         yield result

@@ -9,18 +9,68 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "optim_params", "estimate_resources", "events_per_cycle", "neurons_per_cycle")
+    __slots__ = ("model", "optim_params", "estimate_resources", "events_per_cycle", "neurons_per_cycle", "implement")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
     ESTIMATE_RESOURCES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    IMPLEMENT_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ArtifactRef
     optim_params: _common_pb2.OptimParams
     estimate_resources: bool
     events_per_cycle: int
     neurons_per_cycle: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ...) -> None: ...
+    implement: ImplementRequest
+    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., implement: _Optional[_Union[ImplementRequest, _Mapping]] = ...) -> None: ...
+
+class ImplementRequest(_message.Message):
+    __slots__ = ("target", "clock_mhz", "speed", "package", "stream_width")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_MHZ_FIELD_NUMBER: _ClassVar[int]
+    SPEED_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_FIELD_NUMBER: _ClassVar[int]
+    STREAM_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    clock_mhz: float
+    speed: int
+    package: str
+    stream_width: int
+    def __init__(self, target: _Optional[str] = ..., clock_mhz: _Optional[float] = ..., speed: _Optional[int] = ..., package: _Optional[str] = ..., stream_width: _Optional[int] = ...) -> None: ...
+
+class Implementation(_message.Message):
+    __slots__ = ("fits", "met", "status", "fmax_mhz", "critical_path", "used", "available", "report")
+    class UsedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class AvailableEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    FITS_FIELD_NUMBER: _ClassVar[int]
+    MET_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FMAX_MHZ_FIELD_NUMBER: _ClassVar[int]
+    CRITICAL_PATH_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    fits: bool
+    met: bool
+    status: str
+    fmax_mhz: float
+    critical_path: str
+    used: _containers.ScalarMap[str, int]
+    available: _containers.ScalarMap[str, int]
+    report: _common_pb2.ArtifactRef
+    def __init__(self, fits: _Optional[bool] = ..., met: _Optional[bool] = ..., status: _Optional[str] = ..., fmax_mhz: _Optional[float] = ..., critical_path: _Optional[str] = ..., used: _Optional[_Mapping[str, int]] = ..., available: _Optional[_Mapping[str, int]] = ..., report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class ResourceEstimate(_message.Message):
     __slots__ = ("counts", "report")
@@ -38,7 +88,7 @@ class ResourceEstimate(_message.Message):
     def __init__(self, counts: _Optional[_Mapping[str, int]] = ..., report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
-    __slots__ = ("vhdl_tar", "files", "optim_params", "top_entity", "resources", "neurons_per_cycle", "events_per_cycle")
+    __slots__ = ("vhdl_tar", "files", "optim_params", "top_entity", "resources", "neurons_per_cycle", "events_per_cycle", "implementation")
     VHDL_TAR_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +96,7 @@ class GenerateResult(_message.Message):
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
     vhdl_tar: _common_pb2.ArtifactRef
     files: _containers.RepeatedScalarFieldContainer[str]
     optim_params: _common_pb2.OptimParams
@@ -53,7 +104,8 @@ class GenerateResult(_message.Message):
     resources: ResourceEstimate
     neurons_per_cycle: _containers.RepeatedScalarFieldContainer[int]
     events_per_cycle: int
-    def __init__(self, vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., files: _Optional[_Iterable[str]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., top_entity: _Optional[str] = ..., resources: _Optional[_Union[ResourceEstimate, _Mapping]] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., events_per_cycle: _Optional[int] = ...) -> None: ...
+    implementation: Implementation
+    def __init__(self, vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., files: _Optional[_Iterable[str]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., top_entity: _Optional[str] = ..., resources: _Optional[_Union[ResourceEstimate, _Mapping]] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., events_per_cycle: _Optional[int] = ..., implementation: _Optional[_Union[Implementation, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("progress", "result")
