@@ -90,5 +90,7 @@ def test_event_cycle_model():
     # a[l, t, b]: 2 layers, 4 steps, 1 sample; uint like the golden traces' sums
     a = np.array([[[0], [1], [4], [5]], [[0], [3], [1], [0]]], dtype=np.uint64)
     assert event_bound(a).tolist() == [0 + 3 + 4 + 5]  # sum_t max_l a_l(t)
-    assert event_cycles(a, 1).tolist() == [1 + 3 + 4 + 5]
-    assert event_cycles(a, 2).tolist() == [1 + 2 + 2 + 3]
+    # a fully parallel layer: max(ceil(a / E), 1) + 2 update phases a step (3 for syn)
+    assert event_cycles(a, 1).tolist() == [1 + 3 + 4 + 5 + 4 * 2]
+    assert event_cycles(a, 2).tolist() == [1 + 2 + 2 + 3 + 4 * 2]
+    assert event_cycles(a, 2, models=["lif", "syn"]).tolist() == [(1 + 3) + (2 + 3) + (2 + 2) + (3 + 2)]

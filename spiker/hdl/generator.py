@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 RTL_DIR = Path(__file__).parent / "rtl"
 #: Library files in analysis order.
-RTL_FILES = ("spiker_pkg.vhd", "event_scan.vhd", "weight_rom.vhd", "neuron_update.vhd",
+RTL_FILES = ("spiker_pkg.vhd", "event_scan.vhd", "weight_rom.vhd", "neuron_update.vhd", "neuron_unit.vhd",
              "snn_layer.vhd", "snn_layer_tm_mem.vhd", "snn_layer_tm.vhd", "spike_readout.vhd")
 #: Generated files in analysis order.
 GEN_FILES = ("spiker_net_pkg.vhd", "spiker_core.vhd", "spiker_top.vhd", "spiker_tb.vhd")
@@ -119,6 +119,8 @@ _PKG_LAYER = Template("""
   constant ${P}_N_IN      : positive := $n_in;
   constant ${P}_N_OUT     : positive := $n_out;
   constant ${P}_ACC       : positive := $acc;
+  -- neuron register width of the fully parallel layer (register_bits: this layer's weights)
+  constant ${P}_REG       : positive := $reg;
   constant ${P}_THRESHOLD : natural := $thr;
   constant ${P}_BETA      : integer := $beta;
   constant ${P}_ALPHA     : integer := $alpha;
@@ -176,7 +178,7 @@ end architecture;
 _CORE_LAYER = Template("""
   u_${lname} : entity work.$entity
     generic map (N_IN => ${P}_N_IN, N_OUT => ${P}_N_OUT, WB => WEIGHTS_BW, NB => NEURONS_BW,
-                 ACC => ${P}_ACC, MODEL => $model, RESET => $reset, BETA_SHIFT => ${P}_BETA,
+                 ACC => ${P}_$acc, MODEL => $model, RESET => $reset, BETA_SHIFT => ${P}_BETA,
                  ALPHA_SHIFT => ${P}_ALPHA, THRESHOLD => ${P}_THRESHOLD, WEIGHTS => ${P}_WEIGHTS,
                  BANK_BITS => $bank_bits, EVENTS_PER_CYCLE => EVENTS_PER_CYCLE$npc_generic)
     port map (clk => clk, rst => rst,
@@ -389,6 +391,29 @@ _TB_LAYER = Template("""\
 """)
 
 
+def _signed_bits(v: int) -> int:
+    return (v if v >= 0 else -v - 1).bit_length() + 1
+
+
+def register_bits(weights: np.ndarray, neurons_bw: int, threshold: int, model: str) -> int:
+    """Width of a fully parallel layer's neuron registers (``neuron_unit``'s ACC), from its weights.
+
+    A register holds ``leak(v) - r*thr`` in ``[LO - thr, HI]`` plus any subset of the neuron's
+    weights, so it stays in ``[LO - thr + neg_j, HI + pos_j]`` (``pos_j``/``neg_j``: the sums of
+    neuron j's positive/negative weights); a syn current stays in ``[LO + neg_j, HI + pos_j]``
+    and a syn membrane adds ``c`` in ``[LO, HI]`` to ``leak(v) - r*thr``. The width covers the
+    widest neuron, and at least one bit above ``neurons_bw`` (two for syn) for the saturation
+    tests; it never exceeds the golden ``accumulator_bits`` bound for all weights at full scale.
+    """
+    w = np.asarray(weights, dtype=np.int64)
+    pos, neg = int(w.clip(min=0).sum(axis=1).max()), int(w.clip(max=0).sum(axis=1).min())
+    hi, lo = (1 << (neurons_bw - 1)) - 1, -(1 << (neurons_bw - 1))
+    values = [lo - threshold + neg - 1, hi + pos]
+    if model == "syn":
+        values += [2 * lo - threshold, 2 * hi]
+    return max(max(_signed_bits(v) for v in values), neurons_bw + (2 if model == "syn" else 1))
+
+
 def _prefix(i: int) -> str:
     return f"L{i}"
 
@@ -408,6 +433,7 @@ def render_package(qnet: QuantizedNet, events_per_cycle: int = EVENTS_PER_CYCLE,
         layers.append(_PKG_LAYER.substitute(npc=npc[i],
             P=_prefix(i), name=spec.name, model=spec.neuron_model, reset=spec.reset_mechanism,
             n_in=spec.n_inputs, n_out=spec.n_neurons, acc=layer.acc_bits, thr=int(layer.threshold),
+            reg=register_bits(layer.weights, cfg.neurons_bw, int(layer.threshold), spec.neuron_model),
             beta=-1 if spec.beta_shift is None or spec.neuron_model == "if" else int(spec.beta_shift),
             alpha=-1 if spec.alpha_shift is None else int(spec.alpha_shift),
             n_w=layer.weights.size,
@@ -441,7 +467,7 @@ def render_core(qnet: QuantizedNet, neurons_per_cycle: tuple[int, ...] | None = 
         spec = layer.spec
         tm = npc[i] < layer.n_neurons
         layers.append(_CORE_LAYER.substitute(
-            entity="snn_layer_tm" if tm else "snn_layer",
+            entity="snn_layer_tm" if tm else "snn_layer", acc="ACC" if tm else "REG",
             npc_generic=f",\n                 NEURONS_PER_CYCLE => {_prefix(i)}_NEURONS_PER_CYCLE" if tm else "",
             lname=f"l{i}", P=_prefix(i), i=i, j=i + 1, model=MODEL_CODE[spec.neuron_model],
             reset=RESET_CODE[spec.reset_mechanism], bank_bits=BANK_BITS))

@@ -80,8 +80,27 @@ def ghdl_to_verilog(design, folder: Path) -> Path:
         proc = run_tool([ghdl, "synth", "--std=08", "--out=verilog", *design.design_files, "-e", design.top],
                         folder, "GHDL synthesis")
     out = folder / "spiker_top.v"
-    out.write_text(proc.stdout)
+    out.write_text(block_memories(proc.stdout))
     return out
+
+
+#: A memory (weight ROM bank) of at least this many bits is marked for block RAM.
+BLOCK_RAM_MIN_BITS = 2048
+_MEMORY = re.compile(r"^(\s*)(reg \[(\d+):0\] \w+\[(\d+):0\] ; // memory)$", re.M)
+
+
+def block_memories(verilog: str, min_bits: int = BLOCK_RAM_MIN_BITS) -> str:
+    """GHDL's Verilog with ``(* rom_style = "block" *)`` on every memory of at least ``min_bits``.
+
+    GHDL 2.0 drops VHDL attributes, and yosys' cost model maps shallow ROMs (64 words) to LUTs
+    plus an output register per bit; the hint makes ``memory_libmap`` use block RAM instead
+    (RAMB18/RAMB36, ECP5 DP16KD). Smaller memories are left to yosys (LUTs).
+    """
+    def mark(m: re.Match) -> str:
+        bits = (int(m.group(3)) + 1) * (int(m.group(4)) + 1)
+        return f'{m.group(1)}(* rom_style = "block" *) {m.group(2)}' if bits >= min_bits else m.group(0)
+
+    return _MEMORY.sub(mark, verilog)
 
 
 def synthesize(design, folder: Path, timeout: float = 1800,

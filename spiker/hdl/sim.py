@@ -193,34 +193,44 @@ def event_bound(a: np.ndarray) -> np.ndarray:
     return a.max(axis=0).sum(axis=0)
 
 
-def layer_step_cycles(a: np.ndarray, n_groups: int = 1, events_per_cycle: int = 2) -> np.ndarray:
+def update_cycles(model: str) -> int:
+    """Update phases a fully parallel layer (``neuron_unit``) spends per step: 3 for syn, else 2."""
+    return 3 if model == "syn" else 2
+
+
+def layer_step_cycles(a: np.ndarray, n_groups: int = 1, events_per_cycle: int = 2,
+                      update: int = 2) -> np.ndarray:
     """Cycles a layer spends on a step with ``a`` present input spikes while tokens keep coming.
 
-    With ``K = max(ceil(a / E), 1)``: ``K`` for the fully parallel layer (``n_groups = 1``,
-    ``snn_layer``); ``S0 + G K + 3``, plus 1 when ``K = 1``, for the time-multiplexed layer
-    (``snn_layer_tm``, ``G = ceil(N / P)`` groups of P neurons), its scan cycles ``S0`` taken as
-    ``K`` here (a lower bound; exact from the spike positions: :func:`spiker.hdl.multiplex.tm_step_cycles`).
+    With ``K = max(ceil(a / E), 1)``: ``K + U`` for the fully parallel layer (``n_groups = 1``,
+    ``snn_layer``; ``U = update`` phases, :func:`update_cycles`); ``S0 + G K + 3``, plus 1 when
+    ``K = 1``, for the time-multiplexed layer (``snn_layer_tm``, ``G = ceil(N / P)`` groups of P
+    neurons), its scan cycles ``S0`` taken as ``K`` here (a lower bound; exact from the spike
+    positions: :func:`spiker.hdl.multiplex.tm_step_cycles`).
     """
     e = int(events_per_cycle)
     k = np.maximum((np.asarray(a, dtype=np.int64) + e - 1) // e, 1)
     if int(n_groups) == 1:
-        return k
+        return k + int(update)
     return (int(n_groups) + 1) * k + 3 + (k == 1)
 
 
 def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | None = None,
-                 pipelined: bool = False) -> np.ndarray:
+                 pipelined: bool = False, models: list[str] | None = None) -> np.ndarray:
     """The layers' busy cycles ``sum_t max_l c_l(t)`` per sample, ``c_l`` from :func:`layer_step_cycles`.
 
     ``groups[l]`` is layer l's ``ceil(N_l / P_l)`` (``neurons_per_cycle`` P_l; default 1, fully
-    parallel). One inference takes about this plus ``L + 3`` cycles (pipeline fill/drain, readout).
-    ``pipelined=True``: ``sum_k max_l c_l(k - l)`` instead (layer l works on step k - l while
-    layer 0 works on step k), the measured cycles minus 2 for chains of time-multiplexed layers.
+    parallel). One inference of fully parallel layers takes about this plus ``4 L - 1`` cycles
+    (pipeline fill/drain, readout; docs/hardware.md). ``pipelined=True``: ``sum_k max_l c_l(k - l)``
+    instead (layer l works on step k - l while layer 0 works on step k), the measured cycles minus 2
+    for chains of time-multiplexed layers.
+    ``models[l]``: layer l's neuron model (its fully parallel update phases; default lif).
     """
     a = np.asarray(a, dtype=np.int64)
     n_layers = a.shape[0]
     groups = [1] * n_layers if groups is None else list(groups)
-    c = np.stack([layer_step_cycles(a[i], groups[i], events_per_cycle) for i in range(n_layers)])
+    update = [update_cycles(m) for m in (models or ["lif"] * n_layers)]
+    c = np.stack([layer_step_cycles(a[i], groups[i], events_per_cycle, update[i]) for i in range(n_layers)])
     if pipelined:
         skew = np.zeros((n_layers, c.shape[1] + n_layers - 1, *c.shape[2:]), dtype=np.int64)
         for i in range(n_layers):
@@ -474,4 +484,4 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
 
 
 __all__ = ["Mismatch", "SimReport", "collect", "event_bound", "event_cycles", "layer_step_cycles", "scan_cost",
-           "simulate"]
+           "simulate", "update_cycles"]

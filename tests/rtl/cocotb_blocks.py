@@ -59,19 +59,31 @@ async def event_scan_lowest_spike(dut):
 
 @cocotb.test()
 async def weight_rom_rows(dut):
+    """Synchronous read: a row appears one rising edge after its address, on both ports."""
     vec = _vectors()
     rows, wb = vec["rows"], vec["wb"]
-    for addr, row in enumerate(rows):
-        addr2 = len(rows) - 1 - addr  # second port: the same constant, another word
-        dut.addr.value = addr
-        dut.addr2.value = addr2
-        await Timer(1, "ns")
-        assert _signed_slices(_int(dut.row), wb, len(row)) == row, addr
-        assert _signed_slices(_int(dut.row2), wb, len(row)) == rows[addr2], addr2
     dut.addr.value = 0
     dut.addr2.value = 0
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    await RisingEdge(dut.clk)
     await Timer(1, "ns")
-    assert _int(dut.row) == _int(dut.row2)
+    for addr, row in enumerate(rows):
+        addr2 = len(rows) - 1 - addr  # second port: the same memory, another word
+        dut.addr.value = addr
+        dut.addr2.value = addr2
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        assert _signed_slices(_int(dut.row), wb, len(row)) == row, addr
+        if vec["ports"] == 2:
+            assert _signed_slices(_int(dut.row2), wb, len(row)) == rows[addr2], addr2
+        await Timer(1, "ns")
+    dut.addr.value = 0
+    await Timer(3, "ns")
+    # the row holds until the next rising edge
+    assert _signed_slices(_int(dut.row), wb, len(rows[-1])) == rows[-1]
+    await RisingEdge(dut.clk)
+    await ReadOnly()
+    assert _signed_slices(_int(dut.row), wb, len(rows[0])) == rows[0]
 
 
 @cocotb.test()
@@ -141,9 +153,9 @@ async def snn_layer_matches_golden(dut):
     assert [o[0] for o in outs] == [w[0] for w in expected]
     assert [o[1] for o in outs] == [t[1] for t in tokens]
     if not stall:
-        # event driven: max(ceil(a / E), 1) cycles a step once running, one more to start
-        e = vec["events"]
-        bound = sum(max(-(-bin(t[0]).count("1") // e), 1) for t in tokens) + 1
+        # event driven: max(ceil(a / E), 1) + U cycles a step once running, 3 more to start
+        e, u = vec["events"], vec["update"]
+        bound = sum(max(-(-bin(t[0]).count("1") // e), 1) + u for t in tokens) + 3
         assert last_update - first_accept + 1 <= bound, (last_update - first_accept + 1, bound)
 
 
@@ -214,3 +226,53 @@ async def core_equal_shape_layers(dut):
             k += 1
     for sample, (got, counts, cls) in enumerate(zip(results, vec["counts"], vec["classes"])):
         assert got == (counts, cls), f"sample {sample}: got {got}, want {(counts, cls)}"
+
+
+@cocotb.test()
+async def neuron_unit_matches_golden(dut):
+    """The lean datapath driven like snn_layer does: event cycles, then the update phases."""
+    vec = _vectors()
+    events, phases, pa = vec["events"], vec["phases"], vec["spike_phase"]
+    wmask = (1 << vec["wb"]) - 1
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    dut.add1.value = 0
+    dut.add2.value = 0
+    dut.w1.value = 0
+    dut.w2.value = 0
+    dut.u.value = 0
+    dut.clear.value = 0
+    dut.fresh.value = 1
+    await RisingEdge(dut.clk)
+    await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    rng = random.Random(vec["seed"])
+    fresh = 1
+    for n, (weights, last, want) in enumerate(vec["steps"]):
+        pending = list(weights)
+        while pending:
+            pair, pending = pending[:events], pending[events:]
+            dut.add1.value = 1
+            dut.w1.value = pair[0] & wmask
+            dut.add2.value = int(len(pair) == 2)
+            dut.w2.value = (pair[1] if len(pair) == 2 else 0) & wmask
+            await RisingEdge(dut.clk)
+            dut.add1.value = 0
+            dut.add2.value = 0
+            for _ in range(rng.randrange(2)):  # idle cycles keep the register
+                await RisingEdge(dut.clk)
+        dut.clear.value = last
+        dut.fresh.value = fresh
+        for k in range(1, phases + 1):
+            dut.u.value = 1 << (3 - k)  # u is (1 to 3): element k is bit 3 - k
+            await RisingEdge(dut.clk)
+            if k == pa:
+                await ReadOnly()
+                got = (_int(dut.spike), dut.v_dbg.value.to_signed(), dut.s_dbg.value.to_signed())
+                assert got[:2] == tuple(want[:2]), f"step {n}: spike/v {got[:2]} != {want[:2]}"
+                if vec["syn"]:
+                    assert got[2] == want[2], f"step {n}: synapse {got[2]} != {want[2]}"
+                await Timer(1, "ns")
+        dut.u.value = 0
+        dut.clear.value = 0
+        fresh = last

@@ -57,31 +57,32 @@ def test_event_scan(tmp_path, n_in, events):
          parameters={"N_IN": n_in, "EVENTS": events})
 
 
-def _wrap_rom(folder: Path, weights: np.ndarray, wb: int) -> Path:
+def _wrap_rom(folder: Path, weights: np.ndarray, wb: int, ports: int) -> Path:
     n_out, n_in = weights.shape
     vals = ", ".join(str(int(v)) for v in weights.T.ravel())
     vals = f"(0 => {vals})" if weights.size == 1 else f"({vals})"
     path = folder / "rom_wrap.vhd"
     path.write_text(f"""library ieee; use ieee.std_logic_1164.all; use ieee.numeric_std.all;
 use work.spiker_pkg.all;
-entity rom_wrap is port (addr, addr2 : in unsigned({clog2(n_in)} - 1 downto 0);
+entity rom_wrap is port (clk : in std_logic; addr, addr2 : in unsigned({clog2(n_in)} - 1 downto 0);
                          row, row2 : out std_logic_vector({n_out * wb} - 1 downto 0)); end entity;
 architecture rtl of rom_wrap is begin
-  u_rom : entity work.weight_rom generic map (N_IN => {n_in}, N_OUT => {n_out}, WB => {wb}, WEIGHTS => {vals})
-      port map (addr => addr, row => row, addr2 => addr2, row2 => row2);
+  u_rom : entity work.weight_rom generic map (N_IN => {n_in}, N_OUT => {n_out}, WB => {wb}, WEIGHTS => {vals},
+                                              BANK_BITS => 16, PORTS => {ports})
+      port map (clk => clk, addr => addr, row => row, addr2 => addr2, row2 => row2);
 end architecture;
 """)
     return path
 
 
-@pytest.mark.parametrize("shape,wb", [((1, 1), 3), ((20, 9), 7), ((3, 5), 32)])
-def test_weight_rom(tmp_path, shape, wb):
+@pytest.mark.parametrize("shape,wb,ports", [((1, 1), 3, 2), ((20, 9), 7, 2), ((3, 5), 32, 1)])
+def test_weight_rom(tmp_path, shape, wb, ports):
     rng = np.random.default_rng(wb)
     lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
     w = rng.integers(lo, hi, size=shape, endpoint=True)
     w.flat[0], w.flat[-1] = lo, hi
-    _run(tmp_path, "rom_wrap", "weight_rom_rows", {"wb": wb, "rows": w.T.tolist()},
-         extra=[_wrap_rom(tmp_path, w, wb)])
+    _run(tmp_path, "rom_wrap", "weight_rom_rows", {"wb": wb, "rows": w.T.tolist(), "ports": ports},
+         extra=[_wrap_rom(tmp_path, w, wb, ports)])
 
 
 NEURON_CASES = [(m, r) for m in ("lif", "syn", "if") for r in ("subtract", "zero", "none")]
@@ -116,6 +117,43 @@ def test_neuron_update(tmp_path, model, reset):
               "THRESHOLD": thr}
     _run(tmp_path, "neuron_update", "neuron_update_matches_golden",
          {"nb": nb, "acc": acc, "syn": model == "syn", "cases": cases}, parameters=params)
+
+
+UNIT_CASES = [(m, r, e) for (m, r), e in zip(NEURON_CASES, (1, 2, 1, 2, 1, 2, 1, 2, 1))]
+
+
+@pytest.mark.parametrize("model,reset,events", UNIT_CASES)
+def test_neuron_unit(tmp_path, model, reset, events):
+    """neuron_unit (the lean datapath) over 3 samples of random steps that saturate both ways."""
+    seed = NEURON_CASES.index((model, reset))
+    rng = np.random.default_rng(seed)
+    nb, wb, n_inputs, thr = 5, 4, 7, 5
+    acc = accumulator_bits(n_inputs, wb, nb)
+    k, ka = (None if model == "if" else 1 + seed % 3), (seed % 3 if model == "syn" else None)
+    spec = LayerSpec(index=0, neuron_model=model, n_inputs=n_inputs, n_neurons=1, threshold=1.0,
+                     reset_mechanism=reset, beta_shift=k, alpha_shift=ka)
+    lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    steps, sat = [], []
+    for sample in range(3):
+        n_steps = 12
+        bias = (hi, lo, 0)[sample]
+        events_of = [[int(w) if rng.random() < 0.5 else bias for w in rng.integers(lo, hi, size=int(n), endpoint=True)]
+                     for n in rng.integers(0, n_inputs + 1, size=n_steps)]
+        events_of[1] = []  # a step without input
+        currents = torch.tensor([[[sum(ev)]] for ev in events_of], dtype=torch.int64)
+        spk, mem, syn = layer_dynamics(spec, currents, thr, IntegerArithmetic(FixedPointConfig(wb, nb, 2)))
+        sat += mem.ravel().tolist()
+        for t, ev in enumerate(events_of):
+            steps.append([ev, int(t == n_steps - 1),
+                          [int(spk[t, 0, 0]), int(mem[t, 0, 0]), 0 if syn is None else int(syn[t, 0, 0])]])
+    assert min(sat) == -16 and max(sat) == 15  # saturation at both ends
+    params = {"NB": nb, "ACC": acc, "WB": wb, "MODEL": ("lif", "syn", "if").index(model),
+              "RESET": ("subtract", "zero", "none").index(reset), "BETA_SHIFT": -1 if k is None else k,
+              "ALPHA_SHIFT": -1 if ka is None else ka, "THRESHOLD": thr, "EVENTS": events}
+    _run(tmp_path, "neuron_unit", "neuron_unit_matches_golden",
+         {"nb": nb, "wb": wb, "events": events, "phases": 3 if model == "syn" else 2,
+          "spike_phase": 2 if model == "syn" else 1, "syn": model == "syn", "seed": seed, "steps": steps},
+         parameters=params)
 
 
 def _one_layer_net(model, reset, n_in, n_out, cfg, seed, mean=0.2, std=1.0):
@@ -189,7 +227,7 @@ end architecture;
 """)
     _run(tmp_path, "layer_wrap", "snn_layer_matches_golden",
          {"nb": nb, "n_out": n_out, "tokens": tokens, "expected": expected, "seed": 3, "stall": stall,
-          "syn": model == "syn", "events": events}, extra=[pkg, wrap])
+          "syn": model == "syn", "events": events, "update": 3 if model == "syn" else 2}, extra=[pkg, wrap])
 
 
 @pytest.mark.parametrize("n_cls,cb", [(1, 3), (5, 2), (10, 4)])

@@ -1,9 +1,11 @@
--- event_scan: the input event scan of a layer. Combinational priority encoder:
--- the lowest set bit of `spikes` (found/idx) and, with EVENTS = 2, also the highest
--- set bit when it is another one (found2/idx2), and the vector with the picked bits
--- cleared (`rest`). The two encoders work in parallel (no chain through the first
--- pick). A layer visits EVENTS present spikes per cycle with it, so empty inputs cost
--- nothing.
+-- event_scan: the input event scan of a layer (combinational).
+-- The lowest set bit of `spikes` (found/idx) and, with EVENTS = 2, also the highest set
+-- bit when it is another one (found2/idx2), and the vector with the picked bits cleared
+-- (`rest`, `last` when it is empty). The lowest bit is isolated with the carry chain,
+-- low = s and (not s + 1), the highest the same way on the reversed vector, and the
+-- one-hot picks are encoded by OR trees: no priority chain, linear in N_IN (the carry
+-- chain is the fast path of an FPGA). A layer visits EVENTS present spikes per cycle
+-- with it, so empty inputs cost nothing.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -26,44 +28,63 @@ entity event_scan is
 end entity;
 
 architecture rtl of event_scan is
-begin
-  process (spikes)
-    variable f, f2 : std_logic;
-    variable k, h : natural range 0 to N_IN - 1;
-    variable r : std_logic_vector(N_IN - 1 downto 0);
+  constant AW : positive := clog2(N_IN);
+
+  function reversed(v : std_logic_vector) return std_logic_vector is
+    variable r : std_logic_vector(v'length - 1 downto 0);
+    variable x : std_logic_vector(v'length - 1 downto 0);
   begin
-    f := '0';
-    k := 0;
-    for i in N_IN - 1 downto 0 loop
-      if spikes(i) = '1' then
-        f := '1';
-        k := i;
-      end if;
+    x := v;
+    for i in 0 to v'length - 1 loop
+      r(i) := x(v'length - 1 - i);
     end loop;
-    h := 0;
-    if EVENTS = 2 then
-      for i in 0 to N_IN - 1 loop
-        if spikes(i) = '1' then
-          h := i;
+    return r;
+  end function;
+
+  -- the lowest set bit of v, one-hot (all zero when v is)
+  function lowest(v : std_logic_vector) return std_logic_vector is
+    variable x : std_logic_vector(v'length - 1 downto 0);
+  begin
+    x := v;
+    return x and std_logic_vector(unsigned(not x) + 1);
+  end function;
+
+  -- the index of the set bit of a one-hot vector (0 when none)
+  function encode(h : std_logic_vector; bits : positive) return unsigned is
+    variable x : std_logic_vector(h'length - 1 downto 0);
+    variable r : unsigned(bits - 1 downto 0) := (others => '0');
+  begin
+    x := h;
+    for b in 0 to bits - 1 loop
+      for i in 0 to h'length - 1 loop
+        if (i / (2 ** b)) mod 2 = 1 then
+          r(b) := r(b) or x(i);
         end if;
       end loop;
-    end if;
-    r := spikes;
-    r(k) := '0';
-    f2 := '0';
-    if EVENTS = 2 and h /= k then
-      f2 := '1';
-      r(h) := '0';
-    end if;
-    found <= f;
-    idx <= to_unsigned(k, idx'length);
-    found2 <= f2;
-    idx2 <= to_unsigned(h, idx2'length);
-    rest <= r;
-    if unsigned(r) = 0 then
-      last <= '1';
-    else
-      last <= '0';
-    end if;
-  end process;
+    end loop;
+    return r;
+  end function;
+
+  signal low, high, r1, r2 : std_logic_vector(N_IN - 1 downto 0);
+begin
+  low <= lowest(spikes);
+  r1 <= spikes and not low;
+  found <= '0' when unsigned(spikes) = 0 else '1';
+  idx <= encode(low, AW);
+
+  two : if EVENTS = 2 generate
+    high <= reversed(lowest(reversed(spikes)));  -- in parallel with `low`
+    r2 <= r1 and not high;
+    found2 <= '0' when unsigned(r1) = 0 else '1';
+    idx2 <= encode(high, AW);
+  end generate;
+  one : if EVENTS = 1 generate
+    high <= (others => '0');
+    r2 <= r1;
+    found2 <= '0';
+    idx2 <= (others => '0');
+  end generate;
+
+  rest <= r2;
+  last <= '1' when unsigned(r2) = 0 else '0';
 end architecture;

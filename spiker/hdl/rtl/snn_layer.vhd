@@ -1,18 +1,23 @@
--- snn_layer: one fully connected layer of spiking neurons, event-driven.
+-- snn_layer: one fully connected layer of spiking neurons, event-driven, fully parallel.
 --
 -- One token per time step arrives on in_* (spike vector, `last` on a sample's last
 -- step) with a valid/ready handshake and leaves on out_* (the layer's spikes).
--- The cycle a token is accepted already issues the ROM address(es) of its first
--- EVENTS_PER_CYCLE present spikes; each SCAN cycle adds the previously read row(s)
--- into the N_OUT accumulators and issues the next present spike(s); the UPD cycle
--- adds the last row(s) and applies leak, reset, saturation and the threshold test to
--- all neurons in parallel while it accepts the next token. With EVENTS_PER_CYCLE = 2
--- the scan takes the lowest and the highest remaining spike each cycle and the weight
--- ROM is read through two ports of the same constant (a true dual-port block RAM);
--- both rows enter the accumulators in the same cycle (an exact sum in ACC bits, so the
--- pairing cannot change a result). A step with a present spikes occupies
--- max(ceil(a / EVENTS_PER_CYCLE), 1) cycles when the next token is waiting (one more
--- from idle). After a `last` token the state restarts at zero.
+-- Three stages:
+--   input register: an accepted token is stored in `mask`; in_ready is a register
+--     (not tok), so ready never travels combinationally from layer to layer.
+--   issue: each cycle the event scan takes EVENTS_PER_CYCLE present spikes of `mask`
+--     (lowest, and highest with 2), their addresses go straight into the synchronous
+--     weight ROM (a block RAM's address register) and the picked bits are cleared; the
+--     step's last pick (or an empty step) carries an end mark.
+--   neurons: N_OUT neuron_unit instances, each with one register and one adder (two
+--     with 2 events a cycle): an event cycle adds the ROM row(s) read in the previous
+--     cycle, then UPDATE_PHASES cycles apply saturation, threshold, leak and reset
+--     (neuron_unit). While they run, the next token is loaded and its first events are
+--     issued, so the next step's rows arrive when the neurons are free again.
+-- A step with a present spikes occupies max(ceil(a / EVENTS_PER_CYCLE), 1) + U cycles
+-- while tokens keep coming (U = 2 for lif/if, 3 for syn). The update waits (first
+-- phase) until the output register is free. After a `last` token the state restarts at
+-- zero. The port list is the one every layer entity of the library shares.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -54,159 +59,135 @@ end entity;
 
 architecture rtl of snn_layer is
   constant AW : positive := clog2(N_IN);
-  constant ST_IDLE : std_logic_vector(1 downto 0) := "00";
-  constant ST_SCAN : std_logic_vector(1 downto 0) := "01";
-  constant ST_UPD  : std_logic_vector(1 downto 0) := "10";
+  constant NU : positive := update_phases(MODEL);
+  function spike_phase return positive is
+  begin
+    if MODEL = MODEL_SYN then
+      return 2;
+    end if;
+    return 1;
+  end function;
+  constant PA : positive := spike_phase;
 
-  type acc_array is array (0 to N_OUT - 1) of signed(ACC - 1 downto 0);
-  type nb_array is array (0 to N_OUT - 1) of signed(NB - 1 downto 0);
-
-  signal state   : std_logic_vector(1 downto 0) := ST_IDLE;
-  signal mask    : std_logic_vector(N_IN - 1 downto 0) := (others => '0');
-  signal last_r  : std_logic := '0';
-  signal pend    : std_logic := '0';       -- rom row of `addr` still to be added
-  signal pend2   : std_logic := '0';       -- rom row of `addr2` still to be added
-  signal addr    : unsigned(AW - 1 downto 0) := (others => '0');
-  signal addr2   : unsigned(AW - 1 downto 0) := (others => '0');
-  signal row     : std_logic_vector(N_OUT * WB - 1 downto 0);
-  signal row2    : std_logic_vector(N_OUT * WB - 1 downto 0);
-  signal accs    : acc_array := (others => (others => '0'));
-  signal v, s    : nb_array := (others => (others => '0'));
-  signal spk     : std_logic_vector(N_OUT - 1 downto 0) := (others => '0');
-  signal fresh   : std_logic := '1';       -- next update starts a sample: state is zero
-  signal ovalid  : std_logic := '0';
-  signal olast   : std_logic := '0';
-  signal upd_r   : std_logic := '0';
-
-  signal out_free, upd_go, rdy, accept : std_logic;
-  signal scan_src, scan_rest : std_logic_vector(N_IN - 1 downto 0);
+  -- input register and issue stage
+  signal mask   : std_logic_vector(N_IN - 1 downto 0) := (others => '0');
+  signal tok    : std_logic := '0';        -- mask holds a token whose events are not all issued
+  signal tlast  : std_logic := '0';
+  signal p_add1, p_add2, p_end, p_last : std_logic := '0';  -- micro-op of the ROM row(s) now read
+  signal issue  : std_logic;
   signal scan_found, scan_found2, scan_last : std_logic;
   signal scan_idx, scan_idx2 : unsigned(AW - 1 downto 0);
+  signal scan_rest : std_logic_vector(N_IN - 1 downto 0);
+  signal row, row2 : std_logic_vector(N_OUT * WB - 1 downto 0);
 
-  -- row word j of a ROM row, sign-extended to the accumulator width
-  function weight(r : std_logic_vector; j : natural) return signed is
-  begin
-    return resize(signed(r((j + 1) * WB - 1 + r'low downto j * WB + r'low)), ACC);
-  end function;
+  -- neurons
+  signal uph    : natural range 0 to 3 := 0;   -- 0: events, k: update phase k
+  signal cur_last, fresh : std_logic := '0';
+  signal ovalid, olast, upd_r : std_logic := '0';
+  signal out_free, go : std_logic;
+  signal u : std_logic_vector(1 to 3);
+  signal add1, add2 : std_logic;
+  signal spk : std_logic_vector(N_OUT - 1 downto 0);
 begin
-  u_rom : entity work.weight_rom
-    generic map (N_IN => N_IN, N_OUT => N_OUT, WB => WB, WEIGHTS => WEIGHTS, BANK_BITS => BANK_BITS)
-    port map (addr => addr, row => row, addr2 => addr2, row2 => row2);
-
-  out_free <= (not ovalid) or out_ready;
-  upd_go <= '1' when state = ST_UPD and out_free = '1' else '0';
-  rdy <= '1' when state = ST_IDLE or upd_go = '1' else '0';
-  accept <= rdy and in_valid;
-  in_ready <= rdy;
-  scan_src <= in_spikes when accept = '1' else mask;
+  in_ready <= not tok;
 
   u_scan : entity work.event_scan
     generic map (N_IN => N_IN, EVENTS => EVENTS_PER_CYCLE)
-    port map (spikes => scan_src, found => scan_found, idx => scan_idx, found2 => scan_found2,
+    port map (spikes => mask, found => scan_found, idx => scan_idx, found2 => scan_found2,
               idx2 => scan_idx2, rest => scan_rest, last => scan_last);
 
-  dbg : for j in 0 to N_OUT - 1 generate
-    dbg_v((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(v(j));
-    dbg_s((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(s(j));
+  u_rom : entity work.weight_rom
+    generic map (N_IN => N_IN, N_OUT => N_OUT, WB => WB, WEIGHTS => WEIGHTS, BANK_BITS => BANK_BITS,
+                 PORTS => EVENTS_PER_CYCLE)
+    port map (clk => clk, addr => scan_idx, row => row, addr2 => scan_idx2, row2 => row2);
+
+  -- issue when the neurons take events in the next cycle
+  issue <= '1' when tok = '1' and ((uph = 0 and p_end = '0') or uph = NU) else '0';
+  out_free <= (not ovalid) or out_ready;
+  go <= '1' when uph /= 1 or out_free = '1' else '0';
+  add1 <= p_add1 when uph = 0 else '0';
+  add2 <= p_add2 when uph = 0 else '0';
+  u(1) <= '1' when uph = 1 and out_free = '1' else '0';
+  u(2) <= '1' when uph = 2 else '0';
+  u(3) <= '1' when uph = 3 else '0';
+
+  neurons : for j in 0 to N_OUT - 1 generate
+    signal vd, sd : signed(NB - 1 downto 0);
+  begin
+    u_n : entity work.neuron_unit
+      generic map (NB => NB, ACC => ACC, WB => WB, MODEL => MODEL, RESET => RESET,
+                   BETA_SHIFT => BETA_SHIFT, ALPHA_SHIFT => ALPHA_SHIFT, THRESHOLD => THRESHOLD,
+                   EVENTS => EVENTS_PER_CYCLE)
+      port map (clk => clk, rst => rst, add1 => add1, add2 => add2,
+                w1 => signed(row((j + 1) * WB - 1 downto j * WB)),
+                w2 => signed(row2((j + 1) * WB - 1 downto j * WB)),
+                u => u, clear => cur_last, fresh => fresh, spike => spk(j), v_dbg => vd, s_dbg => sd);
+    dbg_v((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(vd);
+    dbg_s((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(sd);
   end generate;
 
-  -- The neuron update (neuron_step, the datapath of neuron_update.vhd) is evaluated in
-  -- the UPD cycle only, for all neurons in parallel.
   process (clk)
-    variable cur : signed(ACC - 1 downto 0);
-    variable vn, sn : signed(NB - 1 downto 0);
-    variable sp : std_logic;
-    variable zero : signed(NB - 1 downto 0);
   begin
     if rising_edge(clk) then
       if rst = '1' then
-        state <= ST_IDLE;
-        pend <= '0';
-        pend2 <= '0';
+        mask <= (others => '0');
+        tok <= '0';
+        tlast <= '0';
+        p_add1 <= '0';
+        p_add2 <= '0';
+        p_end <= '0';
+        p_last <= '0';
+        uph <= 0;
+        cur_last <= '0';
         fresh <= '1';
         ovalid <= '0';
         olast <= '0';
         upd_r <= '0';
-        mask <= (others => '0');
-        addr <= (others => '0');
-        addr2 <= (others => '0');
-        accs <= (others => (others => '0'));
-        v <= (others => (others => '0'));
-        s <= (others => (others => '0'));
-        spk <= (others => '0');
-        last_r <= '0';
       else
         upd_r <= '0';
         if ovalid = '1' and out_ready = '1' then
           ovalid <= '0';
         end if;
 
-        if state = ST_SCAN then
-          for j in 0 to N_OUT - 1 loop
-            cur := accs(j);
-            if pend = '1' then
-              cur := cur + weight(row, j);
-            end if;
-            if pend2 = '1' then
-              cur := cur + weight(row2, j);
-            end if;
-            accs(j) <= cur;
-          end loop;
-          addr <= scan_idx;
-          pend <= '1';
-          addr2 <= scan_idx2;
-          pend2 <= scan_found2;
-          mask <= scan_rest;
-          if scan_last = '1' then
-            state <= ST_UPD;
-          end if;
-        elsif upd_go = '1' then
-          zero := (others => '0');
-          for j in 0 to N_OUT - 1 loop
-            cur := accs(j);
-            if pend = '1' then
-              cur := cur + weight(row, j);
-            end if;
-            if pend2 = '1' then
-              cur := cur + weight(row2, j);
-            end if;
-            if fresh = '1' then
-              neuron_step(zero, zero, '0', cur, NB, MODEL, RESET, BETA_SHIFT, ALPHA_SHIFT, THRESHOLD,
-                          vn, sn, sp);
-            else
-              neuron_step(v(j), s(j), spk(j), cur, NB, MODEL, RESET, BETA_SHIFT, ALPHA_SHIFT, THRESHOLD,
-                          vn, sn, sp);
-            end if;
-            v(j) <= vn;
-            s(j) <= sn;
-            spk(j) <= sp;
-          end loop;
-          fresh <= last_r;
-          ovalid <= '1';
-          olast <= last_r;
-          upd_r <= '1';
-          pend <= '0';
-          pend2 <= '0';
-          state <= ST_IDLE;
+        -- input register
+        if tok = '0' and in_valid = '1' then
+          mask <= in_spikes;
+          tok <= '1';
+          tlast <= in_last;
         end if;
 
-        if accept = '1' then
-          last_r <= in_last;
-          accs <= (others => (others => '0'));
+        -- issue stage
+        p_add1 <= '0';
+        p_add2 <= '0';
+        p_end <= '0';
+        if issue = '1' then
+          p_add1 <= scan_found;
+          p_add2 <= scan_found2;
+          p_end <= scan_last;
+          p_last <= tlast;
           mask <= scan_rest;
-          addr2 <= scan_idx2;
-          pend2 <= scan_found2;
-          if scan_found = '1' then
-            addr <= scan_idx;
-            pend <= '1';
-            if scan_last = '1' then
-              state <= ST_UPD;
-            else
-              state <= ST_SCAN;
-            end if;
+          if scan_last = '1' then
+            tok <= '0';
+          end if;
+        end if;
+
+        -- neuron phases
+        if uph = 0 then
+          if p_end = '1' then
+            uph <= 1;
+            cur_last <= p_last;
+          end if;
+        elsif go = '1' then
+          if uph = PA then
+            ovalid <= '1';
+            olast <= cur_last;
+            upd_r <= '1';
+          end if;
+          if uph = NU then
+            uph <= 0;
+            fresh <= cur_last;
           else
-            pend <= '0';
-            state <= ST_UPD;
+            uph <= uph + 1;
           end if;
         end if;
       end if;

@@ -22,6 +22,18 @@ package spiker_pkg is
   function leak(v : signed; k : integer) return signed;
   -- clamp x to a signed width of nb bits
   function saturate(x : signed; nb : natural) return signed;
+  -- x > 2**(nb-1) - 1 / x < -2**(nb-1) for x wider than nb bits (saturation tests, pure logic)
+  function over_hi(x : signed; nb : natural) return std_logic;
+  function over_lo(x : signed; nb : natural) return std_logic;
+  -- signed v > c for a constant c >= 0, written as logic (no carry chain for a constant compare)
+  function gt_const(v : signed; c : natural) return std_logic;
+  -- leak(v, k) of an integer (constants): v - floor(v / 2**k); k < 0: v
+  function leak_int(v : integer; k : integer) return integer;
+  -- the leak shift a model uses (`if`: none); 1 when there is a leak (neuron_unit's VA -1), else 0
+  function beta_of(model : natural; beta_shift : integer) return integer;
+  function leak_one(k : integer) return integer;
+  -- neuron_unit update phases per step: 2 (lif, if), 3 (syn)
+  function update_phases(model : natural) return positive;
   -- one neuron's step update, exactly the golden model's (see neuron_update.vhd);
   -- v_out/s_out are nb bits wide, i_in is the exact input current
   procedure neuron_step(v_in, s_in : in signed; r_in : in std_logic; i_in : in signed;
@@ -77,6 +89,87 @@ package body spiker_pkg is
       return resize(LO, nb);
     end if;
     return resize(x, nb);
+  end function;
+
+  function over_hi(x : signed; nb : natural) return std_logic is
+    constant N : natural := x'length;
+    variable y : signed(N - 1 downto 0);
+    variable any : std_logic := '0';
+  begin
+    y := x;
+    for i in nb - 1 to N - 2 loop
+      any := any or y(i);
+    end loop;
+    return any and not y(N - 1);
+  end function;
+
+  function over_lo(x : signed; nb : natural) return std_logic is
+    constant N : natural := x'length;
+    variable y : signed(N - 1 downto 0);
+    variable all1 : std_logic := '1';
+  begin
+    y := x;
+    for i in nb - 1 to N - 2 loop
+      all1 := all1 and y(i);
+    end loop;
+    return y(N - 1) and not all1;
+  end function;
+
+  function gt_const(v : signed; c : natural) return std_logic is
+    constant N : natural := v'length;
+    constant CB : unsigned(N - 1 downto 0) := to_unsigned(c, N);
+    variable y : signed(N - 1 downto 0);
+    variable gt : std_logic := '0';
+    variable eq : std_logic := '1';
+  begin
+    y := v;
+    -- c >= 0: a negative v is never greater; compare the magnitude bits MSB first
+    for i in N - 2 downto 0 loop
+      if CB(i) = '0' then
+        gt := gt or (eq and y(i));
+        eq := eq and not y(i);
+      else
+        eq := eq and y(i);
+      end if;
+    end loop;
+    return gt and not y(N - 1);
+  end function;
+
+  function beta_of(model : natural; beta_shift : integer) return integer is
+  begin
+    if model = MODEL_IF then
+      return NO_LEAK;
+    end if;
+    return beta_shift;
+  end function;
+
+  function leak_one(k : integer) return integer is
+  begin
+    if k >= 0 then
+      return 1;
+    end if;
+    return 0;
+  end function;
+
+  function update_phases(model : natural) return positive is
+  begin
+    if model = MODEL_SYN then
+      return 3;
+    end if;
+    return 2;
+  end function;
+
+  function leak_int(v : integer; k : integer) return integer is
+    variable q : integer;
+  begin
+    if k < 0 then
+      return v;
+    end if;
+    q := v / (2 ** k);
+    if q * (2 ** k) > v then  -- VHDL division truncates; the shift floors
+      q := q - 1;
+    end if;
+    return v - q;
   end function;
 
   procedure neuron_step(v_in, s_in : in signed; r_in : in std_logic; i_in : in signed;

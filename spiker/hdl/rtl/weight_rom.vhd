@@ -1,11 +1,13 @@
--- weight_rom: one layer's weights as an inferred ROM (a constant array, no vendor primitive).
+-- weight_rom: one layer's weights as an inferred synchronous ROM (no vendor primitive).
 -- Word `addr` is the row of weights of input `addr` for all N_OUT neurons, neuron j in
 -- bits (j+1)*WB-1 downto j*WB. WEIGHTS(i*N_OUT + j) is the weight from input i to neuron j.
--- The row is split into banks of at most BANK_BITS bits (narrow words keep synthesis
--- tools' literal constants short). The read is combinational from the caller's
--- address register, i.e. a synchronous ROM with a registered address (BRAM-friendly).
--- A second read port (addr2/row2) reads the SAME constant, like a true dual-port block
--- RAM used as a ROM; leave it unconnected (row2 open) and synthesis removes it.
+-- The read is registered: `row` shows word `addr` of the previous rising edge (a block
+-- RAM's read; yosys maps the memory to RAMB18/RAMB36 or ECP5 DP16KD, or to LUTs when it
+-- is small, see spiker.hdl.resources). PORTS = 2 adds a second read port (addr2/row2) on
+-- the SAME memory, a true dual-port block RAM used as a ROM. The row is split into banks
+-- of at most BANK_BITS bits (one memory each, keeping literal constants short).
+-- Each bank is an initialised signal read in one clocked process: GHDL then emits one
+-- Verilog memory with both read ports (a constant would be duplicated per port).
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -17,9 +19,11 @@ entity weight_rom is
     N_OUT     : positive;
     WB        : positive;
     WEIGHTS   : integer_vector;
-    BANK_BITS : positive := 64
+    BANK_BITS : positive := 64;
+    PORTS     : positive range 1 to 2 := 2
   );
   port (
+    clk   : in  std_logic;
     addr  : in  unsigned(clog2(N_IN) - 1 downto 0);
     row   : out std_logic_vector(N_OUT * WB - 1 downto 0);
     addr2 : in  unsigned(clog2(N_IN) - 1 downto 0) := (others => '0');
@@ -30,13 +34,14 @@ end entity;
 architecture rtl of weight_rom is
   constant PER_BANK : positive := maximum(1, BANK_BITS / WB);
   constant N_BANKS  : positive := (N_OUT + PER_BANK - 1) / PER_BANK;
+  constant DEPTH    : positive := 2 ** clog2(N_IN);  -- words beyond N_IN read as zero
 begin
   banks : for b in 0 to N_BANKS - 1 generate
     constant FIRST : natural := b * PER_BANK;
     constant COUNT : positive := minimum(PER_BANK, N_OUT - FIRST);
-    type rom_t is array (0 to N_IN - 1) of std_logic_vector(COUNT * WB - 1 downto 0);
+    type rom_t is array (DEPTH - 1 downto 0) of std_logic_vector(COUNT * WB - 1 downto 0);
     function contents return rom_t is
-      variable r : rom_t;
+      variable r : rom_t := (others => (others => '0'));
     begin
       for i in 0 to N_IN - 1 loop
         for j in 0 to COUNT - 1 loop
@@ -46,11 +51,27 @@ begin
       end loop;
       return r;
     end function;
-    constant ROM : rom_t := contents;
+    signal mem : rom_t := contents;
   begin
-    row((FIRST + COUNT) * WB - 1 downto FIRST * WB) <= ROM(to_integer(addr)) when to_integer(addr) < N_IN
-                                                       else (others => '0');
-    row2((FIRST + COUNT) * WB - 1 downto FIRST * WB) <= ROM(to_integer(addr2)) when to_integer(addr2) < N_IN
-                                                        else (others => '0');
+    two : if PORTS = 2 generate
+      process (clk)
+      begin
+        if rising_edge(clk) then
+          row((FIRST + COUNT) * WB - 1 downto FIRST * WB) <= mem(to_integer(addr));
+          row2((FIRST + COUNT) * WB - 1 downto FIRST * WB) <= mem(to_integer(addr2));
+        end if;
+      end process;
+    end generate;
+    single : if PORTS = 1 generate
+      process (clk)
+      begin
+        if rising_edge(clk) then
+          row((FIRST + COUNT) * WB - 1 downto FIRST * WB) <= mem(to_integer(addr));
+        end if;
+      end process;
+    end generate;
+  end generate;
+  one : if PORTS = 1 generate
+    row2 <= (others => '0');
   end generate;
 end architecture;

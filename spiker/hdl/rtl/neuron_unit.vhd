@@ -1,0 +1,262 @@
+-- neuron_unit: one neuron of the fully parallel layer, a lean sequential datapath.
+--
+-- One wide register x (ACC bits) per neuron and ONE adder x + b, b chosen by a small mux
+-- (a weight, the leak term, or a constant); zeroing uses the register's synchronous reset.
+-- The golden model's step (docs/fixed-point.md) is computed in an exactly equal order:
+-- x holds  leak(v(t-1)) - r(t)*thr  (or the zero-reset variant) when step t starts, the
+-- event cycles add the step's weights into it (an exact sum), and the update phases do
+--   VA: v = sat(x), spike = v > thr; x := x - (x >> k) - 1  (x := 0 when x saturated,
+--       and for the zero reset when the neuron spiked)
+--   VB: x := x + C, C a constant: 1 - spike*thr, or leak(HI) - spike*thr / leak(LO)
+--       after a saturated update (x was zeroed), 0 after a zero reset; x := 0 on `clear`.
+-- so x = leak(v) - spike*thr again. `if` neurons have no leak (VA adds nothing, C has no +1).
+-- syn: a second register y (ACC bits) takes the weights instead; phase U0 adds
+-- c = sat(y) into x (or zeroes x when the previous spike zero-resets it) and leaks y the
+-- same way (y := y - (y >> ka) - 1, then + 1 or the saturated constant in U1); VA/VB are
+-- then U1/U2. Phases: lif/if U1 = VA, U2 = VB; syn U1 = syn, U2 = VA, U3 = VB
+-- (update_phases in spiker_pkg). The property test tests/test_hdl_datapath.py proves this
+-- order equal to the golden model; tests/rtl checks this entity against it.
+-- Width: |leak(v) - thr| <= 2**NB and the step's weights add at most n*2**(WB-1) in
+-- magnitude, so x (ACC = the golden accumulator_bits) never wraps.
+library ieee;
+use ieee.std_logic_1164.all;
+use ieee.numeric_std.all;
+use work.spiker_pkg.all;
+
+entity neuron_unit is
+  generic (
+    NB          : positive;
+    ACC         : positive;
+    WB          : positive;
+    MODEL       : natural := MODEL_LIF;
+    RESET       : natural := RESET_SUBTRACT;
+    BETA_SHIFT  : integer := NO_LEAK;
+    ALPHA_SHIFT : integer := NO_LEAK;
+    THRESHOLD   : natural;
+    EVENTS      : positive range 1 to 2 := 1
+  );
+  port (
+    clk   : in  std_logic;
+    rst   : in  std_logic;
+    add1  : in  std_logic;                     -- event cycle: add w1
+    add2  : in  std_logic := '0';              -- event cycle: add w2 (EVENTS = 2)
+    w1    : in  signed(WB - 1 downto 0);
+    w2    : in  signed(WB - 1 downto 0) := (others => '0');
+    u     : in  std_logic_vector(1 to 3);      -- update phase k is active (at most one)
+    clear : in  std_logic;                     -- with the last phase: restart at zero
+    fresh : in  std_logic;                     -- this update is a sample's first step
+    spike : out std_logic;
+    v_dbg : out signed(NB - 1 downto 0);       -- v(t), valid after VA
+    s_dbg : out signed(NB - 1 downto 0)        -- syn current c(t), valid after U1
+  );
+end entity;
+
+architecture rtl of neuron_unit is
+  constant SYN   : boolean := MODEL = MODEL_SYN;
+  constant BK    : integer := beta_of(MODEL, BETA_SHIFT);
+  constant HI    : integer := 2 ** (NB - 1) - 1;
+  constant LO    : integer := -(2 ** (NB - 1));
+  constant SUB   : boolean := RESET = RESET_SUBTRACT;
+  -- lif/if zero reset: a spike zeroes the next start; syn zero: the previous spike zeroes v
+  constant ZNOW  : boolean := RESET = RESET_ZERO and not SYN;
+  constant HI_SPIKES : boolean := HI > THRESHOLD;  -- a saturated-high membrane spikes
+  constant ONE   : integer := leak_one(BK);        -- the -1 of VA's leak, undone in VB
+  function hi_const return integer is
+  begin
+    if ZNOW and HI_SPIKES then
+      return 0;
+    elsif SUB and HI_SPIKES then
+      return leak_int(HI, BK) - THRESHOLD;
+    end if;
+    return leak_int(HI, BK);
+  end function;
+  constant K_HI  : integer := hi_const;
+  constant K_LO  : integer := leak_int(LO, BK);
+  function spike_const return integer is
+  begin
+    if ZNOW then
+      return 0;
+    elsif SUB then
+      return ONE - THRESHOLD;
+    end if;
+    return ONE;
+  end function;
+  constant C_S   : integer := spike_const;   -- VB constant after a spike (not saturated)
+  constant C_N   : integer := ONE;     -- VB constant without a spike (not saturated)
+
+  -- syn current: the same sequence on y with alpha
+  constant AK    : integer := ALPHA_SHIFT;
+  constant A_ONE : integer := leak_one(AK);
+  constant KA_HI : integer := leak_int(HI, AK);
+  constant KA_LO : integer := leak_int(LO, AK);
+
+  function phase_a return natural is
+  begin
+    if SYN then
+      return 2;
+    end if;
+    return 1;
+  end function;
+  constant PA : natural := phase_a;      -- VA
+  constant PB : natural := phase_a + 1;  -- VB (the last phase)
+
+  signal x, y : signed(ACC - 1 downto 0) := (others => '0');
+  signal spk, fsat, fhi, ysat, yhi : std_logic := '0';
+  signal vd, sd : signed(NB - 1 downto 0) := (others => '0');
+
+  function wide(v : integer) return signed is
+  begin
+    return to_signed(v, ACC);
+  end function;
+begin
+  process (clk)
+    variable b1, b2, c : signed(ACC - 1 downto 0);
+    variable oh, ol, s, zr, en, dir : std_logic;
+  begin
+    if rising_edge(clk) then
+      if rst = '1' then
+        x <= (others => '0');
+        y <= (others => '0');
+        spk <= '0';
+        fsat <= '0';
+        fhi <= '0';
+        ysat <= '0';
+        yhi <= '0';
+      else
+        -- membrane register x: x := 0 (zr) or x := x + b1 (+ b2) (en)
+        b1 := (others => '0');
+        b2 := (others => '0');
+        zr := '0';
+        en := '0';
+        if not SYN then
+          if add1 = '1' then
+            b1 := resize(w1, ACC);
+          end if;
+          if EVENTS = 2 and add2 = '1' then
+            b2 := resize(w2, ACC);
+          end if;
+          en := add1 or add2;
+        end if;
+        if SYN and u(1) = '1' then
+          -- c(t) = sat(y) enters the membrane; a zero reset after a spike gives v = 0
+          oh := over_hi(y, NB);
+          ol := over_lo(y, NB);
+          c := y;
+          if oh = '1' then
+            c := wide(HI);
+          elsif ol = '1' then
+            c := wide(LO);
+          end if;
+          sd <= resize(c, NB);
+          b1 := c;
+          en := '1';
+          if RESET = RESET_ZERO and spk = '1' and fresh = '0' then
+            zr := '1';
+          end if;
+        end if;
+        if u(PA) = '1' then
+          oh := over_hi(x, NB);
+          ol := over_lo(x, NB);
+          s := oh or (not ol and gt_const(x(NB - 1 downto 0), THRESHOLD));
+          spk <= s;
+          fsat <= oh or ol;
+          fhi <= oh;
+          if oh = '1' then
+            vd <= to_signed(HI, NB);
+          elsif ol = '1' then
+            vd <= to_signed(LO, NB);
+          else
+            vd <= x(NB - 1 downto 0);
+          end if;
+          zr := oh or ol;
+          if ZNOW then
+            zr := zr or s;
+          end if;
+          if BK >= 0 then
+            b1 := not asr(x, BK);   -- x - (x >> k) - 1
+            en := '1';
+          end if;
+        end if;
+        if u(PB) = '1' then
+          if HI_SPIKES then
+            dir := spk;
+          else
+            dir := fhi;
+          end if;
+          if fsat = '1' and dir = '1' then
+            b1 := wide(K_HI);
+          elsif fsat = '1' then
+            b1 := wide(K_LO);
+          elsif spk = '1' then
+            b1 := wide(C_S);
+          else
+            b1 := wide(C_N);
+          end if;
+          en := '1';
+          zr := clear;
+        end if;
+        if zr = '1' then
+          x <= (others => '0');
+        elsif en = '1' then
+          if EVENTS = 2 and not SYN then
+            x <= x + b1 + b2;
+          else
+            x <= x + b1;
+          end if;
+        end if;
+
+        -- syn current register y: the weights, then its own leak and saturation
+        if SYN then
+          b1 := (others => '0');
+          b2 := (others => '0');
+          zr := '0';
+          en := '0';
+          if add1 = '1' then
+            b1 := resize(w1, ACC);
+          end if;
+          if EVENTS = 2 and add2 = '1' then
+            b2 := resize(w2, ACC);
+          end if;
+          en := add1 or add2;
+          if u(1) = '1' then
+            oh := over_hi(y, NB);
+            ol := over_lo(y, NB);
+            ysat <= oh or ol;
+            yhi <= oh;
+            zr := oh or ol;
+            if AK >= 0 then
+              b1 := not asr(y, AK);
+              en := '1';
+            end if;
+          end if;
+          if u(2) = '1' then
+            if ysat = '1' and yhi = '1' then
+              b1 := wide(KA_HI);
+            elsif ysat = '1' then
+              b1 := wide(KA_LO);
+            else
+              b1 := wide(A_ONE);
+            end if;
+            en := '1';
+          end if;
+          if u(PB) = '1' and clear = '1' then
+            zr := '1';
+          end if;
+          if zr = '1' then
+            y <= (others => '0');
+          elsif en = '1' then
+            if EVENTS = 2 then
+              y <= y + b1 + b2;
+            else
+              y <= y + b1;
+            end if;
+          end if;
+        end if;
+      end if;
+    end if;
+  end process;
+
+  spike <= spk;
+  v_dbg <= vd;
+  s_dbg <= sd;
+end architecture;
