@@ -429,8 +429,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, lambda *_: tokens.reload())
     limits = Limits(max_concurrent_runs=args.max_runs, max_upload_bytes=args.max_upload_mb * 1024 * 1024)
     store = open_store(args.store)
-    server = build_gateway(store, targets, tokens, host=args.host, port=args.port,
-                           limits=limits, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    try:
+        server = build_gateway(store, targets, tokens, host=args.host, port=args.port,
+                               limits=limits, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    except RuntimeError as exc:  # grpc's bind failure
+        if "bind" not in str(exc).lower():
+            raise
+        raise UsageError(f"cannot listen on {args.host}:{args.port} (in use, or not an address of this "
+                         "machine)") from None
     print(f"spiker gateway: listening on {args.host}:{server.port}", flush=True)
     web = None
     if args.web_port >= 0:  # the run browser: same run manager, tokens and store, its own port

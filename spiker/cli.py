@@ -144,8 +144,8 @@ def error_line(exc: BaseException) -> str | None:
     """The one-line message of a user error (``None``: not a user error, a bug)."""
     if isinstance(exc, SpikerError):
         return str(exc)
-    if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError | PermissionError):
-        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    if isinstance(exc, OSError):  # a missing or unreadable file, a port in use, ...
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc) or type(exc).__name__
     grpc = sys.modules.get("grpc")
     if grpc is not None and isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
         from services.common.errors import error_detail

@@ -64,6 +64,19 @@ def test_missing_spec_and_gateway(tmp_path: Path, capsys, monkeypatch) -> None: 
     _main_error(["get", "r-1", "-q"], 2, "--gateway", capsys, monkeypatch)
 
 
+def test_gateway_on_a_busy_port(capsys, monkeypatch) -> None:  # noqa: ANN001
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        monkeypatch.setenv("SPIKER_GATEWAY_TOKENS", "x" * 40 + ":alice")
+        assert main(["gateway", "--services", "127.0.0.1:1", "--port", str(port), "--web-port", "-1"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and f"127.0.0.1:{port}" in err, err
+
+
 def test_quiet_and_verbose_on_every_subcommand() -> None:
     parser = build_parser()
     subs = _subparsers(parser)
