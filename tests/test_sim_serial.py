@@ -1,5 +1,7 @@
 """GHDL co-simulation of designs with time-multiplexed layers (neurons_per_cycle P < N)."""
 
+import shutil
+
 import numpy as np
 import pytest
 from hdl_nets import layer, random_net, random_spikes
@@ -110,3 +112,21 @@ def test_flow_spec_hdl_knobs():
                      ({"events_per_cycle": 3}, "hdl.events_per_cycle")):
         with pytest.raises(SpecError, match=key):
             parse_flow_spec({"net": net, "hdl": hdl})
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("ghdl", "yosys", "iverilog")),
+                    reason="needs ghdl, yosys and iverilog")
+@pytest.mark.parametrize("events", [1, 2])
+def test_postsynthesis_time_multiplexed_netlist_matches_golden(events):
+    """The mapped netlist (weights, state and event list in inferred memories) in iverilog, back to back."""
+    from spiker.hdl.resources import postsynth_simulate
+
+    q = random_net(11)  # 6-7-8, lif/zero then if/zero
+    x = random_spikes(2, 8, 6, q.spec.n_inputs)
+    design = VhdlGenerator(q, events_per_cycle=events, neurons_per_cycle=[3, 2]).generate()
+    report = postsynth_simulate(design, x, progress=False)
+    assert report.samples == 6 and report.mismatches == 0
+    np.testing.assert_array_equal(report.counts, q.run(x).counts)
+    assert report.resources.latches == 0
