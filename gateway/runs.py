@@ -30,6 +30,7 @@ from gateway import stages as st
 from gateway.cache import StageCache, cache_key
 from gateway.fairness import FairQueue, QuotaExceeded, RateLimiter
 from gateway.index import RunIndex, valid_page_token
+from gateway.lease import DEFAULT_TTL, Leases
 from gateway.report import build_report, run_prefix
 from gateway.validate import Limits
 from spiker.flow.spec import FlowSpec, parse_flow_spec
@@ -140,6 +141,8 @@ class RunHandle:
         self._spec: FlowSpec | None = None
         #: the summary event was emitted (watchers stop after it)
         self.done = False
+        #: this gateway lost the run's lease: another gateway runs it now (this one writes nothing more)
+        self.lost = False
         #: asyncio watchers: (loop, event) pairs set on every new event
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
@@ -186,8 +189,12 @@ class RunManager:
     """Queue, run, cancel, list and resume runs; ``max_concurrent_runs`` run at once, fair between users."""
 
     def __init__(self, store: ArtifactStore, clients: st.StageClients, limits: Limits | None = None,
-                 policy: st.RetryPolicy | None = None) -> None:
+                 policy: st.RetryPolicy | None = None, lease_ttl: float = DEFAULT_TTL) -> None:
         self.store = store
+        #: one runner per run: a run runs only under this gateway's lease on it
+        self.leases = Leases(store, ttl=lease_ttl)
+        self._resume = False
+        self._lease_thread: threading.Thread | None = None
         self.clients = clients
         self.limits = limits or Limits()
         self.policy = policy or st.RetryPolicy()
@@ -240,6 +247,59 @@ class RunManager:
             resumed = len(self._pending)
             self._dispatch()
         log.info("gateway: %d run(s) indexed, %d unfinished, %d resumed", len(owners), len(records), resumed)
+        self._resume = resume
+        self._lease_thread = threading.Thread(target=self._lease_loop, name="gateway-leases", daemon=True)
+        self._lease_thread.start()
+
+    def _lease_loop(self) -> None:
+        """Renew the leases of running runs; adopt unfinished runs whose lease expired (their gateway died)."""
+        period = self.leases.ttl / 3
+        last_adopt = time.monotonic()
+        while not self._stopping.wait(period):
+            with self._lock:
+                running = [self._runs[r] for r in self._running if r in self._runs]
+            for handle in running:
+                try:
+                    ok = self.leases.renew(handle.run_id)
+                except StoreError as exc:
+                    log.warning("run %s: lease not renewed (%s); retrying", handle.run_id, exc)
+                    continue
+                if not ok:
+                    log.warning("run %s: lease lost to another gateway; stopping it here", handle.run_id)
+                    handle.lost = True
+                    handle.slot.cancel()
+            if self._resume and time.monotonic() - last_adopt >= self.leases.ttl:
+                last_adopt = time.monotonic()
+                try:
+                    self._adopt_orphans()
+                except StoreError as exc:
+                    log.warning("cannot look for orphaned runs: %s", exc)
+
+    def _adopt_orphans(self) -> None:
+        owners, finals = self.index.scan()
+        with self._lock:
+            known = set(self._runs)
+        for run_id in sorted(set(owners) - finals - known):
+            if not self.leases.free(run_id):
+                continue
+            try:
+                rec = self.store.get_json(record_key(run_id))
+            except ArtifactNotFound:
+                continue
+            if rec.get("state") in FINAL:
+                continue
+            with self._lock:
+                if run_id in self._runs:
+                    continue
+                log.info("adopting run %s: its gateway's lease expired", run_id)
+                rec["state"] = "queued"
+                handle = RunHandle(rec)
+                self._recent.pop(run_id, None)
+                self._runs[run_id] = handle
+                handle.emit(state_change=gateway_pb2.RunStateChange(
+                    state=gateway_pb2.RUN_STATE_QUEUED, message="resumed: its gateway stopped"))
+                self._pending.append(run_id, rec["owner"])
+                self._dispatch()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop running stages (their records stay unfinished, so a new gateway resumes them)."""
@@ -252,6 +312,10 @@ class RunManager:
                     handle.slot.cancel()
         for thread in threads:
             thread.join(timeout)
+        if self._lease_thread is not None:
+            self._lease_thread.join(timeout)
+        for run_id in self.leases.held():  # a successor may take them at once
+            self.leases.release(run_id)
 
     # -- queries ----------------------------------------------------------------------------
     def handle(self, owner: str, run_id: str) -> RunHandle:
@@ -496,6 +560,15 @@ class RunManager:
         unfinished in the store and in every client's view, and the next gateway resumes it).
         """
         error = client_error(error)
+        if handle.run_id in self.leases.held():
+            try:
+                handle.lost = handle.lost or not self.leases.renew(handle.run_id)
+            except StoreError:
+                pass  # the store is down: the final write below waits for it
+        if handle.lost:  # another gateway runs it now: its final state is that gateway's to write
+            log.warning("run %s: lease lost; the final state %s is left to the gateway that holds it",
+                        handle.run_id, state)
+            return
         with handle.cond:
             final = {**handle.record, "state": state, "finished_at": time.time(), "error": error}
         try:
@@ -524,22 +597,30 @@ class RunManager:
 
     def _run(self, handle: RunHandle) -> None:
         try:
+            if not self.leases.acquire(handle.run_id):
+                log.info("run %s: another gateway holds its lease and runs it", handle.run_id)
+                handle.lost = True
+                with self._lock:
+                    self._runs.pop(handle.run_id, None)
+                return
             self._execute(handle)
         except st.StageCancelled:
-            if not self._stopping.is_set():
+            if not self._stopping.is_set() and not handle.lost:
                 self._finish(handle, "cancelled", {"code": "CANCELLED", "field": "", "reason": "CANCELLED",
                                                    "message": "cancelled by the user"})
         except st.StageFailed as exc:
             self._finish(handle, "failed", exc.to_dict())
         except Exception as exc:  # noqa: BLE001 - recorded in the run, never lost
-            if self._stopping.is_set():
-                log.info("run %s interrupted by shutdown (%s)", handle.run_id, exc)
+            if self._stopping.is_set() or handle.lost:
+                log.info("run %s interrupted by shutdown or a lost lease (%s)", handle.run_id, exc)
             else:
                 log.exception("run %s failed", handle.run_id)
                 code = "UNAVAILABLE" if isinstance(exc, StoreError) else "INTERNAL"
                 self._finish(handle, "failed", {"code": code, "field": "", "reason": type(exc).__name__,
                                                 "message": str(exc)})
         finally:
+            if not self._stopping.is_set():
+                self.leases.release(handle.run_id)
             with self._lock:
                 self._running.pop(handle.run_id, None)
                 self._running_owner.pop(handle.run_id, None)

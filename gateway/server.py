@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.auth import TokenAuth, new_token
+from gateway.lease import DEFAULT_TTL
 from gateway.runs import RunManager
 from gateway.servicer import SERVICE_NAME, GatewayServicer, add_to_server
 from gateway.stages import SERVICE_OF, RetryPolicy, StageClients
@@ -116,12 +117,14 @@ class GatewayServer:
 def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapping[str, str] | TokenAuth,
                   host: str = DEFAULT_HOST, port: int = 0, limits: Limits | None = None,
                   policy: RetryPolicy | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-                  max_workers: int = 64, resume: bool = True, service_token: str | None = None) -> GatewayServer:
+                  max_workers: int = 64, resume: bool = True, service_token: str | None = None,
+                  lease_ttl: float = DEFAULT_TTL) -> GatewayServer:
     """Start a gateway; ``targets`` maps each service (trainer, optimizer, hdlgen, simulator) to host:port.
 
     ``resume``: queue the store's unfinished runs again (a served gateway); ``spiker run`` passes
     False so that it runs only its own run. ``tokens``: a table, or a reloadable :class:`TokenAuth`.
-    ``max_workers``: threads for unary calls and uploads (streams need none). ``service_token``: the
+    ``max_workers``: threads for unary calls and uploads (streams need none). ``lease_ttl``: seconds a
+    run's lease lasts unrenewed (another gateway takes an orphaned run over after that). ``service_token``: the
     stage services' shared secret (default: ``$SPIKER_SERVICE_TOKEN_FILE`` / ``$SPIKER_SERVICE_TOKEN``).
     """
     limits = limits or Limits()
@@ -129,7 +132,7 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
     if (tls_cert or tls_key) and not (tls_cert and tls_key):
         raise ValueError("give both --tls-cert and --tls-key")
     clients = StageClients(dict(targets), service_token=service_token)
-    manager = RunManager(store, clients, limits, policy)
+    manager = RunManager(store, clients, limits, policy, lease_ttl=lease_ttl)
     servicer = GatewayServicer(manager, auth, store, limits)
     loop = EventLoopThread()
     pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="gateway")

@@ -339,6 +339,33 @@ class ArtifactStore(ABC):
         except ValueError as e:
             raise IntegrityError(key, f"not valid JSON: {e}") from e
 
+    # ----------------------------------------------------------------- conditional documents
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """``(bytes, version)`` of the named document at ``key``, or None when absent.
+
+        ``version`` is opaque (an S3 ETag, a content hash locally); pass it to :meth:`write_if`.
+        """
+        validate_key(key)
+        return self._read_versioned(key)
+
+    def write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        """Write ``data`` at ``key`` only if the document is absent (``version=None``) or still at
+        ``version`` (compare-and-swap); returns the new version, or None when another writer won.
+
+        S3 uses conditional PUTs (``If-None-Match: *`` / ``If-Match``); the local store a lock file.
+        Keys under ``artifacts/`` are reserved for content-addressed blobs.
+        """
+        validate_key(key)
+        if key.startswith(ARTIFACT_PREFIX):
+            raise InvalidKeyError(key, "'artifacts/' is reserved for put_bytes/put_file")
+        return self._write_if(key, bytes(data), version)
+
+    def _read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        raise NotImplementedError(f"{type(self).__name__} has no conditional documents")
+
+    def _write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        raise NotImplementedError(f"{type(self).__name__} has no conditional documents")
+
     def verify(self, ref: ArtifactRef) -> None:
         """Read ``ref`` through and check its sha256/size without keeping the bytes."""
         sha, size = self._hash_stored(ref.key, self._bucket_of(ref))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -142,6 +145,40 @@ class LocalStore(ArtifactStore):
                 if key.startswith(prefix):
                     keys.append(key)
         return sorted(keys)
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[Path]:
+        """An exclusive lock on ``key`` (a hidden lock file beside it), for compare-and-swap."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path.parent / f".{path.name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as e:
+            raise StoreError(f"local store: cannot lock {key!r}: {e}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield path
+        finally:
+            os.close(fd)
+
+    def _read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            data = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise StoreError(f"local store: cannot read {key!r}: {e}") from e
+        return data, hashlib.sha256(data).hexdigest()
+
+    def _write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        with self._locked(key):
+            current = self._read_versioned(key)
+            if (current is None) != (version is None) or (current is not None and current[1] != version):
+                return None
+            sha = hashlib.sha256(data).hexdigest()
+            self._write(key, io.BytesIO(data), len(data), sha, kind="document", content_type="application/json",
+                        overwrite=True)
+            return sha
 
     def presigned_url(self, ref: ArtifactRef, expires: int | float | timedelta = 3600) -> str:
         """The ``file://`` URI of the object (local files need no signature; ``expires`` is checked only)."""

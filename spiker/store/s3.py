@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -225,6 +226,33 @@ class S3Store(ArtifactStore):
             names = [o.object_name for o in self.client.list_objects(self.bucket, prefix=prefix or None,
                                                                       recursive=True)]
         return sorted(n for n in names if n and not n.endswith("/"))
+
+    def _read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            with self._translate(key):
+                resp = self.client.get_object(self.bucket, key)
+                try:
+                    return resp.read(), str(resp.headers.get("ETag", "")).strip('"')
+                finally:
+                    resp.close()
+                    resp.release_conn()
+        except ArtifactNotFound:
+            return None
+
+    def _write_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        headers = {"If-None-Match": "*"} if version is None else {"If-Match": f'"{version}"'}
+        headers.update({META_SHA256: hashlib.sha256(data).hexdigest(), META_KIND: "document",
+                        "Content-Type": "application/json"})
+        try:
+            with self._translate(key):
+                # the SDK's public put_object takes no conditional headers; its single-part PUT does
+                result = self.client._put_object(self.bucket, key, data, headers)  # noqa: SLF001
+        except StoreError as e:
+            cause = e.__cause__
+            if isinstance(cause, S3Error) and cause.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return None
+            raise
+        return str(result.etag or "").strip('"')
 
     def presigned_url(self, ref: ArtifactRef, expires: int | float | timedelta = 3600) -> str:
         """A presigned GET URL for ``ref``, valid for ``expires`` (seconds or timedelta, at most 7 days)."""
