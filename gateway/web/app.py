@@ -1,7 +1,8 @@
 """The web run browser: a Starlette app over the gateway's own run manager, token auth and store.
 
-Log in with a gateway token (kept in a signed, HttpOnly, SameSite=strict session cookie and
-checked against the token table on every request, so a revoked token logs out at once); see
+Log in with a gateway token (kept in the gateway's memory; the browser's HttpOnly, SameSite=strict
+cookie holds only a signed random session id; the token is checked against the token table on
+every request, so a revoked token logs out at once); see
 your runs, a run's live progress (polled JSON), report, plots, sweep table, VHDL files and a
 zip of them; cancel a run. Another user's run answers 404 exactly like a missing one.
 """
@@ -14,6 +15,7 @@ import json
 import logging
 import posixpath
 import secrets
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -42,12 +44,45 @@ MAX_INLINE_BYTES = 2 * 1024 * 1024
 MAX_SWEEP_ROWS = 200
 #: runs per page of the runs list
 RUNS_PER_PAGE = 50
-#: session lifetime in seconds
+#: session lifetime in seconds, and the most sessions kept at once
 SESSION_SECONDS = 12 * 3600
+MAX_SESSIONS = 10_000
 
 
 class _NotFound(Exception):
     pass
+
+
+class Sessions:
+    """Login sessions kept in the gateway's memory: the browser's cookie holds only a random id
+    (signed), never the token. At most ``limit`` sessions (the oldest go first), each ``ttl`` s."""
+
+    def __init__(self, limit: int = MAX_SESSIONS, ttl: float = SESSION_SECONDS) -> None:
+        self.limit, self.ttl = limit, ttl
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def new(self, token: str) -> str:
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            while len(self._tokens) >= self.limit:
+                self._tokens.pop(next(iter(self._tokens)))
+            self._tokens[sid] = (token, time.monotonic() + self.ttl)
+        return sid
+
+    def token(self, sid: str | None) -> str | None:
+        if not sid:
+            return None
+        with self._lock:
+            entry = self._tokens.get(sid)
+            if entry is None or entry[1] < time.monotonic():
+                self._tokens.pop(sid, None)
+                return None
+            return entry[0]
+
+    def drop(self, sid: str | None) -> None:
+        with self._lock:
+            self._tokens.pop(sid or "", None)
 
 
 def _age(seconds: float) -> str:
@@ -72,17 +107,19 @@ class WebApp:
         self.manager = manager
         self.auth = auth
         self.store = store
+        self.sessions = Sessions()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["num"] = _num
 
     # -- auth ------------------------------------------------------------------------------
     def user(self, request: Request) -> str | None:
-        token = request.session.get("token")
+        token = self.sessions.token(request.session.get("sid"))
         if not token:
             return None
-        try:
+        try:  # checked on every request: a token removed from the table (SIGHUP) logs out at once
             return self.auth.user_of((("authorization", f"Bearer {token}"),))
         except Unauthenticated:
+            self.sessions.drop(request.session.get("sid"))
             request.session.clear()
             return None
 
@@ -100,12 +137,14 @@ class WebApp:
             log.info("web: rejected login from %s: %s", request.client.host if request.client else "?", exc)
             return self.templates.TemplateResponse(request, "login.html", {"error": "unknown token"},
                                                    status_code=401)
+        self.sessions.drop(request.session.get("sid"))
         request.session.clear()
-        request.session["token"] = token
+        request.session["sid"] = self.sessions.new(token)
         log.info("web: %s logged in", user)
         return RedirectResponse("/runs", status_code=303)
 
     def logout(self, request: Request) -> Response:
+        self.sessions.drop(request.session.get("sid"))
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 

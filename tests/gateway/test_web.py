@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -41,6 +42,8 @@ def test_login_sessions_and_isolation(offline_gateway) -> None:  # noqa: ANN001
     with TestClient(app, base_url="http://127.0.0.1") as web:
         _login(web, ALICE)
         cookie = web.cookies["spiker_session"]
+        payload = base64.b64decode(cookie.split(".")[0] + "==").decode()
+        assert "sid" in payload and ALICE not in payload  # the cookie carries a session id, not the token
         page = web.get("/runs")
         assert page.status_code == 200 and run_id in page.text and "failed" in page.text
         page = web.get(f"/runs/{run_id}")
@@ -52,6 +55,8 @@ def test_login_sessions_and_isolation(offline_gateway) -> None:  # noqa: ANN001
         assert web.get(f"/runs/{run_id}/files/tokens").status_code == 404
         assert web.get(f"/runs/{run_id}/files/..%2F..%2Fetc%2Fpasswd").status_code == 404
         web.post("/logout")
+        assert web.get("/runs", follow_redirects=False).status_code == 303
+        web.cookies.set("spiker_session", cookie)  # the old cookie after logout: no session
         assert web.get("/runs", follow_redirects=False).status_code == 303
     with TestClient(app, base_url="http://127.0.0.1") as bob:
         _login(bob, BOB)
