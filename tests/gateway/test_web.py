@@ -54,6 +54,8 @@ def test_login_sessions_and_isolation(offline_gateway) -> None:  # noqa: ANN001
         assert web.get(f"/runs/{run_id}/files/record").json()["owner"] == "alice"
         assert web.get(f"/runs/{run_id}/files/tokens").status_code == 404
         assert web.get(f"/runs/{run_id}/files/..%2F..%2Fetc%2Fpasswd").status_code == 404
+        r = web.post(f"/runs/{run_id}/cancel", follow_redirects=False)  # already final: nothing to stop
+        assert r.status_code == 303 and r.headers["location"] == f"/runs/{run_id}"
         web.post("/logout")
         assert web.get("/runs", follow_redirects=False).status_code == 303
         web.cookies.set("spiker_session", cookie)  # the old cookie after logout: no session
