@@ -28,11 +28,13 @@ _COMMON = ("spiker/__init__.py", "spiker/errors.py", "spiker/readout.py", "spike
            "spiker/flow/spec.py", "services/common/*.py", "proto/spiker/v1/*.proto")
 #: the code a stage's result depends on, beyond the common part
 STAGE_CODE = {
-    "train": ("spiker/training/*.py", "spiker/flow/stages.py", "services/trainer/*.py"),
+    # spiker/threads.py: the fixed thread count of float training and evaluation
+    "train": ("spiker/training/*.py", "spiker/flow/stages.py", "spiker/threads.py", "services/trainer/*.py"),
     # the sweep scores with the trainer's loss and runs through the worker entry point (spiker.serve)
     "optimize": ("spiker/golden/*.py", "spiker/optimize/*.py", "spiker/training/*.py", "spiker/serve.py",
-                 "services/optimizer/*.py"),
+                 "spiker/threads.py", "services/optimizer/*.py"),
     "hdlgen": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "services/hdlgen/*.py"),
+    "synth": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "services/hdlgen/*.py"),
     "simulate": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "services/simulator/*.py",
                  "services/hdlgen/job.py"),
 }

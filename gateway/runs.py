@@ -627,7 +627,12 @@ class RunManager:
                 self._dispatch()
 
     def _stage(self, handle: RunHandle, name: str) -> dict[str, Any]:
-        return next(s for s in handle.record["stages"] if s["name"] == name)
+        stages = handle.record["stages"]
+        found = next((s for s in stages if s["name"] == name), None)
+        if found is None:  # a record written before this stage existed
+            found = {"name": name, "state": "pending"}
+            stages.append(found)
+        return found
 
     def _execute(self, handle: RunHandle) -> None:
         rec = handle.record
@@ -640,16 +645,16 @@ class RunManager:
         results: dict[str, Any] = {}
         if rec.get("model_ref") is not None:  # a given model (model.artifact) stands in for training
             results["train"] = st.given_model_result(rec["model_ref"])
+        done: set[str] = set()
         for name in st.STAGES:
             srec = self._stage(handle, name)
             if srec["state"] == "succeeded":  # resumed run: keep what is done
                 results[name] = st.result_from_dict(name, srec["result"])
-                continue
-            if srec["state"] == "skipped":
-                continue
-            if handle.slot.cancelled.is_set():
-                raise st.StageCancelled(name)
-            self._run_stage(handle, name, spec, results, npz)
+                done.add(name)
+            elif srec["state"] == "skipped":
+                done.add(name)
+        # the stage graph: each stage starts once the stages it needs are done (synth beside simulate)
+        st.run_graph(lambda name: self._run_stage(handle, name, spec, results, npz), done, handle.slot)
         with handle.cond:
             stages = [dict(s) for s in rec["stages"]]
         report, artifacts = self._retry_store("report", lambda: build_report(self.store, handle.run_id, rec["spec"],
@@ -673,7 +678,7 @@ class RunManager:
         start = time.monotonic()
         with handle.cond:
             srec.update(state="running", cache_key=key, inputs=plan.inputs, cached=False, attempts=0,
-                        error=None)
+                        started_at=time.time(), error=None)
         self._save(handle)
         entry = None if handle.record.get("no_cache") else self._retry_store(
             "cache lookup", lambda: self.cache.get(name, key))
@@ -717,6 +722,7 @@ class RunManager:
         results[name] = result
         with handle.cond:
             srec.update(state="succeeded", cached=cached, attempts=attempts, seconds=time.monotonic() - start,
+                        finished_at=time.time(),
                         compute_seconds=compute, outputs=outputs, metrics=metrics, result=result_dict)
         self._save(handle)
         handle.emit(stage_finished=stage_proto(srec))

@@ -1,9 +1,11 @@
-"""The four stages of a flow as calls to the stage services: requests, retries, outputs.
+"""The stages of a flow as calls to the stage services: the stage graph, requests, retries, outputs.
 
-Each stage turns the flow spec and the results of earlier stages into one service request,
+Each stage turns the flow spec and the results of the stages it needs into one service request,
 names its inputs (ArtifactRefs) and config (the spec sections it depends on) for the cache
 key, and reads its outputs and metrics from the service's result message. Nothing here
-computes: numbers come from the services' results.
+computes: numbers come from the services' results. :func:`run_graph` runs a run's stages in
+the order of :data:`NEEDS`, each as soon as the stages it needs are done, so the synthesis
+(``synth``: resource estimate) runs beside the simulation.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,12 +40,17 @@ from spiker_api.v1 import (
 
 log = logging.getLogger(__name__)
 
-STAGES = ("train", "optimize", "hdlgen", "simulate")
-#: the service each stage calls
-SERVICE_OF = {"train": "trainer", "optimize": "optimizer", "hdlgen": "hdlgen", "simulate": "simulator"}
+STAGES = ("train", "optimize", "hdlgen", "synth", "simulate")
+#: the stage graph: the stages each stage needs (done = succeeded or skipped) before it starts
+NEEDS: dict[str, tuple[str, ...]] = {"train": (), "optimize": ("train",), "hdlgen": ("train", "optimize"),
+                                     "synth": ("train", "optimize"), "simulate": ("hdlgen",)}
+#: the service each stage calls (synth: the hdlgen service's Generate with the resource estimate)
+SERVICE_OF = {"train": "trainer", "optimize": "optimizer", "hdlgen": "hdlgen", "synth": "hdlgen",
+              "simulate": "simulator"}
 RESULT_TYPES: dict[str, type[Message]] = {
     "train": trainer_pb2.TrainResult, "optimize": optimizer_pb2.OptimizeResult,
-    "hdlgen": hdlgen_pb2.GenerateResult, "simulate": simulator_pb2.SimulateResult}
+    "hdlgen": hdlgen_pb2.GenerateResult, "synth": hdlgen_pb2.GenerateResult,
+    "simulate": simulator_pb2.SimulateResult}
 #: channel options: reconnect quickly after a service restarts
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
                    ("grpc.max_reconnect_backoff_ms", 2000),
@@ -112,7 +120,8 @@ class StageClients:
 
     def method(self, stage: str) -> Callable[..., Any]:
         return {"train": self.trainer.Train, "optimize": self.optimizer.Optimize,
-                "hdlgen": self.hdlgen.Generate, "simulate": self.simulator.Simulate}[stage]
+                "hdlgen": self.hdlgen.Generate, "synth": self.hdlgen.Generate,
+                "simulate": self.simulator.Simulate}[stage]
 
     def close(self) -> None:
         for channel in self._channels.values():
@@ -196,11 +205,16 @@ def plan(stage: str, spec: FlowSpec, results: dict[str, Any], npz: dict[str, Any
                          {"dataset": _dataset_config(spec), "ranges": spec.optimize.ranges,
                           "loss": spec.train.loss, "max_accuracy_drop": spec.select.max_accuracy_drop})
     params = selected_params(spec, results)
-    if stage == "hdlgen":
+    if stage == "hdlgen":  # the VHDL only: its synthesis is the synth stage, beside the simulation
         request = hdlgen_pb2.GenerateRequest(model=model, optim_params=convert.optim_params_to_proto(params),
-                                             estimate_resources=spec.hdl.resources)
-        return StagePlan(stage, request, {"model": ref_dict(model)},
-                         {"optim_params": params, "resources": spec.hdl.resources})
+                                             estimate_resources=False)
+        return StagePlan(stage, request, {"model": ref_dict(model)}, {"optim_params": params})
+    if stage == "synth":
+        if not spec.hdl.resources:
+            return StagePlan(stage, None, skip_reason="hdl.resources is false")
+        request = hdlgen_pb2.GenerateRequest(model=model, optim_params=convert.optim_params_to_proto(params),
+                                             estimate_resources=True)
+        return StagePlan(stage, request, {"model": ref_dict(model)}, {"optim_params": params, "resources": True})
     if stage == "simulate":
         tar = results["hdlgen"].vhdl_tar
         s = spec.simulate
@@ -244,7 +258,7 @@ def metrics_of(stage: str, result: Any) -> dict[str, float]:
     if stage == "optimize":
         return {"float_accuracy": result.float_accuracy, "selected_accuracy": result.selected_accuracy,
                 "n_configs": result.n_configs, "n_feasible": result.n_feasible}
-    if stage == "hdlgen":
+    if stage in ("hdlgen", "synth"):
         return {k: float(v) for k, v in result.resources.counts.items()}
     if stage == "simulate":
         out = {"samples": result.samples, "mismatches": result.mismatches, "cycles_mean": result.cycles_mean,
@@ -264,28 +278,29 @@ def check_result(stage: str, result: Any) -> None:
 
 
 class CallSlot:
-    """The running gRPC call of a run's stage, so a cancel can stop it from another thread."""
+    """The running gRPC calls of a run's stages, so a cancel can stop them from another thread."""
 
     def __init__(self) -> None:
         self.cancelled = threading.Event()
         self._lock = threading.Lock()
-        self._call: Any = None
+        self._calls: list[Any] = []
 
     def set(self, call: Any) -> None:
         with self._lock:
-            self._call = call
+            self._calls.append(call)
         if self.cancelled.is_set():
             call.cancel()
 
-    def clear(self) -> None:
+    def clear(self, call: Any) -> None:
         with self._lock:
-            self._call = None
+            if call in self._calls:
+                self._calls.remove(call)
 
     def cancel(self) -> None:
         self.cancelled.set()
         with self._lock:
-            call = self._call
-        if call is not None:
+            calls = list(self._calls)
+        for call in calls:
             call.cancel()
 
 
@@ -334,11 +349,48 @@ def call_stage(clients: StageClients, stage: str, request: Message, slot: CallSl
             raise StageFailed(code, detail["field"], detail["reason"] or code.name,
                               f"{stage}: {detail['message'] or code.name}") from None
         finally:
-            slot.clear()
+            slot.clear(stream)
 
 
 def _responses(stream: Any) -> Iterator[Any]:
     yield from stream
+
+
+def run_graph(run_stage: Callable[[str], None], done: set[str], slot: CallSlot) -> None:
+    """Run every stage not in ``done`` (names of succeeded or skipped stages; updated here), each in
+    its own thread as soon as the stages it needs (:data:`NEEDS`) are done.
+
+    The first stage that raises cancels the others (through ``slot``); when they have ended, its
+    exception is re-raised. A cancelled ``slot`` starts nothing new (:class:`StageCancelled`).
+    """
+    pending = [name for name in STAGES if name not in done]
+    running: dict[str, futures.Future] = {}
+    errors: list[BaseException] = []
+    with futures.ThreadPoolExecutor(max_workers=len(STAGES), thread_name_prefix="stage") as pool:
+        while (pending and not errors) or running:
+            if not errors:
+                for name in [n for n in pending if all(need in done for need in NEEDS[n])]:
+                    if slot.cancelled.is_set():
+                        errors.append(StageCancelled(name))
+                        break
+                    pending.remove(name)
+                    running[name] = pool.submit(run_stage, name)
+            if not running:
+                if pending and not errors:
+                    raise RuntimeError(f"stage graph: {', '.join(pending)} can never start")
+                break
+            finished, _ = futures.wait(running.values(), return_when=futures.FIRST_COMPLETED)
+            for name in [n for n, f in running.items() if f in finished]:
+                exc = running.pop(name).exception()
+                if exc is None:
+                    done.add(name)
+                    continue
+                if not errors and not isinstance(exc, StageCancelled):
+                    slot.cancel()  # the run ends: stop the stages running beside the failed one
+                errors.append(exc)
+    if errors:
+        failed = [e for e in errors if not isinstance(e, StageCancelled)]
+        raise (failed or errors)[0]
 
 
 def wait_seconds(start: float) -> float:

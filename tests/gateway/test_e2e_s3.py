@@ -64,7 +64,8 @@ def test_digits_flow_on_s3_then_from_cache(s3_server, tmp_path) -> None:
             assert second.state == gateway_pb2.RUN_STATE_SUCCEEDED
             record = store.get_json(f"runs/{second.run_id}/record.json")
             assert [(s["name"], s["cached"], s.get("attempts")) for s in record["stages"]] == [
-                ("train", True, 0), ("optimize", True, 0), ("hdlgen", True, 0), ("simulate", True, 0)]
+                ("train", True, 0), ("optimize", True, 0), ("hdlgen", True, 0), ("synth", True, 0),
+                ("simulate", True, 0)]
             assert json.loads(second.report_json)["hw_accuracy"] == report["hw_accuracy"]
             assert sum(s["seconds"] for s in record["stages"]) < 30
     finally:
