@@ -365,6 +365,21 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return print_summary(follow(client, args.run_id, progress=not args.quiet))
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Retention: see gateway/gc.py."""
+    from gateway.gc import collect
+    from spiker.store import open_store
+
+    if args.ttl_days <= 0:
+        raise UsageError("--ttl-days must be > 0")
+    report = collect(open_store(args.store), args.ttl_days * 86400.0, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"spiker gc: {verb} {len(report.runs)} run(s), {report.uploads} upload(s), {report.cache_entries} "
+          f"cache entr(ies), {report.artifacts} artifact(s) ({report.bytes_freed} bytes); kept "
+          f"{report.kept_artifacts} referenced artifact(s)")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from gateway.client import state_name
 
@@ -601,6 +616,13 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("--limit", type=int, default=0, help="newest N runs (0: all)")
     _client_args(p)
     p.set_defaults(func=cmd_ls)
+
+    p = subparsers.add_parser("gc", help="remove runs, uploads, cache entries and artifacts older than a TTL "
+                                         "(never what a kept run references)")
+    p.add_argument("--store", help="local store directory when SPIKER_S3_ENDPOINT is unset")
+    p.add_argument("--ttl-days", type=float, default=30.0, help="keep what is younger (default 30 days)")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be removed")
+    p.set_defaults(func=cmd_gc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -360,6 +360,25 @@ class ArtifactStore(ABC):
             raise InvalidKeyError(key, "'artifacts/' is reserved for put_bytes/put_file")
         return self._write_if(key, bytes(data), version)
 
+    def delete(self, key: str) -> bool:
+        """Remove the object at ``key`` (garbage collection only: artifacts are otherwise immutable).
+
+        Returns False when there was none.
+        """
+        validate_key(key)
+        return self._delete(key)
+
+    def modified(self, key: str) -> float | None:
+        """When the object at ``key`` was last written (POSIX seconds), or None when absent."""
+        validate_key(key)
+        return self._modified(key)
+
+    def _delete(self, key: str) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} cannot delete")
+
+    def _modified(self, key: str) -> float | None:
+        raise NotImplementedError(f"{type(self).__name__} has no modification times")
+
     def _read_versioned(self, key: str) -> tuple[bytes, str] | None:
         raise NotImplementedError(f"{type(self).__name__} has no conditional documents")
 

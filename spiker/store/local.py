@@ -161,6 +161,21 @@ class LocalStore(ArtifactStore):
         finally:
             os.close(fd)
 
+    def _delete(self, key: str) -> bool:
+        try:
+            self._path(key).unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as e:
+            raise StoreError(f"local store: cannot delete {key!r}: {e}") from e
+        return True
+
+    def _modified(self, key: str) -> float | None:
+        try:
+            return self._path(key).stat().st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def _read_versioned(self, key: str) -> tuple[bytes, str] | None:
         try:
             data = self._path(key).read_bytes()

@@ -227,6 +227,23 @@ class S3Store(ArtifactStore):
                                                                       recursive=True)]
         return sorted(n for n in names if n and not n.endswith("/"))
 
+    def _delete(self, key: str) -> bool:
+        if self._stat(key) is None:
+            return False
+        with self._translate(key):
+            self.client.remove_object(self.bucket, key)
+        return True
+
+    def _modified(self, key: str) -> float | None:
+        with self._translate(key):
+            try:
+                st = self.client.stat_object(self.bucket, key)
+            except S3Error as e:
+                if e.code in ("NoSuchKey", "NoSuchObject"):
+                    return None
+                raise
+        return st.last_modified.timestamp() if st.last_modified else None
+
     def _read_versioned(self, key: str) -> tuple[bytes, str] | None:
         try:
             with self._translate(key):
