@@ -44,7 +44,8 @@ ROW_NAMES = {"lut4": "LUT4", "ff": "FF", "bram": "block RAM", "dsp": "DSP", "io"
 #: instance labels of the RTL and the generated files, in the project's words
 BLOCKS = {"u_rom": "weight ROM", "u_scan": "event scan", "u_readout": "readout", "u_core": None, "u_top": None,
           "u_stream_in": "stream input", "u_stream_out": "stream output", "u_stream": "stream adapter",
-          "u_uart_rx": "UART receiver", "u_uart_tx": "UART transmitter", "u_bridge": "UART bridge"}
+          "u_uart_rx": "UART receiver", "u_uart_tx": "UART transmitter", "u_n": "neuron unit",
+          "u_list": "event list memory", "u_v": "membrane memory", "u_s": "synapse memory"}
 
 
 @dataclass
