@@ -18,6 +18,7 @@ from gateway.auth import TokenAuth
 from gateway.client import GatewayClient
 from gateway.web import start_web
 from gateway.web.app import create_app
+from spiker_api.v1 import gateway_pb2
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -133,3 +134,25 @@ def test_browser_login_run_page_plot_and_vhdl_zip(finished_runs, session_store, 
     finally:
         driver.quit()
         web.stop()
+
+
+@pytest.mark.slow
+def test_cancel_a_running_run_from_the_page(finished_runs, session_store) -> None:  # noqa: ANN001
+    from gw_support import tiny_npz, wait_for
+
+    gw = finished_runs[0]
+    with GatewayClient(gw.target, ALICE) as alice:
+        ref = alice.upload_bytes(tiny_npz(), "tiny.npz")
+        run_id = alice.submit(tiny_spec(ref.sha256, name="long", train={"epochs": 1000}), no_cache=True).run_id
+        app = create_app(gw.manager, TokenAuth(TOKENS), session_store)
+        with TestClient(app, base_url="http://127.0.0.1") as web:
+            _login(web, ALICE)
+            wait_for(lambda: "epoch" in " ".join(web.get(f"/api/runs/{run_id}/events").json()["lines"]), 120,
+                     "training to report epochs")
+            assert 'id="cancel"' in web.get(f"/runs/{run_id}").text
+            r = web.post(f"/runs/{run_id}/cancel", follow_redirects=False)
+            assert r.status_code == 303
+            events = web.get(f"/api/runs/{run_id}/events").json()
+            assert events["state"] == "cancelled" and events["final"], events["state"]
+            assert 'id="cancel"' not in web.get(f"/runs/{run_id}").text
+        assert alice.get(run_id).state == gateway_pb2.RUN_STATE_CANCELLED  # seen through gRPC too
