@@ -443,10 +443,18 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     tokens = TokenAuth(tokens, args.tokens)  # SIGHUP re-reads the file
     signal.signal(signal.SIGHUP, lambda *_: tokens.reload())
     limits = Limits(max_concurrent_runs=args.max_runs, max_upload_bytes=args.max_upload_mb * 1024 * 1024)
+    if args.tls_dir and not (args.tls_cert or args.tls_key):
+        cert, key = Path(args.tls_dir) / "tls.crt", Path(args.tls_dir) / "tls.key"
+        if cert.is_file() and key.is_file():
+            args.tls_cert, args.tls_key = str(cert), str(key)
+        else:
+            logging.getLogger(__name__).warning("spiker gateway: no tls.crt/tls.key in %s: serving PLAINTEXT",
+                                                args.tls_dir)
     store = open_store(args.store)
     try:
         server = build_gateway(store, targets, tokens, host=args.host, port=args.port,
-                               limits=limits, tls_cert=args.tls_cert, tls_key=args.tls_key)
+                               limits=limits, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                               health_port=args.health_port)
     except RuntimeError as exc:  # grpc's bind failure
         if "bind" not in str(exc).lower():
             raise
@@ -591,6 +599,10 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("--max-upload-mb", type=int, default=64, help="largest dataset upload (default 64 MiB)")
     p.add_argument("--tls-cert", help="TLS certificate (PEM)")
     p.add_argument("--tls-key", help="TLS private key (PEM)")
+    p.add_argument("--tls-dir", help="serve TLS with DIR/tls.crt and DIR/tls.key when both exist (a mounted "
+                                     "kubernetes.io/tls Secret); else plaintext, with a warning")
+    p.add_argument("--health-port", type=int, help="also serve the health check alone, in plaintext, here "
+                                                   "(probes of a TLS gateway)")
     p.set_defaults(func=cmd_gateway)
 
     p = subparsers.add_parser("submit", help="submit a flow spec to a gateway")

@@ -89,6 +89,9 @@ class GatewayServer:
     loop: EventLoopThread | None = None
     pool: futures.ThreadPoolExecutor | None = None
     servicer: GatewayServicer | None = None
+    #: a plaintext server with the health service only (kubelet gRPC probes cannot speak TLS)
+    health_server: grpc.aio.Server | None = None
+    health_port: int = 0
 
     @property
     def target(self) -> str:
@@ -105,6 +108,8 @@ class GatewayServer:
             pass
         self.manager.stop()
         try:
+            if self.health_server is not None:
+                self.loop.run(self.health_server.stop(0), 5)
             self.loop.run(self.server.stop(grace), grace + 5)
         except (RuntimeError, TimeoutError, concurrent.futures.TimeoutError):
             log.warning("gateway on port %d did not stop within %.0fs", self.port, grace + 5)
@@ -118,13 +123,15 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
                   host: str = DEFAULT_HOST, port: int = 0, limits: Limits | None = None,
                   policy: RetryPolicy | None = None, tls_cert: str | None = None, tls_key: str | None = None,
                   max_workers: int = 64, resume: bool = True, service_token: str | None = None,
-                  lease_ttl: float = DEFAULT_TTL) -> GatewayServer:
+                  lease_ttl: float = DEFAULT_TTL, health_port: int | None = None) -> GatewayServer:
     """Start a gateway; ``targets`` maps each service (trainer, optimizer, hdlgen, simulator) to host:port.
 
     ``resume``: queue the store's unfinished runs again (a served gateway); ``spiker run`` passes
     False so that it runs only its own run. ``tokens``: a table, or a reloadable :class:`TokenAuth`.
     ``max_workers``: threads for unary calls and uploads (streams need none). ``lease_ttl``: seconds a
-    run's lease lasts unrenewed (another gateway takes an orphaned run over after that). ``service_token``: the
+    run's lease lasts unrenewed (another gateway takes an orphaned run over after that).
+    ``health_port``: also serve ``grpc.health.v1`` alone, in plaintext, on this port (for probes of a
+    TLS gateway; 0: any free port). ``service_token``: the
     stage services' shared secret (default: ``$SPIKER_SERVICE_TOKEN_FILE`` / ``$SPIKER_SERVICE_TOKEN``).
     """
     limits = limits or Limits()
@@ -138,7 +145,7 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
     pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="gateway")
     address = f"{host}:{port}"
 
-    async def create() -> tuple[grpc.aio.Server, Any, int]:
+    async def create() -> tuple[grpc.aio.Server, Any, int, grpc.aio.Server | None, int]:
         server = grpc.aio.server(migration_thread_pool=pool,
                                  options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                           ("grpc.so_reuseport", 0)])
@@ -151,12 +158,17 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
             bound = server.add_secure_port(address, creds)
         else:
             bound = server.add_insecure_port(address)
-        return server, health_servicer, bound
+        probe, probe_port = None, 0
+        if health_port is not None:
+            probe = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, probe)
+            probe_port = probe.add_insecure_port(f"{host}:{health_port}")
+        return server, health_servicer, bound, probe, probe_port
 
     try:
-        server, health_servicer, bound = loop.run(create(), 30)
-        if bound == 0:
-            raise OSError(f"cannot bind {address}")
+        server, health_servicer, bound, probe, probe_port = loop.run(create(), 30)
+        if bound == 0 or (probe is not None and probe_port == 0):
+            raise OSError(f"cannot bind {address}" + (f" or health port {health_port}" if probe else ""))
     except BaseException:
         loop.close()
         pool.shutdown(wait=False)
@@ -164,6 +176,8 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
         raise
     manager.start(resume=resume)
     loop.run(server.start(), 30)
+    if probe is not None:
+        loop.run(probe.start(), 30)
 
     async def serving() -> None:
         for name in ("", SERVICE_NAME):
@@ -172,7 +186,8 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
     loop.run(serving(), 10)
     log.info("gateway on %s:%d%s (store %r, services %s, %d run(s) at once)", host, bound,
              " with TLS" if tls_cert else "", store, dict(targets), limits.max_concurrent_runs)
-    return GatewayServer(server, bound, manager, health_servicer, clients, host, auth, loop, pool, servicer)
+    return GatewayServer(server, bound, manager, health_servicer, clients, host, auth, loop, pool, servicer,
+                         probe, probe_port)
 
 
 def all_targets(target: str) -> dict[str, str]:

@@ -91,8 +91,15 @@ def test_grpc_health_probes(dev_objects: list[dict[str, Any]]) -> None:
         else:
             assert c["args"][:2] == ["serve", short]
         assert c["args"][c["args"].index("--port") + 1] == str(port)
+        probe_port = port
+        if short == "gateway":  # TLS from a Secret; the probes use the plaintext health-only port
+            assert c["args"][c["args"].index("--tls-dir") + 1] == "/etc/spiker/tls"
+            probe_port = int(c["args"][c["args"].index("--health-port") + 1])
+            assert {"name": "health", "containerPort": probe_port, "protocol": "TCP"} in c["ports"]
+            volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+            assert volumes["gateway-tls"]["secret"]["secretName"] == "spiker-gateway-tls"
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-            assert c[probe]["grpc"]["port"] == port, f"{name} {probe}"
+            assert c[probe]["grpc"]["port"] == probe_port, f"{name} {probe}"
         if name != "spiker-gateway":
             service = {"spiker-trainer": "TrainerService", "spiker-optimizer": "OptimizerService",
                        "spiker-hdlgen": "HdlgenService", "spiker-simulator": "SimulatorService"}[name]

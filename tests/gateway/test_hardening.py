@@ -279,3 +279,29 @@ def test_gateway_process_reloads_its_token_file_on_sighup(tmp_path) -> None:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_tls_gateway_with_a_plaintext_health_port_for_probes(make_gateway, tmp_path) -> None:
+    """Kubernetes serves the gateway's TLS from a Secret; kubelet probes reach a plaintext health-only port."""
+    import shutil
+    import subprocess
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from gw_support import free_port
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    gw = make_gateway(f"127.0.0.1:{free_port()}", tls_cert=str(cert), tls_key=str(key), health_port=0)
+    assert gw.health_port
+    with grpc.insecure_channel(f"127.0.0.1:{gw.health_port}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError):  # the probe port serves nothing else
+            gateway_list = channel.unary_unary("/spiker.v1.GatewayService/ListRuns")
+            gateway_list(b"", timeout=5)
+    with GatewayClient(f"localhost:{gw.port}", ALICE, ca_cert=str(cert)) as c:
+        assert c.list() == []
