@@ -196,25 +196,32 @@ def plan(stage: str, spec: FlowSpec, results: dict[str, Any], npz: dict[str, Any
             return StagePlan(stage, None, skip_reason="select.optim_params is explicit")
         ranges = common_pb2.OptimRanges(**{k: common_pb2.BitRange(min=int(r["min"]), max=int(r["max"]))
                                            for k, r in spec.optimize.ranges.items()})
+        hw = spec.optimize.hardware
         settings = optimizer_pb2.SweepSettings(model=model, net_dict=convert.net_dict_to_proto(net),
                                                dataset=dataset_proto(spec, npz), ranges=ranges,
-                                               loss=spec.train.loss)
+                                               loss=spec.train.loss, events_per_cycle=hw["events_per_cycle"],
+                                               neurons_per_cycle=[p or 0 for p in hw["neurons_per_cycle"]])
+        policy = {k: v for k, v in spec.select.policy.items() if k != "max_accuracy_drop"}
         request = optimizer_pb2.OptimizeRequest(settings=settings, shard_count=spec.optimize.workers,
-                                                max_accuracy_drop=float(spec.select.max_accuracy_drop or 0.0))
+                                                max_accuracy_drop=float(spec.select.max_accuracy_drop or 0.0),
+                                                policy=optimizer_pb2.SelectPolicy(**policy))
         return StagePlan(stage, request, {"model": ref_dict(model), **_data_inputs(npz)},
                          {"dataset": _dataset_config(spec), "ranges": spec.optimize.ranges,
-                          "loss": spec.train.loss, "max_accuracy_drop": spec.select.max_accuracy_drop})
+                          "loss": spec.train.loss, "max_accuracy_drop": spec.select.max_accuracy_drop,
+                          "hardware": hw, "policy": policy})
     params = selected_params(spec, results)
+    knobs = selected_knobs(spec, results)
     if stage == "hdlgen":  # the VHDL only: its synthesis is the synth stage, beside the simulation
         request = hdlgen_pb2.GenerateRequest(model=model, optim_params=convert.optim_params_to_proto(params),
-                                             estimate_resources=False)
-        return StagePlan(stage, request, {"model": ref_dict(model)}, {"optim_params": params})
+                                             estimate_resources=False, **knobs)
+        return StagePlan(stage, request, {"model": ref_dict(model)}, {"optim_params": params, **knobs})
     if stage == "synth":
         if not spec.hdl.resources:
             return StagePlan(stage, None, skip_reason="hdl.resources is false")
         request = hdlgen_pb2.GenerateRequest(model=model, optim_params=convert.optim_params_to_proto(params),
-                                             estimate_resources=True)
-        return StagePlan(stage, request, {"model": ref_dict(model)}, {"optim_params": params, "resources": True})
+                                             estimate_resources=True, **knobs)
+        return StagePlan(stage, request, {"model": ref_dict(model)},
+                         {"optim_params": params, "resources": True, **knobs})
     if stage == "simulate":
         tar = results["hdlgen"].vhdl_tar
         s = spec.simulate
@@ -237,6 +244,22 @@ def selected_params(spec: FlowSpec, results: dict[str, Any]) -> dict[str, int]:
     if spec.select.optim_params is not None:
         return {k: int(v) for k, v in spec.select.optim_params.items()}
     return convert.optim_params_from_proto(results["optimize"].selected)
+
+
+def selected_knobs(spec: FlowSpec, results: dict[str, Any]) -> dict[str, Any]:
+    """The hardware knobs to generate with (GenerateRequest fields): the spec's ``hdl`` section's,
+    else the optimizer's selection, else none (the generator's defaults)."""
+    opt = results.get("optimize")
+    knobs: dict[str, Any] = {}
+    if opt is not None and opt.selected_events_per_cycle:
+        knobs["events_per_cycle"] = int(opt.selected_events_per_cycle)
+        if opt.selected_neurons_per_cycle:
+            knobs["neurons_per_cycle"] = [int(opt.selected_neurons_per_cycle)]
+    if getattr(spec.hdl, "events_per_cycle", None) is not None:
+        knobs["events_per_cycle"] = int(spec.hdl.events_per_cycle)
+    if getattr(spec.hdl, "neurons_per_cycle", None) is not None:
+        knobs["neurons_per_cycle"] = [int(p) for p in spec.hdl.neurons_per_cycle]
+    return knobs
 
 
 def outputs_of(result: Message) -> dict[str, dict[str, Any]]:

@@ -50,13 +50,13 @@ log = logging.getLogger("fit_cost_model")
 REFERENCE = {"P1": (64, 128, 10, 25), "P2": (40, 128, 10, 73), "P3": (784, 128, 10, 25)}
 PLANS = {
     # small nets: seconds to minutes each, they pin the per-neuron and per-input coefficients
-    "small": ["S16x24:6/8/4:2", "S16x24:6/8/4:1", "S16x24:4/6/3:2", "S32x48:6/10/4:2", "S32x48:4/8/3:1",
-              "S24x64:8/12/5:2"],
+    "small": ["S16x24:6/8/4:2", "S32x48:4/8/3:1", "S24x64:8/12/5:2"],
+    # the issue's nets: the digits example and the reference nets (P1-P3 of the seed tool)
+    "digits": ["digits:4/6/4:1", "digits:4/6/4:2", "digits:6/10/4:2", "digits:8/12/6:1"],
+    "reference": ["P1:6/10/4:2", "P1:6/10/4:1", "P1:4/8/3:2", "P2:6/10/4:2", "P2:6/10/4:1", "P3:6/10/4:1",
+                  "P3:6/10/4:2"],
     # time-multiplexed layers (P neuron units per layer)
-    "serial": ["S16x24:6/8/4:2:8", "S32x48:6/10/4:1:8", "S24x64:8/12/5:2:16", "P1:6/10/4:2:16", "P2:6/10/4:1:32"],
-    # the issue's nets: the digits example and the reference nets
-    "digits": ["digits:4/7/5:2", "digits:4/7/5:1", "digits:6/10/4:2", "digits:8/12/6:1"],
-    "reference": ["P1:6/10/4:2", "P1:6/10/4:1", "P2:6/10/4:2", "P2:4/8/3:1", "P3:6/10/4:2", "P3:6/10/4:1"],
+    "serial": ["P1:6/10/4:2:16", "P2:6/10/4:1:32", "digits:4/6/4:1:16", "S24x64:8/12/5:2:16"],
 }
 
 
@@ -192,14 +192,14 @@ def features(point: dict, bram_min_bits: float) -> tuple[dict, dict, float]:
 
 
 def bram_threshold(points: list[dict]) -> float:
-    """The smallest weight memory (bits) yosys put in block RAM; infinity if none."""
-    smallest = np.inf
-    for p in points:
-        if p["bram"] > 0:
-            sizes = p["sizes"]
-            bits = [sizes[i] * sizes[i + 1] * p["weights_bw"] for i in range(len(sizes) - 1)]
-            smallest = min(smallest, max(bits))
-    return float(smallest)
+    """The smallest memory the resource flow marks for block RAM (``BLOCK_RAM_MIN_BITS`` of
+    spiker.hdl.resources); infinity when the flow has no such rule and no point used block RAM."""
+    from spiker.hdl import resources
+
+    rule = getattr(resources, "BLOCK_RAM_MIN_BITS", None)
+    if rule is not None:
+        return float(rule)
+    return 0.0 if any(p["bram"] > 0 for p in points) else float(np.inf)
 
 
 def fit(points: list[dict], version: str) -> CostModel:

@@ -239,6 +239,18 @@ def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | N
     return c.max(axis=0).sum(axis=0)
 
 
+def inference_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | None = None,
+                     models: list[str] | None = None) -> np.ndarray:
+    """Cycles of one inference per sample from the layers' activity ``a [L, T, B]``: the optimizer's
+    cycle figure (the golden model's ``GoldenResult.activity``). Fully parallel layers:
+    :func:`event_cycles` plus ``4 L - 1``; with time-multiplexed layers (a ``groups`` entry > 1) the
+    pipelined sum plus 2 (a lower bound: each scan taken as ``K`` cycles)."""
+    a = np.asarray(a, dtype=np.int64)
+    if groups is not None and any(int(g) > 1 for g in groups):
+        return event_cycles(a, events_per_cycle, groups, pipelined=True, models=models) + 2
+    return event_cycles(a, events_per_cycle, models=models) + 4 * a.shape[0] - 1
+
+
 def scan_cost(a: np.ndarray, n_in: list[int]) -> np.ndarray:
     """``6 + sum_t max_l(3 + e_l(t) (N_in,l + 2))``, e_l(t) = 1 when layer l has an input event."""
     n = np.asarray(n_in).reshape(-1, 1, 1)
@@ -483,5 +495,5 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     return report
 
 
-__all__ = ["Mismatch", "SimReport", "collect", "event_bound", "event_cycles", "layer_step_cycles", "scan_cost",
-           "simulate", "update_cycles"]
+__all__ = ["Mismatch", "SimReport", "collect", "event_bound", "event_cycles", "inference_cycles", "layer_step_cycles",
+           "scan_cost", "simulate", "update_cycles"]

@@ -142,6 +142,18 @@ def neurons_per_cycle_of(n_neurons: int, p: int | None) -> int:
     return min(p, n_neurons)
 
 
+def rom_banks(depth: int, n_words: int, wb: int, bank_bits: int = 64) -> list[tuple[int, int]]:
+    """``(depth, width)`` of each bank of a weight memory whose rows hold ``n_words`` weights of
+    ``wb`` bits, split into banks of at most ``bank_bits`` (the RTL's ``BANK_BITS``)."""
+    per_bank = max(1, bank_bits // wb)
+    full, rest = divmod(n_words, per_bank)
+    return [(depth, per_bank * wb)] * full + ([(depth, rest * wb)] if rest else [])
+
+
+def _clog2(n: int) -> int:
+    return max(1, (int(n) - 1).bit_length())
+
+
 def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: int | None,
                    bram_min_bits: float) -> tuple[dict[str, float], dict[str, float], float]:
     """Per-resource feature vectors of one layer (LUT, FF) and its block RAM."""
@@ -149,24 +161,33 @@ def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: 
     units = neurons_per_cycle_of(n, p)
     wb, nb = config.weights_bw, config.neurons_bw
     bound = accumulator_bits(n_in, wb, nb)
-    acc = bound if units < n or layer.reg_bits is None else layer.reg_bits
+    tm = units < n
+    acc = bound if tm or layer.reg_bits is None else layer.reg_bits
     states = 2 if layer.neuron_model == "syn" else 1
-    bits = n_in * n * wb
-    in_bram = bits >= bram_min_bits
     ports = events
-    rom = 0.0 if in_bram else ports * bits / 64.0
-    if units < n:  # time-multiplexed layer (snn_layer_tm): state in RAM, P update units
+    if tm:  # snn_layer_tm: one word per (input, group of P neurons)
+        banks = rom_banks(n_in * math.ceil(n / units), units, wb)
+    else:  # snn_layer: one word per input (depth rounded up to a power of two)
+        banks = rom_banks(1 << _clog2(n_in), n, wb)
+    bram = rom_lut = rom_ff_lut = rom_ff_bram = 0.0
+    for depth, width in banks:
+        if depth * width >= bram_min_bits:
+            bram += bram_blocks(depth, width, ports)
+            rom_ff_bram += ports * width
+        else:
+            rom_lut += ports * math.ceil(depth / 64) * width
+            rom_ff_lut += ports * width
+    if tm:  # state in RAM, P update units
         ram_bits = n * (nb * states + 1)
-        lut = {"neuron_acc": units * acc * events, "neuron_nb": units * nb * states, "rom_lut": rom,
+        lut = {"neuron_acc": units * acc * events, "neuron_nb": units * nb * states, "rom_lut": rom_lut,
                "tm_scan": n_in * events, "tm_state": ram_bits / 64.0, "tm_layer": 1.0}
         ff = {"acc": units * acc, "tm_unit": units * (nb * states + 1), "scan": n_in,
-              "rom_ff": units * wb * ports if in_bram else 0.0, "tm_layer": 1.0}
+              "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "tm_layer": 1.0}
     else:
-        lut = {"neuron_acc": units * acc * events, "neuron_nb": units * nb * states, "rom_lut": rom,
+        lut = {"neuron_acc": units * acc * events, "neuron_nb": units * nb * states, "rom_lut": rom_lut,
                "scan": n_in * events, "layer": 1.0}
         ff = {"acc": units * acc, "state": n * (nb * states + 1), "scan": n_in,
-              "rom_ff": n * wb * ports if in_bram else 0.0, "layer": 1.0}
-    bram = bram_blocks(n_in, n * wb, ports) if in_bram else 0.0
+              "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "layer": 1.0}
     return lut, ff, bram
 
 

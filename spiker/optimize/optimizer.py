@@ -172,21 +172,13 @@ def layer_units(spec: NetSpec, neurons_per_cycle: int | None) -> list[int | None
 
 
 def inference_cycles(spec: NetSpec, activity: np.ndarray, events: int, neurons_per_cycle: int | None) -> np.ndarray:
-    """Cycles per inference of each sample: the layers' busy cycles (:func:`spiker.hdl.sim.event_cycles`
-    of the golden model's activity ``[L, T, B]``; time-multiplexed layers pipelined) plus ``L + 3``
-    (fill/drain, readout; docs/hardware.md)."""
-    import inspect
-
-    from spiker.hdl.sim import event_cycles
+    """Cycles per inference of each sample from the golden model's activity ``[L, T, B]``
+    (:func:`spiker.hdl.sim.inference_cycles`, the hardware's cycle model)."""
+    from spiker.hdl import sim
 
     units = layer_units(spec, neurons_per_cycle)
-    kwargs: dict[str, Any] = {}
-    if any(p is not None for p in units):
-        kwargs["groups"] = [1 if p is None else math.ceil(layer.n_neurons / p) for layer, p in zip(spec.layers, units)]
-        kwargs["pipelined"] = True
-    if "models" in inspect.signature(event_cycles).parameters:
-        kwargs["models"] = [layer.neuron_model for layer in spec.layers]
-    return event_cycles(activity, events, **kwargs) + activity.shape[0] + 3
+    groups = [1 if p is None else math.ceil(layer.n_neurons / p) for layer, p in zip(spec.layers, units)]
+    return sim.inference_cycles(activity, events, groups, [layer.neuron_model for layer in spec.layers])
 
 
 def hardware_points(workload: _Workload, qnet: QuantizedNet, activity: np.ndarray) -> list[HardwarePoint]:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from spiker.optimize.sweep import Selection, SweepResult
 
-MARKERS = {1: "o", 2: "^"}
+#: marker by (events per cycle, time-multiplexed layers)
+MARKERS = {(1, False): "o", (2, False): "^", (1, True): "s", (2, True): "D"}
 
 
 def plot_sweep(result: SweepResult, path: str | Path, selection: Selection | None = None) -> Path:
@@ -38,8 +39,9 @@ def plot_sweep(result: SweepResult, path: str | Path, selection: Selection | Non
               (axes[1], "cycles", "cycles per inference (golden-model activity, test-set mean)", "cycles"))
     scatter = None
     for ax, cost, xlabel, short in panels:
-        for events, marker in MARKERS.items():
-            sub = [c for c in cands if c.hw.events_per_cycle == events and c.row.accuracy >= bottom]
+        for (events, tm), marker in MARKERS.items():
+            sub = [c for c in cands if c.hw.events_per_cycle == events and (c.hw.neurons_per_cycle is not None) == tm
+                   and c.row.accuracy >= bottom]
             if not sub:
                 continue
             scatter = ax.scatter([getattr(c.hw, cost) for c in sub], [c.row.accuracy for c in sub],
@@ -74,8 +76,10 @@ def plot_sweep(result: SweepResult, path: str | Path, selection: Selection | Non
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("accuracy (golden integer model, test set)")
     axes[0].set_ylim(bottom, top + 0.01)
-    handles = [Line2D([], [], ls="", marker=m, color="gray", label=f"{e} event{'s' if e > 1 else ''}/cycle")
-               for e, m in MARKERS.items()]
+    present = {(c.hw.events_per_cycle, c.hw.neurons_per_cycle is not None) for c in cands}
+    handles = [Line2D([], [], ls="", marker=m, color="gray",
+                      label=f"{e} event{'s' if e > 1 else ''}/cycle" + (", P < N (time-multiplexed)" if tm else ""))
+               for (e, tm), m in MARKERS.items() if (e, tm) in present]
     handles += [Line2D([], [], color="red", marker="o", mfc="none", label="Pareto front (accuracy, cost)"),
                 Line2D([], [], color="gray", ls="--", label=f"float {result.float_accuracy:.3f}")]
     if floor is not None:
