@@ -8,8 +8,9 @@
 
 ``run`` starts the four stage services and the gateway in this process on loopback ephemeral
 ports (store from ``SPIKER_S3_*``, else ``--store`` / ``SPIKER_STORE_DIR`` / ``~/.spiker/store``),
-submits the spec, shows a progress bar per stage and copies the report, plots and VHDL to
-``--out`` (default ``runs/<run-id>/``). The exit code is 0 only if the run succeeded with 0
+submits the spec, shows a progress bar per stage and downloads the run's files (model, history,
+sweep, selection, simulation report, resources, plots, VHDL, reports; as ``spiker get --download``)
+to ``--out`` (default ``runs/<run-id>/``). The exit code is 0 only if the run succeeded with 0
 mismatches.
 """
 
@@ -51,6 +52,21 @@ def spec_text_for(path: str, client: Any) -> str:
     if spec.model is not None and spec.model.nir is not None:
         doc.update(upload_model(spec, client))
     return json.dumps(doc)
+
+
+def check_dataset(spec: Any) -> None:
+    """Read a local .npz dataset here, before anything is uploaded or started: a bad file is one
+    error naming the user's file and key; a random split is warned about once, here."""
+    from spiker.data.datasets import npz
+
+    name = spec.dataset.name
+    if spec.dataset_artifact is not None or not name.endswith(".npz"):
+        return
+    if not Path(name).is_file():
+        raise UsageError(f"dataset.name: no such file {name}")
+    rel = os.path.relpath(name)
+    npz(name, test_fraction=spec.dataset.test_fraction, seed=spec.dataset.seed,
+        label=name if rel.startswith("..") else rel)
 
 
 def upload_model(spec: Any, client: Any) -> dict[str, Any]:
@@ -243,15 +259,23 @@ def print_summary(run: Any) -> int:
     if not run.report_json:
         return 1
     r = json.loads(run.report_json)
-    accuracies = [f"{label} {fmt(r.get(key))}" for label, key in (("float", "float_accuracy"),
-                  ("quantized", "quant_accuracy"), ("hardware", "hw_accuracy")) if r.get(key) is not None]
+    counts = r.get("accuracy_samples") or {}
+    accuracies = [f"{label} {fmt(r.get(key))}" + (f" on {counts[kind]} {what}" if counts.get(kind) else "")
+                  for label, key, kind, what in (("float", "float_accuracy", "float", "test samples"),
+                                                 ("quantized", "quant_accuracy", "quant", "test samples"),
+                                                 ("hardware", "hw_accuracy", "hardware", "simulated samples"))
+                  if r.get(key) is not None]
     if accuracies:
         print("accuracy: " + ", ".join(accuracies))
     params = r.get("optim_params") or {}
     print(f"mismatches: {r['mismatches']} on {r['samples']} samples"
           + (f"; optim_params {', '.join(f'{k}={v}' for k, v in sorted(params.items()))}" if params else ""))
     if r.get("cycles_mean") is not None:
-        bound = f" (bound {fmt(r['bound_mean'], 1)})" if r.get("bound_mean") is not None else ""
+        e = r.get("events_per_cycle") or 1
+        bound = f" (one-event bound {fmt(r['bound_mean'], 1)})" if r.get("bound_mean") is not None else ""
+        if r.get("bound_events_mean") is not None and e > 1:
+            bound = (f" (bound at {e} events/cycle {fmt(r['bound_events_mean'], 1)}, one-event "
+                     f"{fmt(r['bound_mean'], 1)})")
         print(f"cycles/inference: mean {fmt(r['cycles_mean'], 1)}{bound}")
     res = {k: v for k, v in (r.get("resources") or {}).items() if k in ("lut", "ff", "bram", "dsp") and v is not None}
     est = {k: v for k, v in (r.get("resources_estimated") or {}).items() if v is not None}
@@ -259,6 +283,8 @@ def print_summary(run: Any) -> int:
         print("resources (estimated / measured): " + ", ".join(
             f"{k.upper()} {fmt(est.get(k), 1) if k in est else '-'} / {fmt(res.get(k), 1) if k in res else '-'}"
             for k in ("lut", "ff", "bram", "dsp") if k in res or k in est))
+    if r.get("sweep"):
+        print(f"sweep: {r['sweep']['configs']} configs, {r['sweep']['feasible']} feasible")
     sel = r.get("selection") or {}
     if sel.get("reason"):
         print(f"selected: {sel['reason']}")
@@ -271,29 +297,17 @@ def print_summary(run: Any) -> int:
     return 0 if state == "succeeded" and r["mismatches"] == 0 else 1
 
 
-def copy_outputs(store: Any, run: Any, out: Path) -> list[Path]:
-    """Copy the run's files under ``runs/<id>/`` (report, plots, VHDL) from the store to ``out``."""
-    prefix = f"runs/{run.run_id}/"
-    written = []
-    for key in sorted(set(run.artifacts.values())):
-        if not key.startswith(prefix):
-            continue
-        dest = out / key[len(prefix):]
-        store.get_file(store.ref_for(key), dest)
-        written.append(dest)
-    return written
-
-
 # -- commands --------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
     from services.common.jobserver import start_job_server
     from spiker.flow.spec import load_flow_spec
 
-    spec = load_flow_spec(args.spec)  # bad spec or missing dataset file: exit 2 before anything starts
-    if spec.dataset_artifact is None and spec.dataset.name.endswith(".npz") \
-            and not Path(spec.dataset.name).is_file():
-        raise UsageError(f"{args.spec}: dataset.name: no such file {spec.dataset.name}")
+    spec = load_flow_spec(args.spec)  # bad spec or bad dataset file: exit 2 before anything starts
+    try:
+        check_dataset(spec)
+    except UsageError as exc:
+        raise UsageError(f"{args.spec}: {exc}") from None
     start_job_server()  # its preload runs while this process imports the stack
     from gateway.client import GatewayClient
     from gateway.server import LocalStack
@@ -321,8 +335,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             client.cancel(run.run_id)
             raise
         out = Path(args.out) if args.out else Path("runs") / final.run_id
-        if final.report_json:
-            files = copy_outputs(store, final, out)
+        if final.report_json:  # the same files as `spiker get --download`, through the same RPC
+            files = client.download_run(final.run_id, out)
             print(f"wrote {len(files)} files to {out}", file=sys.stderr)
         return print_summary(final)
 
@@ -352,6 +366,9 @@ def _client_token(args: argparse.Namespace) -> str | None:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from spiker.flow.spec import load_flow_spec
+
+    check_dataset(load_flow_spec(args.spec))
     with _client(args) as client:
         run = client.submit(spec_text_for(args.spec, client), no_cache=args.no_cache)
         print(run.run_id)
@@ -566,7 +583,8 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("spec", help="flow spec (YAML or JSON)")
     p.add_argument("--store", help="local store directory when SPIKER_S3_ENDPOINT is unset "
                                    "(default $SPIKER_STORE_DIR or ~/.spiker/store)")
-    p.add_argument("--out", help="copy report, plots and VHDL here (default runs/<run-id>)")
+    p.add_argument("--out", help="write the run's files here: model.pt, history.json, sweep.csv/.json, sim.json, "
+                                 "resources.json, plots/, vhdl/, report.md/.json (default runs/<run-id>)")
     p.add_argument("--no-cache", action="store_true", help="recompute every stage")
     p.add_argument("--max-jobs", type=int, default=2, help="stage jobs at once per service (default 2)")
     p.set_defaults(func=cmd_run)

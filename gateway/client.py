@@ -47,6 +47,8 @@ DOWNLOAD_NAMES = {
     "optimize.sweep_json": "sweep.json",
     "optimize.optim_params": "optim_params.json",
     "hdlgen.resources.report": "resources.json",
+    "synth.resources.report": "resources.json",  # the synth stage estimates resources beside the simulation
+    "optimize.selection": "selection.json",
     "simulate.report": "sim.json",
     "report.json": "report.json",
     "report.md": "report.md",
@@ -199,7 +201,19 @@ class GatewayClient:
             rel = download_path(name)
             if rel is not None:
                 written.append(self.download(run_id, name, root / rel, timeout))
+        readable(root, written)
         return written
+
+
+def readable(root: Path, files: list[Path]) -> None:
+    """Give downloaded ``files`` mode 0644 and the folders from ``root`` down to them 0755 (a
+    download is written through a private temporary file, 0600)."""
+    folders = {root}
+    for path in files:
+        path.chmod(0o644)
+        folders.update(p for p in path.parents if p == root or root in p.parents)
+    for folder in folders:
+        folder.chmod(0o755)
 
 
 def _check(header: gateway_pb2.ArtifactHeader, sha256: str, size: int) -> None:
