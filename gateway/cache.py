@@ -2,7 +2,10 @@
 
 Key: sha256 of the canonical JSON of ``{stage, inputs (name -> sha256), config, code}``, where
 ``code`` is ``spiker.__version__`` plus a hash of the sources that stage depends on
-(:data:`STAGE_CODE`: e.g. an RTL change invalidates hdlgen and simulate, not training).
+(:data:`STAGE_CODE`: e.g. an RTL change invalidates hdlgen and simulate, not training) and of
+the versions of torch, snntorch, numpy ... (:data:`STAGE_PACKAGES`). Float training and
+evaluation run at a fixed thread count (``spiker.threads.TRAIN_THREADS``, hashed with
+spiker/threads.py), so the host's core count is no part of a result.
 Entries live at ``cache/<stage>/<key>.json`` in the store and hold the stage's result message
 (as JSON), its outputs and metrics; an entry whose outputs are no longer in the store is a miss.
 """
@@ -40,9 +43,30 @@ STAGE_CODE = {
 }
 
 
+#: installed packages whose version can change a stage's numbers (float kernels, data generators)
+_DATA_PACKAGES = ("numpy", "scikit-learn", "mnist1d")
+STAGE_PACKAGES = {"train": ("torch", "snntorch", *_DATA_PACKAGES), "optimize": ("torch", "snntorch", *_DATA_PACKAGES),
+                  "simulate": _DATA_PACKAGES}
+
+
+def package_versions(stage: str | None = None) -> str:
+    """``name==version`` of the packages in :data:`STAGE_PACKAGES` for ``stage`` (all without one)."""
+    from importlib import metadata
+
+    names = STAGE_PACKAGES.get(stage, ()) if stage else sorted({p for v in STAGE_PACKAGES.values() for p in v})
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{name}==none")
+    return ",".join(out)
+
+
 @functools.lru_cache(maxsize=8)
 def code_version(stage: str | None = None) -> str:
-    """``spiker.__version__`` plus a short hash of the sources ``stage``'s result depends on.
+    """``spiker.__version__`` plus a short hash of the sources ``stage``'s result depends on and of
+    the versions of the packages that can change its numbers (:data:`STAGE_PACKAGES`: torch, ...).
 
     Without a stage: every library, service and proto source. Computed once per process.
     """
@@ -50,7 +74,7 @@ def code_version(stage: str | None = None) -> str:
 
     patterns = (*_COMMON, *STAGE_CODE[stage]) if stage else ("spiker/**/*.py", "spiker/hdl/rtl/*.vhd",
                                                              "services/**/*.py", "proto/spiker/v1/*.proto")
-    h = hashlib.sha256()
+    h = hashlib.sha256(package_versions(stage).encode())
     for path in sorted({p for pattern in patterns for p in _ROOT.glob(pattern)}):
         h.update(str(path.relative_to(_ROOT)).encode())
         h.update(path.read_bytes())

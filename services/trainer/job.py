@@ -17,7 +17,8 @@ def _epoch_reporter(total: int):
     def on_epoch(h: History) -> None:
         metrics = {"train_loss": h.train_loss[-1], "train_accuracy": h.train_accuracy[-1],
                    "test_loss": h.test_loss[-1], "test_accuracy": h.test_accuracy[-1], "seconds": h.seconds[-1]}
-        report("epoch", f"epoch {h.epoch[-1]}/{total}: test accuracy {h.test_accuracy[-1]:.4f}",
+        report("epoch", f"epoch {h.epoch[-1]}/{total}: train acc {h.train_accuracy[-1]:.4f}, test acc "
+                        f"{h.test_accuracy[-1]:.4f} ({h.n_test} test samples)",
                h.epoch[-1], total, metrics)
 
     return on_epoch

@@ -46,6 +46,9 @@ class History:
     test_loss: list[float] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    #: samples of one training epoch and of one test pass (what the accuracies are over)
+    n_train: int = 0
+    n_test: int = 0
 
     @property
     def final_test_accuracy(self) -> float:
@@ -60,7 +63,7 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
-        return cls(**{k: list(v) for k, v in data.items()})
+        return cls(**{k: list(v) if isinstance(v, list) else int(v) for k, v in data.items()})
 
     def plot(self, path: str | Path | None = None, ax: Any = None) -> Any:
         """The training curve (loss and accuracy per epoch) as a matplotlib ``Figure``.
@@ -97,8 +100,8 @@ class History:
 
 
 def evaluate(net: SpikingNet, loader: Iterable, loss_fn: Callable | None = None,
-             device: str | torch.device = "cpu") -> tuple[float, float]:
-    """``(mean loss, accuracy)`` of a float network over a whole loader."""
+             device: str | torch.device = "cpu", counted: list[int] | None = None) -> tuple[float, float]:
+    """``(mean loss, accuracy)`` of a float network over a whole loader (``counted``: gets the sample count)."""
     loss_fn = loss_fn or make_loss("ce_rate")
     net.eval()
     total_loss, total_correct, total = 0.0, 0, 0
@@ -111,6 +114,8 @@ def evaluate(net: SpikingNet, loader: Iterable, loss_fn: Callable | None = None,
             total_loss += float(loss_fn(spikes, labels)) * len(labels)
             total_correct += readout.correct(spikes.sum(0), labels)
             total += len(labels)
+    if counted is not None:
+        counted.append(total)
     return total_loss / max(total, 1), total_correct / max(total, 1)
 
 
@@ -191,18 +196,20 @@ class Trainer:
                 total_loss += loss.item() * len(labels)
                 total_correct += readout.correct(spikes.detach().sum(0), labels)
                 total += len(labels)
-                bar.set_postfix(loss=total_loss / total, acc=total_correct / total)
+                bar.set_postfix(train_loss=total_loss / total, train_acc=total_correct / total)
             if total == 0:
                 raise SpecError("train_loader", "yielded no batches")
-            test_loss, test_acc = self.evaluate(test_loader)
+            counted: list[int] = []
+            test_loss, test_acc = evaluate(self.snn, test_loader, self.loss_fn, self.device, counted)
             h = self.history
+            h.n_train, h.n_test = total, counted[0]
             h.epoch.append(epoch)
             h.train_loss.append(total_loss / total)
             h.train_accuracy.append(total_correct / total)
             h.test_loss.append(test_loss)
             h.test_accuracy.append(test_acc)
             h.seconds.append(time.perf_counter() - started)
-            log.info("epoch %d: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1fs",
+            log.info("epoch %d: train loss %.4f, train acc %.4f | test loss %.4f, test acc %.4f | %.1fs",
                      epoch, h.train_loss[-1], h.train_accuracy[-1], test_loss, test_acc, h.seconds[-1])
             if self.on_epoch is not None:
                 self.on_epoch(h)
