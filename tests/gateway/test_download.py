@@ -54,10 +54,11 @@ def test_others_and_unlisted_keys_are_not_found(finished_runs) -> None:  # noqa:
         assert _error(anonymous.get_artifact, alice_run, "report.json")[0] == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_spiker_get_download_writes_the_results(finished_runs, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_spiker_get_download_writes_the_results(finished_runs, tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
     gw, alice_run, _ = finished_runs
     out = tmp_path / "dl"
-    code = main(["get", alice_run, "--download", str(out), "--gateway", gw.target, "--token", ALICE])
+    monkeypatch.setenv("SPIKER_TOKEN", ALICE)
+    code = main(["get", alice_run, "--download", str(out), "--gateway", gw.target, "-q"])
     assert code == 0, capsys.readouterr().err
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     for expected in ("model.pt", "sim.json", "report.json", "report.md", "record.json", "plots/training.png",
