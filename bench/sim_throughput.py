@@ -13,13 +13,27 @@ with 1 and 2 workers. Every run is checked bit-exact (0 mismatches) against the 
 The layers visit ``--events`` present spikes per cycle (2, the default: dual-port weight
 ROM; 1: single port), so with 2 the ratio to the one-spike-a-cycle bound is below 1.
 
-    .venv/bin/python bench/sim_throughput.py [--samples 20] [--trace] [--events 2]
+The three reference nets of ``../shared/reference/spiker-peer.md`` (P1 64-128-10 T=25, P2
+40-128-10 T=73, P3 784-128-10 T=25; its weight and input recipe, wb 6 / nb 10 / fp 4; the first
+T of the recipe's T+1 steps are fed) are simulated with one GHDL process on each installed
+backend and compared with the seed design's recorded inferences/s (``spiker-peer.json``, GHDL 2.0
+mcode, wall clock on an idle machine; target >= 20x). Ours is given two ways: per wall second of
+the GHDL run (deflated when other jobs load the machine) and per CPU second of it (what an idle
+machine's wall clock would show); every run is checked against the golden model's counts.
+
+    .venv/bin/python bench/sim_throughput.py [--samples 20] [--trace] [--events 2] [--ref-samples 10]
+        [--nets digits,784,P1,P2,P3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -86,18 +100,107 @@ def bench(name: str, q: QuantizedNet, x: np.ndarray, labels, trace: bool, events
     return out
 
 
+PEER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "spiker-peer.json"
+PEER_CONFIG = {"weights_bw": 6, "neurons_bw": 10, "fp_dec": 4}
+
+
+def reference_net(sizes: list[int], steps: int, samples: int) -> tuple[QuantizedNet, np.ndarray]:
+    """A reference net and its inputs, exactly as the recipe of spiker-peer.md builds them."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    weights = [nn.Linear(sizes[i], sizes[i + 1], bias=False).weight.detach().numpy().astype(np.float64) * 4
+               for i in range(2)]
+    spec = parse_net_dict({"n_cycles": steps, "n_inputs": sizes[0], "layer_0": _layer(sizes[1], "subtract"),
+                           "layer_1": _layer(sizes[2], "subtract")})
+    q = QuantizedNet.from_arrays(spec, weights, [1.0, 1.0], PEER_CONFIG)
+    x = (np.random.default_rng(1).random((samples, steps + 1, sizes[0])) < 0.2).astype(np.uint8)
+    return q, np.ascontiguousarray(x[:, :steps].transpose(1, 0, 2))  # time-first, the first T steps
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def ghdl_speed(q: QuantizedNet, x: np.ndarray, backend: str, events: int) -> dict:
+    """One GHDL process (``backend``) on all samples: wall and CPU seconds of the run, build apart."""
+    from spiker.hdl import sim
+
+    design = VhdlGenerator(q, events_per_cycle=events).generate()
+    golden = q.run(x)
+    os.environ["SPIKER_GHDL_BACKEND"] = backend
+    with tempfile.TemporaryDirectory(prefix="sim-bench-") as tmp:
+        folder = Path(tmp)
+        cpu0, t0 = _children_cpu(), time.perf_counter()
+        build = sim.GhdlBuild(design, folder)
+        cpu1, t1 = _children_cpu(), time.perf_counter()
+        stim, res = folder / "stim.txt", folder / "results.txt"
+        sim.write_stimulus(stim, x)
+        steps = x.shape[0]
+        wall = build.run(stim, res, False, sim.cycle_bound(steps, q), timeout=3600)
+        cpu2 = _children_cpu()
+        shard = sim.parse_results(res, 0)
+    n = x.shape[1]
+    counts = np.array([shard.results[k][2] for k in range(n)])
+    preds = np.array([shard.results[k][1] for k in range(n)])
+    mismatches = int(((counts != golden.counts).any(axis=1) | (preds != golden.predictions)).sum())
+    cycles = np.array([shard.results[k][0] for k in range(n)])
+    return {"backend": build.backend, "samples": n, "mismatches": mismatches, "cycles_mean": float(cycles.mean()),
+            "build_s": t1 - t0, "build_cpu_s": cpu1 - cpu0, "run_wall_s": wall, "run_cpu_s": cpu2 - cpu1,
+            "inf_per_wall_s": n / wall, "inf_per_cpu_s": n / max(cpu2 - cpu1, 1e-9),
+            "sim_cycles_per_cpu_s": float(cycles.sum()) / max(cpu2 - cpu1, 1e-9)}
+
+
+def reference_rows(samples: int, events: int, names: list[str], peer_path: Path = PEER) -> list[dict]:
+    from spiker.hdl.tools import _installed_backends
+
+    peer = json.loads(peer_path.read_text())["nets"] if names else {}
+    backends = [b for b in ("mcode", "llvm") if b in _installed_backends()]
+    rows = []
+    for name in names:
+        ref = peer[name]
+        q, x = reference_net(ref["sizes"], ref["n_cycles"], samples)
+        for backend in backends:
+            r = ghdl_speed(q, x, backend, events)
+            r.update(net=name, sizes=ref["sizes"], peer_inf_per_s=ref["inferences_per_s"], peer_cycles=ref["cycles"],
+                     ratio_wall=r["inf_per_wall_s"] / ref["inferences_per_s"],
+                     ratio_cpu=r["inf_per_cpu_s"] / ref["inferences_per_s"])
+            assert r["mismatches"] == 0, r
+            rows.append(r)
+    return rows
+
+
+def print_reference(rows: list[dict]) -> None:
+    print("reference nets (spiker-peer.json: the seed design in GHDL 2.0 mcode, idle machine; target >= 20x):")
+    print(f"{'net':4s} {'backend':7s} {'cycles':>7s} {'peer cyc':>8s} {'build s':>7s} {'inf/s wall':>10s} "
+          f"{'inf/CPU s':>9s} {'peer inf/s':>10s} {'x wall':>7s} {'x CPU':>7s}")
+    for r in rows:
+        print(f"{r['net']:4s} {r['backend']:7s} {r['cycles_mean']:7.0f} {r['peer_cycles']:8d} {r['build_s']:7.1f} "
+              f"{r['inf_per_wall_s']:10.2f} {r['inf_per_cpu_s']:9.2f} {r['peer_inf_per_s']:10.2f} "
+              f"{r['ratio_wall']:6.1f}x {r['ratio_cpu']:6.1f}x  ({r['samples']} samples, {r['mismatches']} mismatches)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--trace", action="store_true", help="also compare every membrane at every step")
     ap.add_argument("--events", type=int, choices=(1, 2), default=2, help="present spikes a layer visits per cycle")
+    ap.add_argument("--ref-samples", type=int, default=10, help="samples per reference net")
+    ap.add_argument("--nets", default="digits,784,P1,P2,P3", help="rows to run (comma separated)")
+    ap.add_argument("--peer", type=Path, default=PEER, help="the seed design's recorded figures")
     args = ap.parse_args()
+    nets = args.nets.split(",")
     rows = []
-    x, y = digits_spikes(args.samples)
-    rows.append(bench("digits 64-128-10 (trained)", trained_digits(), x, y, args.trace, args.events))
-    rng = np.random.default_rng(1)
-    x = (rng.random((25, args.samples, 784)) < 0.2).astype(np.uint8)
-    rows.append(bench("784-128-10 p=0.2", net([784, 128, 10], 1), x, None, args.trace, args.events))
+    if "digits" in nets:
+        x, y = digits_spikes(args.samples)
+        rows.append(bench("digits 64-128-10 (trained)", trained_digits(), x, y, args.trace, args.events))
+    if "784" in nets:
+        rng = np.random.default_rng(1)
+        x = (rng.random((25, args.samples, 784)) < 0.2).astype(np.uint8)
+        rows.append(bench("784-128-10 p=0.2", net([784, 128, 10], 1), x, None, args.trace, args.events))
+    ref_rows = reference_rows(args.ref_samples, args.events, [n for n in nets if n.startswith("P")], args.peer)
     for r in rows:
         print(f"{r['net']}: {r['samples']} samples, {r['events_per_cycle']} events/cycle, {r['mismatches']} "
               f"mismatches; cycles/inference {r['cycles_mean']:.1f} (min {r['cycles_min']}, max "
@@ -109,7 +212,9 @@ def main() -> None:
             s = r[f"workers{w}"]
             print(f"    workers={w}: {s['samples_per_s']:.2f} samples/s, "
                   f"{s['sim_cycles_per_s']:.0f} simulated cycles/s (GHDL {s['ghdl_wall_s']:.2f} s)")
-    print(json.dumps(rows, indent=1))
+    if ref_rows:
+        print_reference(ref_rows)
+    print(json.dumps(rows + ref_rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -4,11 +4,22 @@ Same network (digits 64-128-10 LIF, 25 steps, no bias), same data and batch size
 epochs, each followed by a test pass per epoch. The reference is written the way the
 snnTorch tutorials write it (step loop, ``snn.Leaky`` per step, ``SF.ce_rate_loss``,
 Adam). Prints samples/s of both and the ratio (target >= 1.0).
+
+A second part trains the issue's 40-128-10 net over 73 steps (MNIST-1D, 40 inputs, rate coded;
+``--p2-epochs`` epochs) with the Trainer and with the tutorial loop at the same thread count
+(:data:`spiker.threads.TRAIN_THREADS`, the Trainer's fixed count), once on the machine as it is
+and once beside a busy process (a 2-thread torch matmul loop): the thread policy holds the ratio.
+The tutorial loop at torch's default thread count (every core) beside the busy process shows
+what oversubscription costs.
+
+    .venv/bin/python bench/train_throughput.py [--epochs 3] [--p2-epochs 1] [--no-digits]
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 
 import snntorch as snn
@@ -17,15 +28,16 @@ from snntorch import functional as SF
 from torch import nn
 
 import spiker
+from spiker import threads
 from spiker.flow import load_flow_spec
 
 
 class TutorialNet(nn.Module):
-    def __init__(self, beta: float) -> None:
+    def __init__(self, beta: float, sizes: tuple[int, int, int] = (64, 128, 10)) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(64, 128, bias=False)
+        self.fc1 = nn.Linear(sizes[0], sizes[1], bias=False)
         self.lif1 = snn.Leaky(beta=beta)
-        self.fc2 = nn.Linear(128, 10, bias=False)
+        self.fc2 = nn.Linear(sizes[1], sizes[2], bias=False)
         self.lif2 = snn.Leaky(beta=beta, reset_mechanism="none")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,9 +53,10 @@ class TutorialNet(nn.Module):
         return torch.stack(spk2_rec)
 
 
-def tutorial_training(train_loader, test_loader, epochs: int, lr: float, seed: int) -> tuple[float, float]:
+def tutorial_training(train_loader, test_loader, epochs: int, lr: float, seed: int,
+                      sizes: tuple[int, int, int] = (64, 128, 10)) -> tuple[float, float]:
     torch.manual_seed(seed)
-    net = TutorialNet(beta=0.9375)
+    net = TutorialNet(beta=0.9375, sizes=sizes)
     loss_fn = SF.ce_rate_loss()
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     started = time.perf_counter()
@@ -64,22 +77,90 @@ def tutorial_training(train_loader, test_loader, epochs: int, lr: float, seed: i
     return time.perf_counter() - started, correct / total
 
 
+BUSY = "import torch\ntorch.set_num_threads(2)\na = torch.randn(768, 768)\nwhile True:\n    a @ a\n"
+
+
+def p2_net_dict() -> dict:
+    layer = {"neuron_model": "lif", "beta": 0.9375, "threshold": 1.0}
+    return {"n_cycles": 73, "n_inputs": 40, "layer_0": {**layer, "n_neurons": 128, "reset_mechanism": "subtract"},
+            "layer_1": {**layer, "n_neurons": 10, "reset_mechanism": "none"}}
+
+
+def p2_pair(train_loader, test_loader, epochs: int, tutorial_threads: int) -> tuple[float, float, float, float]:
+    """Wall seconds of the Trainer and of the tutorial loop (at ``tutorial_threads``) on the 40-128-10
+    net, then the CPU seconds of each (this process)."""
+    snn_model = spiker.NetBuilder(p2_net_dict()).build(seed=0)
+    started, cpu = time.perf_counter(), time.process_time()
+    spiker.Trainer(snn_model, epochs=epochs, lr=2e-3, progress=False).train(train_loader, test_loader)
+    ours, ours_cpu = time.perf_counter() - started, time.process_time() - cpu
+    previous = torch.get_num_threads()
+    torch.set_num_threads(tutorial_threads)
+    torch.set_flush_denormal(True)
+    try:
+        cpu = time.process_time()
+        ref, _ = tutorial_training(train_loader, test_loader, epochs, 2e-3, 0, sizes=(40, 128, 10))
+        ref_cpu = time.process_time() - cpu
+    finally:
+        torch.set_num_threads(previous)
+    return ours, ref, ours_cpu, ref_cpu
+
+
+def p2_rows(epochs: int) -> None:
+    train_loader, test_loader = spiker.data.load("mnist1d", n_cycles=73, batch_size=64, seed=0)
+    n = len(train_loader.dataset) * epochs
+    same = threads.TRAIN_THREADS
+    print(f"\n40-128-10, 73 steps (MNIST-1D, {n} training samples); tutorial loop at {same} thread(s) = the "
+          f"Trainer's fixed count")
+    print(f"{'':44}{'Trainer s':>10}{'tutorial s':>11}{'ratio':>8}{'CPU s ours/tut':>16}{'CPU ratio':>10}")
+
+    def row(label: str, r: tuple[float, float, float, float]) -> tuple[float, float]:
+        ours, ref, ours_cpu, ref_cpu = r
+        print(f"{label:44}{ours:>10.1f}{ref:>11.1f}{ref / ours:>7.2f}x{f'{ours_cpu:.1f}/{ref_cpu:.1f}':>16}"
+              f"{ref_cpu / ours_cpu:>9.2f}x")
+        return ref / ours, ref_cpu / ours_cpu
+
+    ratio, ratio_cpu = row("machine as it is", p2_pair(train_loader, test_loader, epochs, same))
+    busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2)
+        ours_b = p2_pair(train_loader, test_loader, epochs, same)
+        ratio_b, ratio_b_cpu = row("beside a busy 2-thread process", ours_b)
+        _, ref_all, _, ref_all_cpu = p2_pair(train_loader, test_loader, epochs, threads.cores())
+        print(f"{f'  tutorial at {threads.cores()} threads (torch default), busy':44}{'':>10}{ref_all:>11.1f}"
+              f"{'':8}{f'{ref_all_cpu:.1f}':>16}   ({ref_all / ours_b[0]:.2f}x the Trainer's wall time)")
+    finally:
+        busy.kill()
+        busy.wait()
+    print(f"ratio Trainer / tutorial at the same thread count: {ratio:.2f}x wall ({ratio_cpu:.2f}x CPU), beside a "
+          f"busy process {ratio_b:.2f}x wall ({ratio_b_cpu:.2f}x CPU) (target >= 1.0)")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--p2-epochs", type=int, default=1, help="epochs of the 40-128-10 rows (0: skip them)")
+    parser.add_argument("--no-digits", action="store_true", help="only the 40-128-10 rows")
     args = parser.parse_args()
+    if not args.no_digits:
+        digits_rows(args.epochs)
+    if args.p2_epochs > 0:
+        p2_rows(args.p2_epochs)
+
+
+def digits_rows(epochs: int) -> None:
+    """The digits 64-128-10 rows: the tutorial loop (as written and with flush-to-zero) vs the Trainer."""
     spec = load_flow_spec("examples/digits.yaml")
     train_loader, test_loader = spiker.data.load("digits", n_cycles=25, batch_size=64, seed=0)
-    n_train = len(train_loader.dataset) * args.epochs
+    n_train = len(train_loader.dataset) * epochs
 
     torch.set_flush_denormal(False)  # the tutorial as written
-    ref_s, ref_acc = tutorial_training(train_loader, test_loader, args.epochs, 2e-3, 0)
+    ref_s, ref_acc = tutorial_training(train_loader, test_loader, epochs, 2e-3, 0)
     torch.set_flush_denormal(True)
-    ref_ftz_s, ref_ftz_acc = tutorial_training(train_loader, test_loader, args.epochs, 2e-3, 0)
+    ref_ftz_s, ref_ftz_acc = tutorial_training(train_loader, test_loader, epochs, 2e-3, 0)
 
     snn_model = spiker.NetBuilder(spec.net).build(seed=0)
     started = time.perf_counter()
-    history = spiker.Trainer(snn_model, epochs=args.epochs, lr=2e-3, progress=False).train(
+    history = spiker.Trainer(snn_model, epochs=epochs, lr=2e-3, progress=False).train(
         train_loader, test_loader)
     ours_s = time.perf_counter() - started
 
