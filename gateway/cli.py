@@ -55,18 +55,17 @@ def spec_text_for(path: str, client: Any) -> str:
 
 
 def check_dataset(spec: Any) -> None:
-    """Read a local .npz dataset here, before anything is uploaded or started: a bad file is one
+    """Load a local .npz dataset here as the train stage will, before anything is uploaded or
+    started: a bad file (layout, keys, labels, inputs or steps that do not fit the net) is one
     error naming the user's file and key; a random split is warned about once, here."""
-    from spiker.data.datasets import npz
+    from spiker.flow.stages import load_data
 
     name = spec.dataset.name
     if spec.dataset_artifact is not None or not name.endswith(".npz"):
         return
     if not Path(name).is_file():
         raise UsageError(f"dataset.name: no such file {name}")
-    rel = os.path.relpath(name)
-    npz(name, test_fraction=spec.dataset.test_fraction, seed=spec.dataset.seed,
-        label=name if rel.startswith("..") else rel)
+    load_data(spec)
 
 
 def upload_model(spec: Any, client: Any) -> dict[str, Any]:

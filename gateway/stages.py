@@ -227,10 +227,10 @@ def plan(stage: str, spec: FlowSpec, results: dict[str, Any], npz: dict[str, Any
         s = spec.simulate
         request = simulator_pb2.SimulateRequest(model=model, optim_params=convert.optim_params_to_proto(params),
                                                 vhdl_tar=tar, dataset=dataset_proto(spec, npz), n_samples=s.samples,
-                                                trace=s.trace, workers=s.workers)
+                                                trace=s.trace, workers=s.workers, **knobs)
         return StagePlan(stage, request, {"model": ref_dict(model), "vhdl_tar": ref_dict(tar), **_data_inputs(npz)},
                          {"dataset": _dataset_config(spec), "optim_params": params, "samples": s.samples,
-                          "trace": s.trace})
+                          "trace": s.trace, **knobs})
     raise ValueError(f"unknown stage {stage!r}")
 
 

@@ -135,3 +135,19 @@ def test_spiker_run_refuses_a_bad_npz_in_one_line_before_starting(tmp_path: Path
     assert lines == ["spiker: error: bad.npz has no array 'y_test' (found: x_train, y_train, x_test); the "
                      "held-out layout needs x_train, y_train, x_test and y_test"]
     assert "Traceback" not in proc.stderr and not (tmp_path / "store").exists()
+
+
+def test_the_cli_check_loads_the_data_as_the_train_stage_will(tmp_path: Path) -> None:
+    from gateway.cli import check_dataset
+    from spiker.flow.spec import load_flow_spec
+
+    x, y = _xy(30)
+    np.savez(tmp_path / "five.npz", x=x, y=y + 2, split=np.arange(30) % 5 == 0)  # labels 2..4
+    spec = {"name": "five", "dataset": {"name": "five.npz"},
+            "net": {"n_cycles": 3, "n_inputs": 4, "layer_0": {"neuron_model": "lif", "n_neurons": 3, "beta": 0.75}}}
+    (tmp_path / "five.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(DataError, match=r"^five.npz: label 4 does not fit the net's 3 outputs"):
+        check_dataset(load_flow_spec(tmp_path / "five.yaml"))
+    spec["net"]["layer_0"]["n_neurons"] = 5
+    (tmp_path / "five.yaml").write_text(yaml.safe_dump(spec))
+    check_dataset(load_flow_spec(tmp_path / "five.yaml"))

@@ -121,6 +121,20 @@ def ranges_from_proto(msg: common_pb2.OptimRanges) -> dict[str, dict[str, int]]:
     return out
 
 
+# -- hardware knobs -----------------------------------------------------------------------------
+
+def hardware_knobs(events_per_cycle: int, neurons_per_cycle: Any) -> dict[str, Any]:
+    """The VhdlGenerator knobs of a request's ``events_per_cycle`` (0: default) and repeated
+    ``neurons_per_cycle`` (empty: fully parallel; one entry: every layer; else per layer, 0 = parallel)."""
+    if events_per_cycle not in (0, 1, 2):
+        raise FieldError("events_per_cycle", f"must be 1 or 2 (0: default), got {events_per_cycle}")
+    units = list(neurons_per_cycle)
+    if any(p < 0 for p in units):
+        raise FieldError("neurons_per_cycle", f"entries must be >= 0 (0: fully parallel), got {units}")
+    npc = (units[0] or None) if len(units) == 1 else [p or None for p in units] if units else None
+    return {"events_per_cycle": events_per_cycle or None, "neurons_per_cycle": npc}
+
+
 # -- datasets --------------------------------------------------------------------------------
 
 def dataset_from_proto(msg: common_pb2.DatasetSpec, field: str = "dataset",

@@ -33,13 +33,8 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
             raise FieldError("optim_params", "is required (weights_bw, neurons_bw, fp_dec)")
         model = convert.ref_from_proto(request.model, "model")
         params = convert.optim_params_from_proto(request.optim_params)
-        if request.events_per_cycle not in (0, 1, 2):
-            raise FieldError("events_per_cycle", f"must be 1 or 2 (0: default), got {request.events_per_cycle}")
-        units = list(request.neurons_per_cycle)
-        if any(p < 0 for p in units):
-            raise FieldError("neurons_per_cycle", f"entries must be >= 0 (0: fully parallel), got {units}")
         # one entry: every layer; several: one per layer (0 = fully parallel); the generator checks the ranges
-        npc = (units[0] or None) if len(units) == 1 else [p or None for p in units] if units else None
+        knobs = convert.hardware_knobs(request.events_per_cycle, request.neurons_per_cycle)
         implement = None
         if request.HasField("implement"):
             imp = request.implement
@@ -56,7 +51,7 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
         path = call.fetch(model, "model.pt", "model")
         out = yield from call.run_job(generate_job, model=str(path), optim_params=params,
                                       estimate_resources=request.estimate_resources,
-                                      events_per_cycle=request.events_per_cycle or None, neurons_per_cycle=npc,
+                                      **knobs,
                                       implement=implement)
         result = hdlgen_pb2.GenerateResult(vhdl_tar=call.put(out["tar"], "vhdl", "application/x-tar"),
                                            files=out["files"], top_entity=out["top"],

@@ -15,13 +15,17 @@ from spiker.net.model import SpikingNet
 
 def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_tar: str | None,
                  dataset: dict[str, Any], n_samples: int | None, trace: bool, workers: int,
-                 ) -> dict[str, Any]:
-    """Simulate the design (the given tar, or regenerated) on the test split; write the report."""
+                 knobs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Simulate the design (the given tar, or regenerated) on the test split; write the report.
+
+    ``knobs``: the generator's ``events_per_cycle``/``neurons_per_cycle`` the tar was made with.
+    """
     folder = Path(workdir)
     snn = SpikingNet.load(model)
-    design = VhdlGenerator(snn, optim_params).generate()
+    design = VhdlGenerator(snn, optim_params, **{k: v for k, v in (knobs or {}).items() if v is not None}).generate()
     if vhdl_tar is not None:
-        design = Design(quantized=design.quantized, files=read_tar(Path(vhdl_tar)))
+        design = Design(quantized=design.quantized, files=read_tar(Path(vhdl_tar)),
+                        events_per_cycle=design.events_per_cycle, neurons_per_cycle=design.neurons_per_cycle)
     if dataset["name"].endswith(".npz"):
         dataset = {**dataset, "name": str(folder / dataset["name"])}
     _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset)

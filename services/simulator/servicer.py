@@ -35,6 +35,7 @@ class SimulatorServicer(simulator_pb2_grpc.SimulatorServiceServicer):
         params = convert.optim_params_from_proto(request.optim_params)
         tar = convert.ref_from_proto(request.vhdl_tar, "vhdl_tar") if request.HasField("vhdl_tar") else None
         dataset, npz = convert.dataset_from_proto(request.dataset)
+        knobs = convert.hardware_knobs(request.events_per_cycle, request.neurons_per_cycle)
         if request.n_samples < 0:
             raise FieldError("n_samples", f"must be >= 0 (0: all test samples), got {request.n_samples}")
         if not 0 <= request.workers <= MAX_WORKERS:
@@ -51,7 +52,7 @@ class SimulatorServicer(simulator_pb2_grpc.SimulatorServiceServicer):
         out = yield from call.run_job(
             simulate_job, model=str(model_path), optim_params=params,
             vhdl_tar=None if tar_path is None else str(tar_path), dataset=dataset,
-            n_samples=request.n_samples or None, trace=request.trace, workers=request.workers or 1)
+            n_samples=request.n_samples or None, trace=request.trace, workers=request.workers or 1, knobs=knobs)
         result = simulator_pb2.SimulateResult(
             report=call.put(out["report"], "sim-report", "application/json"), samples=out["samples"],
             mismatches=out["mismatches"], passed=out["mismatches"] == 0,

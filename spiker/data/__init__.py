@@ -112,7 +112,9 @@ def collect(source, n_samples: int | None = None, n_cycles: int | None = None, n
 def load(name: str | Path, n_cycles: int, encoding: str = "rate", batch_size: int = 128,
          seed: int = 0, test_fraction: float = 0.2, threshold: float = 0.5,
          ) -> tuple[DataLoader, DataLoader]:
-    """``(train_loader, test_loader)`` for ``digits``, ``mnist1d`` or a path to an ``.npz``.
+    """``(train_loader, test_loader)`` for ``digits``, ``mnist1d`` or a path to an ``.npz``
+    (``x``/``y`` with optional ``split`` and group key, or ``x_train``/``y_train``/``x_test``/``y_test``:
+    :func:`spiker.data.datasets.npz`, docs/flow-spec.md "Datasets").
 
     The train/test split and the spike encoding are fixed by ``seed``; the train
     loader reshuffles every epoch from a generator seeded with ``seed``.

@@ -37,12 +37,14 @@ def load_data(spec: FlowSpec) -> tuple[DataLoader, DataLoader]:
                             batch_size=ds.batch_size, seed=ds.seed, test_fraction=ds.test_fraction,
                             threshold=ds.threshold)
     net = spec.net_spec
+    what = Path(ds.name).name if ds.name.endswith(".npz") else ds.name  # the user's file, never a job folder
     for loader in (train, test):
         spikes, labels = loader.dataset.spikes, loader.dataset.labels
         if spikes.shape[-1] != net.n_inputs:
-            raise DataError(f"the data has {spikes.shape[-1]} inputs per sample but net.n_inputs is {net.n_inputs}")
+            raise DataError(f"{what}: the data has {spikes.shape[-1]} inputs per sample but net.n_inputs is "
+                            f"{net.n_inputs}")
         if len(labels) and int(labels.max()) >= net.n_outputs:
-            raise DataError(f"label {int(labels.max())} does not fit the net's {net.n_outputs} outputs "
+            raise DataError(f"{what}: label {int(labels.max())} does not fit the net's {net.n_outputs} outputs "
                             f"(labels must be 0..{net.n_outputs - 1})")
     return train, test
 

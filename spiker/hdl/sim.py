@@ -82,6 +82,8 @@ class SimReport:
     optim_params: dict = field(default_factory=dict)
     events_per_cycle: int = 1  # present input spikes a layer visits per cycle in the simulated design
     ghdl_backend: str = ""  # the GHDL code generator that ran (llvm, gcc or mcode)
+    #: the event-driven bound at the design's events_per_cycle (``bound`` is the one-event bound)
+    bound_events: np.ndarray | None = None
     #: with trace=True: the RTL's own per-layer spikes/membranes (golden LayerTrace form), for spiker.plots
     traces: list | None = None
 
@@ -118,6 +120,12 @@ class SimReport:
         return float(self.bound.mean()) if len(self.bound) else 0.0
 
     @property
+    def bound_events_mean(self) -> float:
+        """Mean event-driven bound at ``events_per_cycle`` events a cycle (the one-event bound without it)."""
+        b = self.bound if self.bound_events is None else self.bound_events
+        return float(b.mean()) if len(b) else 0.0
+
+    @property
     def scan_cost_mean(self) -> float:
         return float(self.scan_cost.mean()) if len(self.scan_cost) else 0.0
 
@@ -135,7 +143,8 @@ class SimReport:
             "first_mismatch": None if self.first_mismatch is None else str(self.first_mismatch),
             "hw_accuracy": self.hw_accuracy, "golden_accuracy": self.golden_accuracy,
             "cycles_min": self.cycles_min, "cycles_mean": self.cycles_mean, "cycles_max": self.cycles_max,
-            "bound_mean": self.bound_mean, "scan_cost_mean": self.scan_cost_mean,
+            "bound_mean": self.bound_mean, "bound_events_mean": self.bound_events_mean,
+            "scan_cost_mean": self.scan_cost_mean,
             "ghdl_wall_s": self.ghdl_wall_s, "sim_cycles_per_s": self.sim_cycles_per_s,
             "traced": self.traced, "workers": self.workers, "optim_params": self.optim_params,
             "events_per_cycle": self.events_per_cycle, "ghdl_backend": self.ghdl_backend,
@@ -188,9 +197,11 @@ def active_inputs(traces) -> np.ndarray:
     return np.stack([tr.input_spikes.sum(axis=-1) for tr in traces])
 
 
-def event_bound(a: np.ndarray) -> np.ndarray:
-    """``sum_t max_l a_l(t)`` per sample."""
-    return a.max(axis=0).sum(axis=0)
+def event_bound(a: np.ndarray, events_per_cycle: int = 1) -> np.ndarray:
+    """``sum_t max_l ceil(a_l(t) / E)`` per sample: the busiest layer's input events of each step,
+    ``E = events_per_cycle`` of them a cycle (E = 1: the one-event bound)."""
+    e = int(events_per_cycle)
+    return ((np.asarray(a, dtype=np.int64) + e - 1) // e).max(axis=0).sum(axis=0)
 
 
 def update_cycles(model: str) -> int:
@@ -220,8 +231,8 @@ def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | N
     """The layers' busy cycles ``sum_t max_l c_l(t)`` per sample, ``c_l`` from :func:`layer_step_cycles`.
 
     ``groups[l]`` is layer l's ``ceil(N_l / P_l)`` (``neurons_per_cycle`` P_l; default 1, fully
-    parallel). One inference of fully parallel layers takes about this plus ``4 L - 1`` cycles
-    (pipeline fill/drain, readout; docs/hardware.md). ``pipelined=True``: ``sum_k max_l c_l(k - l)``
+    parallel). One inference of fully parallel layers takes about this plus ``4 L - 2 + max(C - 1, 1)``
+    cycles for C classes (pipeline fill/drain, readout; docs/hardware.md). ``pipelined=True``: ``sum_k max_l c_l(k - l)``
     instead (layer l works on step k - l while layer 0 works on step k), the measured cycles minus 2
     for chains of time-multiplexed layers.
     ``models[l]``: layer l's neuron model (its fully parallel update phases; default lif).
@@ -490,6 +501,7 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
         cycles=cycles, bound=bound, scan_cost=scan, ghdl_wall_s=wall, simulated_cycles=total_cycles,
         traced=trace, workers=workers, optim_params=qnet.config.to_dict(), ghdl_backend=build.backend,
         events_per_cycle=getattr(design, "events_per_cycle", 1),
+        bound_events=event_bound(a, getattr(design, "events_per_cycle", 1)),
         traces=rtl_traces(traces, golden.traces, n, steps) if trace else None)
     log.info("simulation: %s", report)
     return report
