@@ -124,3 +124,17 @@ def test_lut_budget_holds_under_yosys_and_nothing_cheaper_qualifies():
     measured = design.estimate_resources()
     assert measured.lut <= budget, (measured.lut, budget, sel.reason)
     assert math.isclose(measured.lut, sel.estimate["lut"], rel_tol=0.2)
+
+
+def test_report_states_the_choice_and_estimated_beside_measured():
+    from gateway.report import render_markdown
+
+    sel = _result().select(0.05, objective="latency", max_lut=1400)
+    report = {"run_id": "r1", "name": "t", "float_accuracy": 0.97, "quant_accuracy": sel.accuracy,
+              "quant_accuracy_source": "sweep", "hw_accuracy": 0.95, "mismatches": 0, "samples": 10,
+              "optim_params": dict(sel), "cycles_mean": 51.0, "cycles_min": 40, "cycles_max": 60, "bound_mean": 50.0,
+              "resources": {"lut": 1250, "ff": 300, "bram": 0, "dsp": 0}, "stages": {}, "artifacts": {},
+              "selection": json.loads(json.dumps(sel.to_dict()))}
+    text = render_markdown(report)
+    assert "objective **latency**, budget max_lut=1400" in text and "Runner-up: `{'weights_bw': 6" in text
+    assert "| LUT | 1300 | 1250 |" in text and "| cycles/inference | 50.0" in text
