@@ -1,7 +1,8 @@
 """Post-synthesis proof of the digits accelerator: its yosys netlist in iverilog against the golden model.
 
 The trained digits example at the config its sweep selects (runs/digits, trained when missing)
-goes through GHDL synthesis and yosys ``synth_xilinx -flatten`` (0 latches required); the mapped
+goes through GHDL synthesis and yosys ``synth_xilinx -flatten`` (0 latches required; weight ROMs in
+LUTs, since yosys 0.23 ships no behavioural block RAM model for iverilog); the mapped
 netlist then runs in Icarus Verilog with yosys' Xilinx cell models on ``--samples`` test samples
 (default 20, streamed back to back) in ``--workers`` vvp processes. Every sample's class counts
 and predicted class are compared with the golden model. As the reference, the same samples also
@@ -31,11 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20, help="digits test samples (default 20)")
     parser.add_argument("--workers", type=int, default=2, help="vvp processes (default 2)")
     parser.add_argument("--keep", default=None, help="keep the synthesis and simulation folder here")
+    parser.add_argument("--events", type=int, default=1, help="events per cycle (default 1, the selected mode)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     qnet = trained_digits()
-    design = VhdlGenerator(qnet).generate()
+    design = VhdlGenerator(qnet, events_per_cycle=args.events).generate()
     _, test = data.load("digits", n_cycles=qnet.spec.n_cycles, batch_size=64, seed=0)
 
     started = time.perf_counter()

@@ -47,3 +47,12 @@ def test_estimate_refuses_latches(monkeypatch):
     monkeypatch.setattr(r, "classify", lambda cells: real({**cells, "LDCE": 1}))
     with pytest.raises(ToolError, match="latch"):
         design.estimate_resources()
+
+
+def test_block_memories_marks_only_large_memories():
+    from spiker.hdl.resources import block_memories
+
+    text = "  reg [63:0] n23[63:0] ; // memory\n  reg [5:0] n9[3:0] ; // memory\n"
+    out = block_memories(text, 2048)
+    assert '(* rom_style = "block" *) reg [63:0] n23[63:0]' in out
+    assert '(* rom_style = "block" *) reg [5:0] n9' not in out and "reg [5:0] n9[3:0]" in out

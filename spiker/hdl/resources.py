@@ -72,15 +72,18 @@ def classify(cells: dict[str, int]) -> Resources:
                      cells=dict(cells))
 
 
-def ghdl_to_verilog(design, folder: Path) -> Path:
-    """``ghdl synth`` of the design's top level into ``folder/spiker_top.v``."""
+def ghdl_to_verilog(design, folder: Path, block_ram: bool = True) -> Path:
+    """``ghdl synth`` of the design's top level into ``folder/spiker_top.v``.
+
+    ``block_ram``: mark the large weight memories for block RAM (:func:`block_memories`).
+    """
     ghdl = find_tool("ghdl")
     design.write(folder)
     with heartbeat("GHDL synthesis"):
         proc = run_tool([ghdl, "synth", "--std=08", "--out=verilog", *design.design_files, "-e", design.top],
                         folder, "GHDL synthesis")
     out = folder / "spiker_top.v"
-    out.write_text(block_memories(proc.stdout))
+    out.write_text(block_memories(proc.stdout, BLOCK_RAM_MIN_BITS) if block_ram else proc.stdout)
     return out
 
 
@@ -89,7 +92,7 @@ BLOCK_RAM_MIN_BITS = 2048
 _MEMORY = re.compile(r"^(\s*)(reg \[(\d+):0\] \w+\[(\d+):0\] ; // memory)$", re.M)
 
 
-def block_memories(verilog: str, min_bits: int = BLOCK_RAM_MIN_BITS) -> str:
+def block_memories(verilog: str, min_bits: int) -> str:
     """GHDL's Verilog with ``(* rom_style = "block" *)`` on every memory of at least ``min_bits``.
 
     GHDL 2.0 drops VHDL attributes, and yosys' cost model maps shallow ROMs (64 words) to LUTs
@@ -104,13 +107,14 @@ def block_memories(verilog: str, min_bits: int = BLOCK_RAM_MIN_BITS) -> str:
 
 
 def synthesize(design, folder: Path, timeout: float = 1800,
-               netlist: bool = True) -> tuple[Resources, Path | None]:
+               netlist: bool = True, block_ram: bool = True) -> tuple[Resources, Path | None]:
     """Synthesize into ``folder``; returns the resources and the mapped netlist path.
 
     ``netlist=False``: count cells only, without writing the (large) netlist (path None).
+    ``block_ram=False``: every weight memory in LUTs (:func:`ghdl_to_verilog`).
     """
     yosys = find_tool("yosys")
-    verilog = ghdl_to_verilog(design, folder)
+    verilog = ghdl_to_verilog(design, folder, block_ram=block_ram)
     script = folder / "synth.ys"
     # the netlist has one wire per bit, for simulation: GHDL's wide concatenation buses form
     # vector-level false loops on which iverilog's scheduler stalls
@@ -239,7 +243,8 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
     folder.mkdir(parents=True, exist_ok=True)
     try:
         logger.info("post-synthesis: synthesizing %s", design.top)
-        res, netlist = synthesize(design, folder, timeout=timeout)
+        # weights in LUT ROMs: yosys 0.23's xilinx/cells_sim.v has no behavioural RAMB18E1/RAMB36E1
+        res, netlist = synthesize(design, folder, timeout=timeout, block_ram=False)
         assert netlist is not None
         (folder / "tb.v").write_text(_VTB.format(n_in=qnet.spec.n_inputs, tdata=geo.tdata_bits,
                                                  max_beats=len(shards[0]) * steps))

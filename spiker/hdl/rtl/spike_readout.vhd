@@ -1,8 +1,9 @@
 -- spike_readout: output spike counters and the predicted class.
 -- Counts each class's spikes over a sample's steps (tokens from the last layer);
 -- on the `last` token it latches the counts, then finds the class with the most
--- spikes (ties and an all-zero count go to the lowest index) and presents both on
--- m_* until m_ready. Counters saturate at 2**CB - 1.
+-- spikes (ties and an all-zero count go to the lowest index), one class a cycle
+-- (max(N_CLS - 1, 1) cycles: a short path instead of an N_CLS-deep compare chain),
+-- and presents both on m_* until m_ready. Counters saturate at 2**CB - 1.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -33,6 +34,9 @@ architecture rtl of spike_readout is
   signal cnt, fin : cnt_array := (others => (others => '0'));
   signal pend, mv : std_logic := '0';
   signal cls : unsigned(clog2(N_CLS) - 1 downto 0) := (others => '0');
+  signal best : unsigned(CB - 1 downto 0) := (others => '0');  -- running maximum
+  signal bidx : natural range 0 to N_CLS - 1 := 0;                -- its class
+  signal i : natural range 0 to N_CLS := 0;                       -- next class to compare
   signal rdy : std_logic;
 begin
   rdy <= not (pend or mv);
@@ -40,7 +44,6 @@ begin
 
   process (clk)
     variable nxt : cnt_array;
-    variable best : unsigned(CB - 1 downto 0);
     variable k : natural range 0 to N_CLS - 1;
   begin
     if rising_edge(clk) then
@@ -55,17 +58,20 @@ begin
           mv <= '0';
         end if;
         if pend = '1' then
-          best := fin(0);
-          k := 0;
-          for i in 1 to N_CLS - 1 loop
+          k := bidx;
+          if i < N_CLS then
             if fin(i) > best then
-              best := fin(i);
+              best <= fin(i);
               k := i;
             end if;
-          end loop;
-          cls <= to_unsigned(k, cls'length);
-          pend <= '0';
-          mv <= '1';
+            bidx <= k;
+            i <= i + 1;
+          end if;
+          if i >= N_CLS - 1 then
+            cls <= to_unsigned(k, cls'length);
+            pend <= '0';
+            mv <= '1';
+          end if;
         end if;
         if in_valid = '1' and rdy = '1' then
           for i in 0 to N_CLS - 1 loop
@@ -78,6 +84,9 @@ begin
             fin <= nxt;
             cnt <= (others => (others => '0'));
             pend <= '1';
+            best <= nxt(0);
+            bidx <= 0;
+            i <= 1;
           else
             cnt <= nxt;
           end if;
