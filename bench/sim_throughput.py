@@ -141,7 +141,7 @@ def ghdl_speed(q: QuantizedNet, x: np.ndarray, backend: str, events: int) -> dic
         steps = x.shape[0]
         wall = build.run(stim, res, False, sim.cycle_bound(steps, q), timeout=3600)
         cpu2 = _children_cpu()
-        shard = sim.parse_results(res, 0)
+        shard = sim.parse_results(res, 0, design.geometry)
     n = x.shape[1]
     counts = np.array([shard.results[k][2] for k in range(n)])
     preds = np.array([shard.results[k][1] for k in range(n)])

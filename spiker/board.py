@@ -51,28 +51,32 @@ def _spikes(spikes: Any, n_inputs: int) -> np.ndarray:
 def encode(spikes: Any, design: Any) -> bytes:
     """The bytes the host sends for ``spikes [T, B, n]``: each sample's ``T`` steps (T must be the
     net's ``n_cycles``: the board counts a sample's bytes) of ``ceil(n / 8)`` bytes."""
-    from spiker.hdl.stream_top import encode_sample
+    from spiker.hdl.stream_format import StreamFormat
 
     spec = design.quantized.spec
     x = _spikes(spikes, spec.n_inputs)
     if x.shape[0] != spec.n_cycles:
         raise DataError(f"the board takes samples of exactly n_cycles={spec.n_cycles} steps, got {x.shape[0]}")
-    return b"".join(encode_sample(x[:, b], 8) for b in range(x.shape[1]))
+    fmt = StreamFormat.of(design.geometry, 8)
+    return b"".join(fmt.encode_bytes(x[:, b]) for b in range(x.shape[1]))
 
 
 def result_bytes(design: Any) -> int:
     """Bytes the board sends back per sample."""
-    return design.geometry.tdata_bits // 8
+    from spiker.hdl.stream_format import StreamFormat
+
+    return StreamFormat.of(design.geometry).result_bytes
 
 
 def decode(data: bytes, design: Any) -> tuple[np.ndarray, np.ndarray]:
     """Class counts ``[B, classes]`` and predicted classes ``[B]`` from the board's answer bytes."""
-    from spiker.hdl.stream_top import decode_result
+    from spiker.hdl.stream_format import StreamFormat
 
-    size = result_bytes(design)
+    fmt = StreamFormat.of(design.geometry)
+    size = fmt.result_bytes
     if len(data) % size:
         raise DataError(f"{len(data)} result bytes are not whole results of {size} bytes")
-    rows = [decode_result(data[i:i + size], design.geometry) for i in range(0, len(data), size)]
+    rows = [fmt.decode_bytes(data[i:i + size]) for i in range(0, len(data), size)]
     counts = np.array([r[0] for r in rows], dtype=np.int64).reshape(len(rows), design.geometry.n_classes)
     return counts, np.array([r[1] for r in rows], dtype=np.int64)
 

@@ -71,8 +71,11 @@ def cmd_hdl(args: argparse.Namespace) -> int:
 
     spec = load_flow_spec(args.spec)
     out = _out_dir(args, spec)
-    stages.hdl(spec, out, progress=not args.quiet, resources=False if args.no_resources else None)
+    stages.hdl(spec, out, progress=not args.quiet, resources=False if args.no_resources else None,
+               testbench=args.testbench)
     wrote = [out / "hdl"] + ([out / "resources.json"] if (out / "resources.json").is_file() else [])
+    if args.testbench or spec.hdl.testbench:
+        wrote.append(out / "testbench")
     print("wrote " + " and ".join(map(str, wrote)))
     _print_resources(out)
     return 0
@@ -96,9 +99,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     spec = load_flow_spec(args.spec)
     out = _out_dir(args, spec)
     report = stages.simulate(spec, out, samples=args.samples, trace=True if args.trace else None,
-                             progress=not args.quiet)
+                             progress=not args.quiet, wave=args.wave, wave_sample=args.wave_sample)
     print(report)
-    print(f"wrote {out / 'sim.json'}")
+    print(f"wrote {out / 'sim.json'}" + (f" and {args.wave} (sample {args.wave_sample})" if args.wave else ""))
     return 0 if report.mismatches == 0 else 1
 
 
@@ -220,9 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
                        if name != "cycles" else "budget on cycles per inference")
     p = stage("hdl", cmd_hdl, "generate the VHDL accelerator (and estimate its resources)")
     p.add_argument("--no-resources", action="store_true", help="skip GHDL synth + yosys")
+    p.add_argument("--testbench", type=int, metavar="N", help="also write the verification kit (self-checking "
+                   "AXI4-Stream testbench, golden vectors, run_ghdl.sh) on N test samples into <out>/testbench")
     p = stage("simulate", cmd_simulate, "co-simulate the VHDL in GHDL against the golden model")
     p.add_argument("--samples", type=int, help="test samples to simulate (default: the spec's)")
     p.add_argument("--trace", action="store_true", help="compare every layer at every step")
+    p.add_argument("--wave", metavar="FILE", help="also write one sample's waveform: FILE.vcd (VCD) or FILE.ghw (GHW)")
+    p.add_argument("--wave-sample", type=int, default=0, metavar="I", help="the test sample of --wave (default 0)")
     p = stage("implement", cmd_implement, "place and route on an FPGA part: utilisation, Fmax, latency, bitstream")
     p.add_argument("--target", help="ecp5-25k, ecp5-45k, ecp5-85k, ice40-up5k, ice40-hx8k (default: the "
                                     "spec's implement.target, else ecp5-85k)")

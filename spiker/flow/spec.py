@@ -90,6 +90,8 @@ class HdlSection:
     #: here to one P per layer; P = N is the fully parallel layer)
     events_per_cycle: int | None = None
     neurons_per_cycle: tuple[int, ...] | None = None
+    #: export the verification kit (spiker.hdl.kit) on this many test samples (None: no kit)
+    testbench: int | None = None
 
 
 @dataclass(frozen=True)
@@ -352,7 +354,9 @@ def _hdl_section(raw: Mapping[str, Any], net_spec: NetSpec) -> HdlSection:
     from spiker.hdl.multiplex import resolve_neurons_per_cycle
 
     hdl = _section(raw, "hdl", HdlSection, {"resources": (bool,), "events_per_cycle": (int,),
-                                            "neurons_per_cycle": (int, list, dict)})
+                                            "neurons_per_cycle": (int, list, dict), "testbench": (int,)})
+    if hdl.testbench is not None and hdl.testbench < 1:
+        raise SpecError("hdl.testbench", f"must be a number of samples >= 1, got {hdl.testbench}")
     if hdl.events_per_cycle is not None and hdl.events_per_cycle not in (1, 2):
         raise SpecError("hdl.events_per_cycle", f"must be 1 or 2, got {hdl.events_per_cycle}")
     if hdl.neurons_per_cycle is None:
@@ -362,7 +366,8 @@ def _hdl_section(raw: Mapping[str, Any], net_spec: NetSpec) -> HdlSection:
                                           [la.name for la in net_spec.layers])
     except SpecError as exc:
         raise SpecError(f"hdl.{exc.key}", exc.message) from None
-    return HdlSection(resources=hdl.resources, events_per_cycle=hdl.events_per_cycle, neurons_per_cycle=units)
+    return HdlSection(resources=hdl.resources, events_per_cycle=hdl.events_per_cycle, neurons_per_cycle=units,
+                      testbench=hdl.testbench)
 
 
 def _implement_section(raw: Mapping[str, Any]) -> ImplementSection | None:

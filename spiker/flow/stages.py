@@ -153,9 +153,11 @@ def select(spec: FlowSpec, out: Path, progress: bool = True) -> dict[str, int]:
     return params
 
 
-def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | None = None):
+def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | None = None,
+        testbench: int | None = None):
     """Generate the accelerator at the selected bit-widths into ``out/hdl`` (and ``resources.json``
-    when ``resources``, by default the spec's ``hdl.resources``)."""
+    when ``resources``, by default the spec's ``hdl.resources``; the verification kit on
+    ``testbench`` test samples into ``out/testbench``, by default the spec's ``hdl.testbench``)."""
     from spiker.hdl import VhdlGenerator
 
     snn, _ = train(spec, out, progress)
@@ -177,17 +179,22 @@ def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | None
         (out / "resources.json").write_text(json.dumps(res.to_dict(), indent=1))
         log.info("resources: %d LUT, %d FF, %d carry, %s BRAM, %d DSP", res.lut, res.ff, res.carry,
                  res.bram, res.dsp)
+    n_tb = spec.hdl.testbench if testbench is None else testbench
+    if n_tb:
+        _, test_loader = load_data(spec)
+        design.export_testbench(out / "testbench", test_loader, n_samples=n_tb)
     return design
 
 
 def simulate(spec: FlowSpec, out: Path, samples: int | None = None, trace: bool | None = None,
-             progress: bool = True):
-    """Co-simulate the generated design in GHDL on test samples; writes ``out/sim.json``."""
+             progress: bool = True, wave: str | Path | None = None, wave_sample: int = 0):
+    """Co-simulate the generated design in GHDL on test samples; writes ``out/sim.json`` (and with
+    ``wave`` the waveform of test sample ``wave_sample``: VCD for ``.vcd``, GHW for ``.ghw``)."""
     design = hdl(spec, out, progress, resources=False)
     _, test_loader = load_data(spec)
     report = design.simulate(test_loader, n_samples=samples or spec.simulate.samples,
                              trace=spec.simulate.trace if trace is None else trace,
-                             workers=spec.simulate.workers)
+                             workers=spec.simulate.workers, wave=wave, wave_sample=wave_sample)
     (out / "sim.json").write_text(json.dumps(report.to_dict(), indent=1))
     return report
 

@@ -74,6 +74,13 @@ class Design:
         return simulate(self, data, n_samples=n_samples, trace=trace, workers=workers, timeout=timeout,
                         wave=wave, wave_sample=wave_sample, keep=keep)
 
+    def export_testbench(self, folder: str | Path, data, n_samples: int | None = None, **kwargs):
+        """Write the verification kit (design, self-checking AXI4-Stream testbench, golden vectors, run
+        script) into ``folder``; see :func:`spiker.hdl.kit.export_testbench`."""
+        from spiker.hdl.kit import export_testbench
+
+        return export_testbench(self, folder, data, n_samples, **kwargs)
+
     def estimate_resources(self, **kwargs):
         """LUT/FF/carry/BRAM/DSP/latch counts from GHDL synthesis + yosys; see :mod:`spiker.hdl.resources`."""
         from spiker.hdl.resources import estimate_resources

@@ -297,7 +297,7 @@ class GhdlBuild:
                 f"-gTRACE={'true' if trace else 'false'}", f"-gMAX_CYCLES={max_cycles}",
                 "--ieee-asserts=disable"]
         if wave is not None:
-            args.append(f"--wave={wave}")
+            args.append(wave_option(wave))
         start = time.perf_counter()
         try:
             proc = subprocess.run(args, cwd=self.folder, capture_output=True, text=True, timeout=timeout)
@@ -311,6 +311,19 @@ class GhdlBuild:
         return wall
 
 
+#: waveform file suffix -> GHDL run option
+WAVE_OPTIONS = {".vcd": "--vcd", ".ghw": "--wave"}
+
+
+def wave_option(path: str | Path) -> str:
+    """The GHDL run option that dumps a waveform to ``path``: VCD for ``.vcd``, GHW for ``.ghw``."""
+    path = Path(path)
+    option = WAVE_OPTIONS.get(path.suffix.lower())
+    if option is None:
+        raise DataError(f"waveform file {path.name}: name it .vcd (VCD, any viewer) or .ghw (GHW, GTKWave)")
+    return f"{option}={path}"
+
+
 @dataclass
 class _Shard:
     start: int
@@ -321,7 +334,11 @@ class _Shard:
     wall: float = 0.0
 
 
-def parse_results(path: Path, start: int) -> _Shard:
+def parse_results(path: Path, start: int, geometry: Any) -> _Shard:
+    """The testbench's result lines; a result word is decoded by the stream format of ``geometry``."""
+    from spiker.hdl.stream_format import StreamFormat
+
+    fmt = StreamFormat.of(geometry)
     shard = _Shard(start=start)
     for line in path.read_text().splitlines():
         parts = line.split()
@@ -330,7 +347,8 @@ def parse_results(path: Path, start: int) -> _Shard:
         tag = parts[0]
         if tag == "R":
             k = int(parts[1]) + start
-            shard.results[k] = (int(parts[2]), int(parts[3]), [int(c) for c in parts[4:]])
+            counts, cls = fmt.decode_result(int(parts[3], 16))
+            shard.results[k] = (int(parts[2]), cls, counts)
         elif tag == "T":
             k, layer, step = int(parts[1]) + start, int(parts[2]), int(parts[3])
             rest = parts[5:]
@@ -419,8 +437,9 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     ``data``: a DataLoader yielding ``(spikes [T, B, n], labels)`` or ``(spikes, _, labels)``,
     one such batch, or a spike array ``[T, B, n]`` (no labels). ``trace=True`` compares every
     layer's spikes and membranes (and synapses) at every step. ``workers`` GHDL processes
-    each run a shard of the samples. ``wave``: also dump a GHW/VCD waveform of sample
-    ``wave_sample`` to that file. ``keep``: use this folder instead of a temporary one.
+    each run a shard of the samples. ``wave``: also dump a waveform of sample ``wave_sample``
+    to that file, VCD for ``.vcd`` and GHW for ``.ghw`` (GHDL ``--vcd``/``--wave``; a relative
+    path is relative to the current directory). ``keep``: use this folder instead of a temporary one.
     """
     qnet = design.quantized
     spikes, labels = collect(data, qnet.spec.n_inputs, n_samples, qnet.spec.n_cycles)
@@ -441,7 +460,12 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     if timeout is None:
         timeout = 60.0 + per_sample * (n / workers) * max(work, 50) * 2e-5 * (3 if trace else 1)
 
-    tmp = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-ghdl-"))
+    if wave is not None:  # checked before the long run; relative to the caller's cwd, not GHDL's folder
+        wave = Path(wave).resolve()
+        wave_option(wave)
+        if not 0 <= wave_sample < n:
+            raise DataError(f"wave_sample {wave_sample} is not one of the {n} samples")
+    tmp = Path(keep).resolve() if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-ghdl-"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
         cycles = event_cycles(a, getattr(design, "events_per_cycle", 1)).sum() + n * (len(qnet.layers) + 3)
@@ -452,7 +476,7 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
             stim, res = tmp / f"stim_{i}.txt", tmp / f"results_{i}.txt"
             write_stimulus(stim, spikes[:, idx])
             wall = build.run(stim, res, trace, per_sample, timeout)
-            shard = parse_results(res, int(idx[0]))
+            shard = parse_results(res, int(idx[0]), geo)
             shard.wall = wall
             return shard
 
@@ -461,11 +485,10 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
             parts = list(pool.map(job, range(workers)))
         wall = time.perf_counter() - start
         if wave is not None:
-            if not 0 <= wave_sample < n:
-                raise DataError(f"wave_sample {wave_sample} is not one of the {n} samples")
             stim, res = tmp / "stim_wave.txt", tmp / "results_wave.txt"
             write_stimulus(stim, spikes[:, wave_sample:wave_sample + 1])
-            build.run(stim, res, False, per_sample, timeout, wave=Path(wave).resolve())
+            wave.parent.mkdir(parents=True, exist_ok=True)
+            build.run(stim, res, False, per_sample, timeout, wave=wave)
     finally:
         if keep is None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from spiker.hdl.generator import RTL_DIR
+from spiker.hdl.stream_format import STREAM_WIDTHS, StreamFormat, check_width
 
-STREAM_WIDTHS = (8, 16, 32, 64)
 #: the hand-written adapters, in analysis order
 STREAM_RTL = ("stream_in.vhd", "stream_out.vhd")
 STREAM_TOP = "spiker_stream_top"
@@ -75,13 +73,6 @@ end architecture;
 """
 
 
-def check_width(width: Any) -> int:
-    """``width`` as an int, or ValueError naming the allowed widths."""
-    if isinstance(width, bool) or width not in STREAM_WIDTHS:
-        raise ValueError(f"stream_width must be one of {', '.join(map(str, STREAM_WIDTHS))}, got {width!r}")
-    return int(width)
-
-
 def render_stream_top(width: int) -> str:
     """The VHDL of ``spiker_stream_top`` at ``width`` bits (the net's sizes come from spiker_net_pkg)."""
     return _TOP.format(w=check_width(width))
@@ -102,30 +93,22 @@ def with_stream(design: Any, width: int) -> Any:
     return design
 
 
+# The beat layout lives in spiker.hdl.stream_format; these keep the stream top's older names.
+
 def beats_per_step(n_inputs: int, width: int) -> int:
     """Beats of a ``width``-bit stream that carry one step of ``n_inputs`` spikes."""
-    return -(-int(n_inputs) // check_width(width))
+    return StreamFormat(int(n_inputs), 1, 1, 1, check_width(width)).beats_per_step
 
 
 def encode_sample(spikes: Any, width: int) -> bytes:
-    """The input stream's bytes for one sample ``[T, n]`` (0/1): per step ``beats_per_step`` beats,
-    little-endian bytes, input ``8k + b`` in bit ``b`` of the step's byte ``k``, padding zero."""
-    x = np.asarray(spikes, dtype=np.uint8).reshape(len(spikes), -1) != 0
-    steps, n = x.shape
-    per_step = beats_per_step(n, width) * width // 8
-    padded = np.zeros((steps, per_step * 8), dtype=bool)
-    padded[:, :n] = x
-    return np.packbits(padded, axis=1, bitorder="little").tobytes()
+    """The input stream's bytes for one sample ``[T, n]`` (:meth:`StreamFormat.encode_bytes`)."""
+    n = len(spikes[0]) if len(spikes) else 0
+    return StreamFormat(n, 1, 1, 1, check_width(width)).encode_bytes(spikes)
 
 
 def decode_result(data: bytes, geometry: Any) -> tuple[list[int], int]:
-    """Class counts and predicted class from the output stream's bytes of one sample (``spiker_top``'s
-    word: count c in bits ``c*COUNT_BITS`` up, the class above the counts)."""
-    word = int.from_bytes(bytes(data)[:geometry.tdata_bits // 8], "little")
-    mask = (1 << geometry.count_bits) - 1
-    counts = [(word >> (c * geometry.count_bits)) & mask for c in range(geometry.n_classes)]
-    cls = (word >> (geometry.n_classes * geometry.count_bits)) & ((1 << geometry.class_bits) - 1)
-    return counts, cls
+    """Class counts and predicted class from one result's bytes (:meth:`StreamFormat.decode_bytes`)."""
+    return StreamFormat.of(geometry).decode_bytes(data)
 
 
 __all__ = ["STREAM_RTL", "STREAM_TOP", "STREAM_WIDTHS", "beats_per_step", "check_width", "decode_result",
