@@ -339,14 +339,15 @@ def _budget_error(cands: list[Candidate], budget: dict[str, float], floor: float
                                         c.row.key))
     ruled_out = {b: sum(1 for c in cands if over(c, b) > 0) for b in budget}
     tightest = max(budget, key=lambda b: (ruled_out[b], over(closest, b)))
-    field_name, unit = _BUDGET_FIELD[tightest]
+    violated = sorted((b for b in budget if over(closest, b) > 0), key=lambda b: b != tightest)
+    raise_ = " and ".join(f"{b} to at least {_fmt_value(_BUDGET_FIELD[b][0], getattr(closest.hw, _BUDGET_FIELD[b][0]))}"
+                          for b in violated)
     needs = ", ".join(f"{_fmt_value(_BUDGET_FIELD[b][0], getattr(closest.hw, _BUDGET_FIELD[b][0]))} "
                       f"{_BUDGET_FIELD[b][1]} (limit {budget[b]:g})" for b in budget)
     return (f"no config within the accuracy floor {floor:.4f} fits the budget: {tightest}="
             f"{budget[tightest]:g} is the tightest constraint ({ruled_out[tightest]} of {len(cands)} "
             f"candidates exceed it); the closest config is {closest.label()} (accuracy "
-            f"{closest.row.accuracy:.4f}), which needs {needs}. Raise {tightest} to at least "
-            f"{_fmt_value(field_name, getattr(closest.hw, field_name))} or allow a larger accuracy drop.")
+            f"{closest.row.accuracy:.4f}), which needs {needs}. Raise {raise_} or allow a larger accuracy drop.")
 
 
 def _reason(chosen: Candidate, runner_up: Candidate | None, objective: str, budget: dict[str, float],
