@@ -444,28 +444,11 @@ class RunManager:
         return run_proto(handle.record)
 
     # -- watching ---------------------------------------------------------------------------
-    def watch(self, owner: str, run_id: str, is_active: Any = lambda: True) -> Iterator[gateway_pb2.RunEvent]:
-        """Every event of the run (replayed from its start in this gateway), ending with the summary."""
-        handle = self.handle(owner, run_id)
-        if not handle.events:  # finished (or left unfinished) before this gateway started
-            yield from self._replay(handle)
-            return
-        index = 0
-        while is_active():
-            with handle.cond:
-                if index >= len(handle.events):
-                    if handle.done:
-                        break
-                    handle.cond.wait(0.5)
-                    continue
-                batch = handle.events[index:]
-                index = len(handle.events)
-            yield from batch
-            if batch and batch[-1].WhichOneof("event") == "summary":
-                return
-
     async def watch_async(self, owner: str, run_id: str) -> AsyncIterator[gateway_pb2.RunEvent]:
-        """:meth:`watch` as a coroutine stream: waiting for the next event costs no thread."""
+        """Every event of the run (replayed from its start in this gateway), ending with the summary.
+
+        A coroutine stream: waiting for the next event costs no thread.
+        """
         handle = self.handle(owner, run_id)
         if not handle.events:
             for event in self._replay(handle):
