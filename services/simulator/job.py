@@ -15,10 +15,12 @@ from spiker.net.model import SpikingNet
 
 def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_tar: str | None,
                  dataset: dict[str, Any], n_samples: int | None, trace: bool, workers: int,
-                 knobs: dict[str, Any] | None = None) -> dict[str, Any]:
+                 knobs: dict[str, Any] | None = None, wave: str | None = None,
+                 wave_sample: int = 0) -> dict[str, Any]:
     """Simulate the design (the given tar, or regenerated) on the test split; write the report.
 
-    ``knobs``: the generator's ``events_per_cycle``/``neurons_per_cycle`` the tar was made with.
+    ``knobs``: the generator's ``events_per_cycle``/``neurons_per_cycle`` the tar was made with;
+    ``wave``: a file name in the work folder for sample ``wave_sample``'s waveform.
     """
     folder = Path(workdir)
     snn = SpikingNet.load(model)
@@ -31,11 +33,13 @@ def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_ta
     _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset)
     report("simulating", f"GHDL on {n_samples or 'all'} test samples, {workers} worker(s)"
                          f"{', traced' if trace else ''}")
-    sim = design.simulate(test_loader, n_samples=n_samples, trace=trace, workers=workers)
+    waveform = None if wave is None else folder / "out" / wave
+    sim = design.simulate(test_loader, n_samples=n_samples, trace=trace, workers=workers, wave=waveform,
+                          wave_sample=wave_sample)
     summary = sim.to_dict()
     path = folder / "out" / "sim_report.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    return {"report": str(path), **{k: summary[k] for k in (
+    return {"report": str(path), "waveform": None if waveform is None else str(waveform), **{k: summary[k] for k in (
         "samples", "mismatches", "first_mismatch", "hw_accuracy", "golden_accuracy", "cycles_min",
         "cycles_mean", "cycles_max")}}

@@ -18,6 +18,8 @@ FIELD_MAP = {"optim_params": "optim_params", "dataset": "dataset"}
 SERVICE_NAME = simulator_pb2.DESCRIPTOR.services_by_name["SimulatorService"].full_name
 #: most parallel GHDL processes one call may ask for
 MAX_WORKERS = 64
+#: SimulateRequest.wave -> the waveform file's name (its suffix picks the format in the library)
+WAVE_FILES = {"vcd": "wave.vcd", "ghw": "wave.ghw"}
 
 
 class SimulatorServicer(simulator_pb2_grpc.SimulatorServiceServicer):
@@ -40,6 +42,10 @@ class SimulatorServicer(simulator_pb2_grpc.SimulatorServiceServicer):
             raise FieldError("n_samples", f"must be >= 0 (0: all test samples), got {request.n_samples}")
         if not 0 <= request.workers <= MAX_WORKERS:
             raise FieldError("workers", f"must be in 0..{MAX_WORKERS}, got {request.workers}")
+        if request.wave and request.wave not in WAVE_FILES:
+            raise FieldError("wave", f"must be vcd, ghw or empty, got {request.wave!r}")
+        if request.wave_sample < 0:
+            raise FieldError("wave_sample", f"must be >= 0, got {request.wave_sample}")
         for ref, field in ((model, "model"), (tar, "vhdl_tar"), (npz, "dataset.npz")):
             if ref is not None:
                 call.require(ref, field)
@@ -52,7 +58,8 @@ class SimulatorServicer(simulator_pb2_grpc.SimulatorServiceServicer):
         out = yield from call.run_job(
             simulate_job, model=str(model_path), optim_params=params,
             vhdl_tar=None if tar_path is None else str(tar_path), dataset=dataset,
-            n_samples=request.n_samples or None, trace=request.trace, workers=request.workers or 1, knobs=knobs)
+            n_samples=request.n_samples or None, trace=request.trace, workers=request.workers or 1, knobs=knobs,
+            wave=WAVE_FILES.get(request.wave), wave_sample=request.wave_sample)
         result = simulator_pb2.SimulateResult(
             report=call.put(out["report"], "sim-report", "application/json"), samples=out["samples"],
             mismatches=out["mismatches"], passed=out["mismatches"] == 0,
@@ -61,5 +68,7 @@ class SimulatorServicer(simulator_pb2_grpc.SimulatorServiceServicer):
         for name in ("hw_accuracy", "golden_accuracy"):
             if out[name] is not None:
                 setattr(result, name, out[name])
+        if out.get("waveform"):
+            result.waveform.CopyFrom(call.put(out["waveform"], "waveform", "application/octet-stream"))
         log.info("simulate: %d samples, %d mismatches", result.samples, result.mismatches)
         yield result

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SimulateRequest(_message.Message):
-    __slots__ = ("model", "optim_params", "vhdl_tar", "dataset", "n_samples", "trace", "workers", "events_per_cycle", "neurons_per_cycle")
+    __slots__ = ("model", "optim_params", "vhdl_tar", "dataset", "n_samples", "trace", "workers", "events_per_cycle", "neurons_per_cycle", "wave", "wave_sample")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
     VHDL_TAR_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,8 @@ class SimulateRequest(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
+    WAVE_FIELD_NUMBER: _ClassVar[int]
+    WAVE_SAMPLE_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ArtifactRef
     optim_params: _common_pb2.OptimParams
     vhdl_tar: _common_pb2.ArtifactRef
@@ -28,10 +30,12 @@ class SimulateRequest(_message.Message):
     workers: int
     events_per_cycle: int
     neurons_per_cycle: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ..., n_samples: _Optional[int] = ..., trace: _Optional[bool] = ..., workers: _Optional[int] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ...) -> None: ...
+    wave: str
+    wave_sample: int
+    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ..., n_samples: _Optional[int] = ..., trace: _Optional[bool] = ..., workers: _Optional[int] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., wave: _Optional[str] = ..., wave_sample: _Optional[int] = ...) -> None: ...
 
 class SimulateResult(_message.Message):
-    __slots__ = ("report", "samples", "mismatches", "passed", "first_mismatch", "hw_accuracy", "golden_accuracy", "cycles_min", "cycles_mean", "cycles_max")
+    __slots__ = ("report", "samples", "mismatches", "passed", "first_mismatch", "hw_accuracy", "golden_accuracy", "cycles_min", "cycles_mean", "cycles_max", "waveform")
     REPORT_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     MISMATCHES_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +46,7 @@ class SimulateResult(_message.Message):
     CYCLES_MIN_FIELD_NUMBER: _ClassVar[int]
     CYCLES_MEAN_FIELD_NUMBER: _ClassVar[int]
     CYCLES_MAX_FIELD_NUMBER: _ClassVar[int]
+    WAVEFORM_FIELD_NUMBER: _ClassVar[int]
     report: _common_pb2.ArtifactRef
     samples: int
     mismatches: int
@@ -52,7 +57,8 @@ class SimulateResult(_message.Message):
     cycles_min: int
     cycles_mean: float
     cycles_max: int
-    def __init__(self, report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., samples: _Optional[int] = ..., mismatches: _Optional[int] = ..., passed: _Optional[bool] = ..., first_mismatch: _Optional[str] = ..., hw_accuracy: _Optional[float] = ..., golden_accuracy: _Optional[float] = ..., cycles_min: _Optional[int] = ..., cycles_mean: _Optional[float] = ..., cycles_max: _Optional[int] = ...) -> None: ...
+    waveform: _common_pb2.ArtifactRef
+    def __init__(self, report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., samples: _Optional[int] = ..., mismatches: _Optional[int] = ..., passed: _Optional[bool] = ..., first_mismatch: _Optional[str] = ..., hw_accuracy: _Optional[float] = ..., golden_accuracy: _Optional[float] = ..., cycles_min: _Optional[int] = ..., cycles_mean: _Optional[float] = ..., cycles_max: _Optional[int] = ..., waveform: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class SimulateResponse(_message.Message):
     __slots__ = ("progress", "result")

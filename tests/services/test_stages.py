@@ -88,9 +88,10 @@ def test_whole_flow(stack: Stack, tmp_path: Path) -> None:
     # -- simulate that tar: bit-exact with the golden model
     progress, sim = drain(stack.simulator.Simulate(simulator_pb2.SimulateRequest(
         model=trained.model, optim_params=swept.selected, vhdl_tar=generated.vhdl_tar,
-        dataset=dataset_spec(stack.npz), n_samples=6, trace=True), timeout=120))
+        dataset=dataset_spec(stack.npz), n_samples=6, trace=True, wave="vcd", wave_sample=2), timeout=120))
     assert any(p.phase == "simulating" for p in progress)
     assert sim.samples == 6 and sim.mismatches == 0 and sim.passed and sim.cycles_min > 0
+    assert b"m_axis_tvalid" in store.get_bytes(ref_from_proto(sim.waveform, "waveform"))  # one sample's VCD
     report = json.loads(store.get_bytes(ref_from_proto(sim.report, "report")))
     assert report["mismatches"] == 0 and report["traced"] is True
     wait_clean(stack.runtime)
