@@ -228,7 +228,7 @@ def estimate(model: CostModel, p: dict):
 
 
 def table(points: list[dict], model: CostModel, loo: bool) -> str:
-    rows, errs = [], {r: [] for r in (*RESOURCES, "bram")}
+    rows, errs = [], {r: [] for r in (*RESOURCES, "bram", "loo_lut", "loo_ff")}
     head = (f"{'point':<22} {'sizes':<13} {'LUT est':>8} {'LUT yosys':>9} {'err':>6}  {'FF est':>7} "
             f"{'FF yosys':>8} {'err':>6}  {'BRAM est':>8} {'yosys':>5}" + ("  LOO LUT/FF err" if loo else ""))
     for i, p in enumerate(points):
@@ -242,11 +242,17 @@ def table(points: list[dict], model: CostModel, loo: bool) -> str:
         if loo and len(points) > 3:
             other = fit(points[:i] + points[i + 1:], model.version)
             o = estimate(other, p)
-            line += f"  {100 * relative_error(o.lut, p['lut']):5.1f}% / {100 * relative_error(o.ff, p['ff']):5.1f}%"
+            errs["loo_lut"].append(relative_error(o.lut, p["lut"]))
+            errs["loo_ff"].append(relative_error(o.ff, p["ff"]))
+            line += f"  {100 * errs['loo_lut'][-1]:5.1f}% / {100 * errs['loo_ff'][-1]:5.1f}%"
         rows.append(line)
     summary = (f"{len(points)} points; LUT error median {100 * median(errs['lut']):.1f}% worst "
                f"{100 * max(errs['lut']):.1f}%; FF error median {100 * median(errs['ff']):.1f}% worst "
                f"{100 * max(errs['ff']):.1f}%; BRAM |est - yosys| worst {max(errs['bram']):g}")
+    if errs["loo_lut"]:
+        summary += (f"\nleave-one-out (each point predicted by a fit without it): LUT median "
+                    f"{100 * median(errs['loo_lut']):.1f}% worst {100 * max(errs['loo_lut']):.1f}%; FF median "
+                    f"{100 * median(errs['loo_ff']):.1f}% worst {100 * max(errs['loo_ff']):.1f}%")
     return "\n".join([head, *rows, summary])
 
 

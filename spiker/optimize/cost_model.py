@@ -179,13 +179,12 @@ def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: 
             rom_ff_lut += ports * width
     if tm:  # state in RAM, P update units
         ram_bits = n * (nb * states + 1)
-        lut = {"neuron_reg": units * acc, "neuron_event2": units * acc * (events - 1),
-               "neuron_nb": units * nb * states, "rom_lut": rom_lut, "tm_scan": n_in * events,
-               "tm_state": ram_bits / 64.0, "tm_layer": 1.0}
+        lut = {"tm_reg": units * acc, "tm_event2": units * acc * (events - 1), "rom_lut": rom_lut,
+               "tm_in": n_in, "tm_state": ram_bits / 64.0, "tm_layer": 1.0}
         ff = {"acc": units * acc, "tm_unit": units * (nb * states + 1), "scan": n_in,
               "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "tm_layer": 1.0}
     else:
-        lut = {"neuron_reg": units * acc, "neuron_event2": units * acc * (events - 1),
+        lut = {"neuron": units, "neuron_reg": units * acc, "neuron_event2": units * acc * (events - 1),
                "neuron_nb": units * nb * states, "rom_lut": rom_lut, "scan": n_in * events, "layer": 1.0}
         ff = {"acc": units * acc, "state": n * (nb * states + 1), "scan": n_in,
               "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "layer": 1.0}
