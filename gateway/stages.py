@@ -214,7 +214,13 @@ def plan(stage: str, spec: FlowSpec, results: dict[str, Any], npz: dict[str, Any
     if stage == "hdlgen":  # the VHDL only: its synthesis is the synth stage, beside the simulation
         request = hdlgen_pb2.GenerateRequest(model=model, optim_params=convert.optim_params_to_proto(params),
                                              estimate_resources=False, **knobs)
-        return StagePlan(stage, request, {"model": ref_dict(model)}, {"optim_params": params, **knobs})
+        inputs, config = {"model": ref_dict(model)}, {"optim_params": params, **knobs}
+        if getattr(spec.hdl, "testbench", None):  # the verification kit on test samples
+            request.testbench = int(spec.hdl.testbench)
+            request.dataset.CopyFrom(dataset_proto(spec, npz))
+            inputs.update(_data_inputs(npz))
+            config.update(testbench=int(spec.hdl.testbench), dataset=_dataset_config(spec))
+        return StagePlan(stage, request, inputs, config)
     if stage == "synth":
         if not spec.hdl.resources:
             return StagePlan(stage, None, skip_reason="hdl.resources is false")

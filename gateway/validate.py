@@ -79,6 +79,7 @@ def check_limits(spec: FlowSpec, limits: Limits) -> None:
     check_net(spec.net_spec, limits, "net")  # the one size check, shared with the stage services
     checks = (("train.epochs", spec.train.epochs, limits.max_epochs),
               ("simulate.samples", spec.simulate.samples, limits.max_samples),
+              ("hdl.testbench", spec.hdl.testbench or 0, limits.max_samples),
               ("simulate.workers", spec.simulate.workers, limits.max_workers),
               ("optimize.workers", spec.optimize.workers, limits.max_workers),
               ("dataset.batch_size", spec.dataset.batch_size, 1 << 16))

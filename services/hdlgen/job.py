@@ -43,11 +43,13 @@ def read_tar(path: Path) -> dict[str, str]:
 
 def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimate_resources: bool,
                  events_per_cycle: int | None = None, neurons_per_cycle: Any = None,
-                 implement: dict[str, Any] | None = None) -> dict[str, Any]:
+                 implement: dict[str, Any] | None = None, testbench: int | None = None,
+                 dataset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Generate the design, write it as a tar; optionally estimate resources.
 
     ``events_per_cycle`` (None: the generator's default) and ``neurons_per_cycle`` are
-    VhdlGenerator's knobs; ``implement``: keyword arguments of ``design.implement`` (target, ...).
+    VhdlGenerator's knobs; ``implement``: keyword arguments of ``design.implement`` (target, ...);
+    ``testbench``: samples of ``dataset``'s test split for the verification kit (its own tar).
     """
     out = Path(workdir) / "out"
     snn = SpikingNet.load(model)
@@ -69,6 +71,19 @@ def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimat
         (out / "resources.json").write_text(json.dumps(resources, indent=1, sort_keys=True) + "\n")
         result["resources"] = {"path": str(out / "resources.json"),
                                "counts": {k: v for k, v in resources.items() if isinstance(v, (int, float))}}
+    result["testbench_tar"] = None
+    if testbench:
+        from spiker import data
+
+        report("testbench", f"verification kit on {testbench} test samples")
+        ds = dict(dataset or {})
+        if ds.get("name", "").endswith(".npz"):
+            ds["name"] = str(Path(workdir) / ds["name"])
+        _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **ds)
+        kit_folder = out / "testbench"
+        design.export_testbench(kit_folder, test_loader, n_samples=testbench)
+        kit_names = sorted(p.name for p in kit_folder.iterdir() if p.name != INDEX)
+        result["testbench_tar"] = str(write_tar(kit_folder, kit_names, out / "testbench.tar"))
     result["implementation"] = None
     if implement:
         report("implementing", f"place and route on {implement['target']} (minutes)")

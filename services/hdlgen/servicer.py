@@ -46,13 +46,24 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
                 raise FieldError("implement.target", str(exc)) from None
             implement = {"target": imp.target, "clock_mhz": imp.clock_mhz or 100.0, "speed": imp.speed or None,
                          "package": imp.package or None, "stream_width": imp.stream_width or None}
+        dataset, npz = None, None
+        if request.testbench < 0:
+            raise FieldError("testbench", f"must be >= 0 (0: no verification kit), got {request.testbench}")
+        if request.testbench:
+            if not request.HasField("dataset"):
+                raise FieldError("dataset", "is required with testbench (the kit's test samples)")
+            dataset, npz = convert.dataset_from_proto(request.dataset)
         call.require(model, "model")
+        if npz is not None:
+            call.require(npz, "dataset.npz")
         yield from call.wait_turn()
         path = call.fetch(model, "model.pt", "model")
+        if npz is not None:
+            call.fetch(npz, convert.NPZ_NAME, "dataset.npz")
         out = yield from call.run_job(generate_job, model=str(path), optim_params=params,
                                       estimate_resources=request.estimate_resources,
                                       **knobs,
-                                      implement=implement)
+                                      implement=implement, testbench=request.testbench or None, dataset=dataset)
         result = hdlgen_pb2.GenerateResult(vhdl_tar=call.put(out["tar"], "vhdl", "application/x-tar"),
                                            files=out["files"], top_entity=out["top"],
                                            optim_params=convert.optim_params_to_proto(out["optim_params"]),
@@ -73,5 +84,7 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
             impl.critical_path = "" if path is None else f"{path['start']} -> {path['end']}"
             for name, usage in imp["utilisation"].items():
                 impl.used[name], impl.available[name] = usage["used"], usage["available"]
+        if out.get("testbench_tar"):
+            result.testbench_tar.CopyFrom(call.put(out["testbench_tar"], "testbench", "application/x-tar"))
         log.info("hdlgen: %d files, %s", len(result.files), result.vhdl_tar.key)
         yield result

@@ -9,20 +9,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "optim_params", "estimate_resources", "events_per_cycle", "neurons_per_cycle", "implement")
+    __slots__ = ("model", "optim_params", "estimate_resources", "events_per_cycle", "neurons_per_cycle", "implement", "testbench", "dataset")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
     ESTIMATE_RESOURCES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENT_FIELD_NUMBER: _ClassVar[int]
+    TESTBENCH_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ArtifactRef
     optim_params: _common_pb2.OptimParams
     estimate_resources: bool
     events_per_cycle: int
     neurons_per_cycle: _containers.RepeatedScalarFieldContainer[int]
     implement: ImplementRequest
-    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., implement: _Optional[_Union[ImplementRequest, _Mapping]] = ...) -> None: ...
+    testbench: int
+    dataset: _common_pb2.DatasetSpec
+    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., implement: _Optional[_Union[ImplementRequest, _Mapping]] = ..., testbench: _Optional[int] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ...) -> None: ...
 
 class ImplementRequest(_message.Message):
     __slots__ = ("target", "clock_mhz", "speed", "package", "stream_width")
@@ -88,7 +92,7 @@ class ResourceEstimate(_message.Message):
     def __init__(self, counts: _Optional[_Mapping[str, int]] = ..., report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
-    __slots__ = ("vhdl_tar", "files", "optim_params", "top_entity", "resources", "neurons_per_cycle", "events_per_cycle", "implementation")
+    __slots__ = ("vhdl_tar", "files", "optim_params", "top_entity", "resources", "neurons_per_cycle", "events_per_cycle", "implementation", "testbench_tar")
     VHDL_TAR_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +101,7 @@ class GenerateResult(_message.Message):
     NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
+    TESTBENCH_TAR_FIELD_NUMBER: _ClassVar[int]
     vhdl_tar: _common_pb2.ArtifactRef
     files: _containers.RepeatedScalarFieldContainer[str]
     optim_params: _common_pb2.OptimParams
@@ -105,7 +110,8 @@ class GenerateResult(_message.Message):
     neurons_per_cycle: _containers.RepeatedScalarFieldContainer[int]
     events_per_cycle: int
     implementation: Implementation
-    def __init__(self, vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., files: _Optional[_Iterable[str]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., top_entity: _Optional[str] = ..., resources: _Optional[_Union[ResourceEstimate, _Mapping]] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., events_per_cycle: _Optional[int] = ..., implementation: _Optional[_Union[Implementation, _Mapping]] = ...) -> None: ...
+    testbench_tar: _common_pb2.ArtifactRef
+    def __init__(self, vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., files: _Optional[_Iterable[str]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., top_entity: _Optional[str] = ..., resources: _Optional[_Union[ResourceEstimate, _Mapping]] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., events_per_cycle: _Optional[int] = ..., implementation: _Optional[_Union[Implementation, _Mapping]] = ..., testbench_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("progress", "result")

@@ -42,6 +42,11 @@ def test_stage_plans_follow_the_spec() -> None:
     assert plan("optimize", spec, results, REF).request is None  # explicit optim_params: no sweep
     hdl = plan("hdlgen", spec, results, REF)
     assert hdl.request.optim_params.neurons_bw == 8 and hdl.request.estimate_resources is False
+    assert hdl.request.testbench == 0 and "testbench" not in hdl.config  # no kit: cache keys unchanged
+    kit = plan("hdlgen", validate_spec(json.dumps(tiny_spec("c" * 64, hdl={"testbench": 5})), Limits()),
+               results, REF)
+    assert kit.request.testbench == 5 and kit.request.dataset.npz.sha256 == "a" * 64
+    assert kit.config["testbench"] == 5 and kit.inputs["dataset"] == REF
 
 
 @pytest.mark.parametrize("change,field", [

@@ -84,6 +84,14 @@ def test_whole_flow(stack: Stack, tmp_path: Path) -> None:
     again = drain(stack.hdlgen.Generate(
         hdlgen_pb2.GenerateRequest(model=trained.model, optim_params=swept.selected), timeout=60))[1]
     assert again.vhdl_tar == generated.vhdl_tar  # reproducible: same content, same artifact
+    assert not generated.HasField("testbench_tar")
+    kit = drain(stack.hdlgen.Generate(hdlgen_pb2.GenerateRequest(
+        model=trained.model, optim_params=swept.selected, testbench=3, dataset=dataset_spec(stack.npz)),
+        timeout=60))[1]
+    with tarfile.open(fileobj=io.BytesIO(store.get_bytes(ref_from_proto(kit.testbench_tar, "kit")))) as tar:
+        assert tar.extractfile("expected.txt").read().split(b"\n")[0] == b"3"  # three golden results
+        assert "spiker_axis_tb.vhd" in tar.extractfile("files.txt").read().decode().split()
+        assert "run_ghdl.sh" in tar.getnames()
 
     # -- simulate that tar: bit-exact with the golden model
     progress, sim = drain(stack.simulator.Simulate(simulator_pb2.SimulateRequest(
