@@ -146,3 +146,17 @@ def test_hung_simulation_times_out():
     design = VhdlGenerator(random_net(0, max_layers=1)).generate()
     with pytest.raises(ToolError, match="did not finish within"):
         design.simulate(np.ones((3, 200, design.quantized.spec.n_inputs), dtype=np.uint8), timeout=0.01)
+
+
+def test_wide_layer_scans_windows_bit_exact():
+    """More than 128 inputs: the fully parallel layer scans its mask in windows of 64 inputs."""
+    spec = parse_net_dict({"n_cycles": 5, "n_inputs": 150, "layer_0": layer("lif", 4), "layer_1": layer("if", 3)})
+    rng = np.random.default_rng(5)
+    q = QuantizedNet.from_arrays(spec, [rng.normal(0.1, 0.3, (4, 150)), rng.normal(0.2, 0.8, (3, 4))], [1.0, 1.0],
+                                 {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 3})
+    x = random_spikes(2, 5, 3, 150, p=0.1)
+    x[1, 1, :] = 0
+    x[1, 1, [0, 63, 64, 149]] = 1  # window edges and the partial last window
+    design = VhdlGenerator(q, events_per_cycle=1).generate()
+    report = design.simulate(x, trace=True)
+    assert report.mismatches == 0, str(report)

@@ -177,6 +177,16 @@ LAYER_CASES = {
 @pytest.mark.parametrize("events", [1, 2])
 @pytest.mark.parametrize("case", list(LAYER_CASES))
 def test_snn_layer(tmp_path, case, events):
+    _layer_case(tmp_path, case, events)
+
+
+@pytest.mark.parametrize("case,events,window", [("lif-sat-stall", 1, 4), ("syn-subtract-wide", 2, 8)])
+def test_snn_layer_scan_windows(tmp_path, case, events, window):
+    """A wide layer's windowed scan (SCAN_WINDOW < N_IN, the last window partial or full)."""
+    _layer_case(tmp_path, case, events, window)
+
+
+def _layer_case(tmp_path, case, events, window=0):
     model, reset, n_in, n_out, cfg, stall = LAYER_CASES[case]
     q = _one_layer_net(model, reset, n_in, n_out, cfg, seed=len(case))
     rng = np.random.default_rng(n_in)
@@ -220,7 +230,7 @@ architecture rtl of layer_wrap is begin
       NB => NEURONS_BW, ACC => L0_ACC, MODEL => MODEL_{spec.neuron_model.upper()},
       RESET => RESET_{spec.reset_mechanism.upper()},
       BETA_SHIFT => L0_BETA, ALPHA_SHIFT => L0_ALPHA, THRESHOLD => L0_THRESHOLD, WEIGHTS => L0_WEIGHTS,
-      BANK_BITS => 16, EVENTS_PER_CYCLE => {events})
+      BANK_BITS => 16, EVENTS_PER_CYCLE => {events}, SCAN_WINDOW => {window})
     port map (clk, rst, in_valid, in_ready, in_spikes, in_last, out_valid, out_ready, out_spikes, out_last,
               dbg_upd, dbg_v, dbg_s);
 end architecture;

@@ -37,7 +37,10 @@ entity snn_layer is
     THRESHOLD   : natural;
     WEIGHTS     : integer_vector;        -- WEIGHTS(i*N_OUT + j): input i -> neuron j
     BANK_BITS   : positive := 64;
-    EVENTS_PER_CYCLE : positive range 1 to 2 := 2  -- present input spikes visited per cycle
+    EVENTS_PER_CYCLE : positive range 1 to 2 := 2;  -- present input spikes visited per cycle
+    -- inputs the event scan looks at in one cycle (a power of 2; 0: all inputs up to 128,
+    -- else windows of 64): a wide layer scans its mask window by window
+    SCAN_WINDOW : natural := 0
   );
   port (
     clk       : in  std_logic;
@@ -59,6 +62,18 @@ end entity;
 
 architecture rtl of snn_layer is
   constant AW : positive := clog2(N_IN);
+  function window_width return positive is
+  begin
+    if SCAN_WINDOW > 0 then
+      return minimum(SCAN_WINDOW, 2 ** AW);
+    elsif N_IN <= 128 then
+      return N_IN;
+    end if;
+    return 64;
+  end function;
+  constant WW : positive := window_width;                 -- window width
+  constant NW : positive := (N_IN + WW - 1) / WW;         -- windows
+  constant WAW : positive := clog2(WW);                   -- index bits within a window
   constant NU : positive := update_phases(MODEL);
   function spike_phase return positive is
   begin
@@ -78,6 +93,11 @@ architecture rtl of snn_layer is
   signal scan_found, scan_found2, scan_last : std_logic;
   signal scan_idx, scan_idx2 : unsigned(AW - 1 downto 0);
   signal scan_rest : std_logic_vector(N_IN - 1 downto 0);
+  -- windowed scan (NW > 1): the window `win` of the mask, its picks and what is left of it
+  signal win : natural range 0 to NW - 1 := 0;
+  signal wvec, wrest : std_logic_vector(WW - 1 downto 0);
+  signal widx, widx2 : unsigned(WAW - 1 downto 0);
+  signal wfound, wfound2, wlast : std_logic;
   signal row, row2 : std_logic_vector(N_OUT * WB - 1 downto 0);
 
   -- neurons
@@ -91,10 +111,59 @@ architecture rtl of snn_layer is
 begin
   in_ready <= not tok;
 
-  u_scan : entity work.event_scan
-    generic map (N_IN => N_IN, EVENTS => EVENTS_PER_CYCLE)
-    port map (spikes => mask, found => scan_found, idx => scan_idx, found2 => scan_found2,
-              idx2 => scan_idx2, rest => scan_rest, last => scan_last);
+  whole : if NW = 1 generate
+    u_scan : entity work.event_scan
+      generic map (N_IN => N_IN, EVENTS => EVENTS_PER_CYCLE)
+      port map (spikes => mask, found => scan_found, idx => scan_idx, found2 => scan_found2,
+                idx2 => scan_idx2, rest => scan_rest, last => scan_last);
+  end generate;
+
+  -- a wide layer: the scan picks from one window a cycle (an empty window costs a cycle),
+  -- the address is window & index (WW is a power of 2), the step ends with the last window
+  windowed : if NW > 1 generate
+    process (mask, win)
+      variable v : std_logic_vector(WW - 1 downto 0);
+    begin
+      v := (others => '0');
+      for w in 0 to NW - 1 loop
+        if win = w then
+          for i in 0 to WW - 1 loop
+            if w * WW + i < N_IN then
+              v(i) := mask(w * WW + i);
+            end if;
+          end loop;
+        end if;
+      end loop;
+      wvec <= v;
+    end process;
+
+    u_scan : entity work.event_scan
+      generic map (N_IN => WW, EVENTS => EVENTS_PER_CYCLE)
+      port map (spikes => wvec, found => wfound, idx => widx, found2 => wfound2,
+                idx2 => widx2, rest => wrest, last => wlast);
+
+    process (mask, win, wrest)
+      variable r : std_logic_vector(N_IN - 1 downto 0);
+    begin
+      r := mask;
+      for w in 0 to NW - 1 loop
+        if win = w then
+          for i in 0 to WW - 1 loop
+            if w * WW + i < N_IN then
+              r(w * WW + i) := wrest(i);
+            end if;
+          end loop;
+        end if;
+      end loop;
+      scan_rest <= r;
+    end process;
+
+    scan_idx <= resize(to_unsigned(win, AW - WAW) & widx, AW);
+    scan_idx2 <= resize(to_unsigned(win, AW - WAW) & widx2, AW);
+    scan_found <= wfound;
+    scan_found2 <= wfound2;
+    scan_last <= wlast when win = NW - 1 else '0';
+  end generate;
 
   u_rom : entity work.weight_rom
     generic map (N_IN => N_IN, N_OUT => N_OUT, WB => WB, WEIGHTS => WEIGHTS, BANK_BITS => BANK_BITS,
@@ -138,6 +207,7 @@ begin
         p_end <= '0';
         p_last <= '0';
         uph <= 0;
+        win <= 0;
         cur_last <= '0';
         fresh <= '1';
         ovalid <= '0';
@@ -168,6 +238,13 @@ begin
           mask <= scan_rest;
           if scan_last = '1' then
             tok <= '0';
+          end if;
+          if NW > 1 and wlast = '1' then  -- this window is done: the next one (0 after the last)
+            if win = NW - 1 then
+              win <= 0;
+            else
+              win <= win + 1;
+            end if;
           end if;
         end if;
 
