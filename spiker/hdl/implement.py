@@ -207,6 +207,8 @@ def describe_cell(cell: str) -> PathEnd:
     leaf = _SUFFIX.sub("", parts[-1]).lstrip("\\$")
     if not leaf or re.fullmatch(r"n\d+_o|n\d+|ivl.*|auto.*", leaf):
         leaf = "logic"
+    if not blocks and leaf.startswith("m_axis_"):
+        blocks = ["readout"]  # flattening names the readout's result register after the top's port
     return PathEnd(cell=cell, block=" / ".join(blocks) or "top", signal=leaf)
 
 
