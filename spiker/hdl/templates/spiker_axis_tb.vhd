@@ -46,6 +46,7 @@ architecture sim of ${tb} is
 
   signal clk  : std_logic := '0';
   signal rst  : std_logic := '1';
+  signal rst_n : std_logic;
   signal done : boolean := false;
   signal cyc  : natural := 0;
   signal s_axis_tvalid, s_axis_tready, s_axis_tlast : std_logic := '0';
