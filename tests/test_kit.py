@@ -185,3 +185,20 @@ def test_ip_wrapper_kit_passes(net, tmp_path):
     proc = _run(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "PASS spiker_axis_tb: 6 samples, 0 mismatches" in proc.stdout
+
+
+@pytest.mark.slow
+@ghdl
+def test_a_broken_design_fails_the_kit(net, tmp_path):
+    """Expected values come from the golden model, so an RTL that differs from it fails."""
+    q, design, x, golden = net
+    pkg = design.files["spiker_net_pkg.vhd"]
+    thr = int(q.layers[1].threshold)
+    broken = design.with_file("spiker_net_pkg.vhd", pkg.replace(f"L1_THRESHOLD : natural := {thr};",
+                                                                f"L1_THRESHOLD : natural := {thr + 3};"))
+    assert broken.files["spiker_net_pkg.vhd"] != pkg
+    assert (broken.quantized.run(x).counts == golden.counts).all()  # the golden model is unchanged
+    broken.export_testbench(tmp_path, x)
+    proc = _run(tmp_path)
+    assert proc.returncode != 0
+    assert "FAIL spiker_axis_tb:" in proc.stdout and "count expected" in proc.stdout + proc.stderr
