@@ -65,7 +65,11 @@ def check_dataset(spec: Any) -> None:
         return
     if not Path(name).is_file():
         raise UsageError(f"dataset.name: no such file {name}")
-    load_data(spec)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_data(spec)
+    for w in {str(w.message): w for w in caught}.values():  # each once, as one line
+        print(f"spiker: warning: {w.message}", file=sys.stderr)
 
 
 def upload_model(spec: Any, client: Any) -> dict[str, Any]:

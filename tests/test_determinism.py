@@ -18,6 +18,7 @@ import yaml
 
 import spiker
 from spiker import NetBuilder, Trainer
+from spiker.data.datasets import RandomSplitWarning
 from spiker.flow import stages
 from spiker.flow.spec import load_flow_spec
 
@@ -67,13 +68,13 @@ def _tiny_npz(path: Path) -> None:
     x = rng.uniform(0.0, 0.3, size=(90, 8))
     for c in range(3):
         x[y == c, c * 2:c * 2 + 3] += 0.7
-    np.savez(path, x=np.clip(x, 0, 1).astype(np.float32), y=y.astype(np.int64), split=(np.arange(90) % 3 == 0))
+    np.savez(path, x=np.clip(x, 0, 1).astype(np.float32), y=y.astype(np.int64), groups=np.arange(90) % 9)
 
 
 @pytest.mark.slow
 def test_spiker_run_stage_command_and_library_train_alike(tmp_path: Path) -> None:
     _tiny_npz(tmp_path / "tiny.npz")
-    doc = {"name": "same", "dataset": {"name": "tiny.npz", "batch_size": 16, "seed": 3},
+    doc = {"name": "same", "dataset": {"name": "tiny.npz", "batch_size": 16, "seed": 3, "test_fraction": 0.3},
            "net": {"n_cycles": 5, "n_inputs": 8, "layer_0": {"neuron_model": "lif", "n_neurons": 12, "beta": 0.875},
                    "layer_1": {"neuron_model": "lif", "n_neurons": 3, "beta": 0.75}},
            "train": {"epochs": 3, "lr": 0.01, "seed": 5},
@@ -85,11 +86,14 @@ def test_spiker_run_stage_command_and_library_train_alike(tmp_path: Path) -> Non
                            str(tmp_path / "store"), "--out", str(tmp_path / "run")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # a random (group-disjoint) split is warned about once, by the CLI, not again by each stage's job
+    assert proc.stderr.count("has no split") == 1 and "spiker: warning: tiny.npz has no split" in proc.stderr
     served = json.loads((tmp_path / "run" / "history.json").read_text())
     spec = load_flow_spec(tmp_path / "same.yaml")
-    _, staged = stages.train(spec, tmp_path / "stage", progress=False)  # `spiker train SPEC`
-    library = _library_history(spec, threads=2)
-    assert len(served["epoch"]) == 3 and served["n_test"] == 30
+    with pytest.warns(RandomSplitWarning):
+        _, staged = stages.train(spec, tmp_path / "stage", progress=False)  # `spiker train SPEC`
+        library = _library_history(spec, threads=2)
+    assert len(served["epoch"]) == 3 and served["n_test"] == 30  # 3 of the 9 groups
     assert _numbers(served) == _numbers(staged.to_dict()) == _numbers(library)
 
 

@@ -18,6 +18,7 @@ import resource
 import signal
 import tempfile
 import threading
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,10 @@ def child_main(conn: Any, target: str, kwargs: dict[str, Any], workdir: str, mem
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     root.addHandler(_ProgressHandler(logging.INFO))
+    from spiker.data.datasets import RandomSplitWarning
+
+    # the submitter was told (spiker run/submit read the .npz first); every job would repeat it
+    warnings.filterwarnings("ignore", category=RandomSplitWarning)
     try:
         module, _, name = target.partition(":")
         fn = getattr(importlib.import_module(module), name)
