@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("train", "optimize", "hdlgen", "simulate")
+STAGES = ("train", "optimize", "hdlgen", "synth", "simulate")
 
 
 def quick_spec(spec: dict) -> dict:
@@ -57,7 +57,8 @@ def run_library(spec_path: Path, out: Path) -> dict[str, float]:
     times["optimize"] = time.perf_counter() - t
     t = time.perf_counter()
     stages.hdl(spec, out, progress=False, resources=spec.hdl.resources)
-    times["hdlgen"] = time.perf_counter() - t
+    times["hdlgen"] = time.perf_counter() - t  # with the resource estimate: the library has no synth stage
+    times["synth"] = 0.0
     t = time.perf_counter()
     stages.simulate(spec, out, progress=False)
     times["simulate"] = time.perf_counter() - t
@@ -75,7 +76,7 @@ def run_gateway(spec_path: Path, store: Path, out: Path) -> tuple[dict[str, floa
         print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"spiker run failed with exit code {proc.returncode}")
     report = json.loads((out / "report.json").read_text())
-    return {name: report["stages"][name]["seconds"] for name in STAGES}, wall, report
+    return {name: report["stages"].get(name, {}).get("seconds", 0.0) for name in STAGES}, wall, report
 
 
 def _env() -> dict[str, str]:
@@ -116,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     gw, gw_total = results["gateway"]
     print(f"{'stage':10s} {'library s':>10s} {'gateway s':>10s} {'ratio':>7s}")
     for name in STAGES:
-        ratio = gw[name] / lib[name] if lib[name] > 0 else float("nan")
-        print(f"{name:10s} {lib[name]:10.2f} {gw[name]:10.2f} {ratio:6.2f}x")
+        ratio = f"{gw[name] / lib[name]:6.2f}x" if lib[name] > 0 else "      -"
+        print(f"{name:10s} {lib[name]:10.2f} {gw[name]:10.2f} {ratio}")
+    print("(library hdlgen includes the resource estimate; the gateway runs it as synth, beside hdlgen and simulate)")
     print(f"{'total':10s} {lib_total:10.2f} {gw_total:10.2f} {gw_total / lib_total:6.2f}x  "
           f"(gateway total = whole `spiker run` process; target <= 1.10x)")
     return 0

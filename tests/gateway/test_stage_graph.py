@@ -131,8 +131,12 @@ def test_flow_synthesizes_beside_the_simulation(tmp_path) -> None:
     with LocalStack(LocalStore(tmp_path / "store"), work_root=tmp_path / "work") as stack, \
             GatewayClient(stack.target, stack.token) as client:
         ref = client.upload_bytes(tiny_npz(), "tiny.npz")
-        run = client.submit(tiny_spec(ref.sha256, hdl={"resources": True}, simulate={"samples": 40}))
+        spec = tiny_spec(ref.sha256, hdl={"resources": True}, simulate={"samples": 40})
+        run = client.submit(spec)
         events = list(client.watch(run.run_id))
+        again = client.wait(client.submit(spec).run_id, timeout=120)  # the same spec: every stage from cache
+    assert [(s.name, s.cached) for s in again.stages if s.state != gateway_pb2.STAGE_STATE_SKIPPED] == [
+        ("train", True), ("hdlgen", True), ("synth", True), ("simulate", True)]
     final = events[-1].summary
     assert final.state == gateway_pb2.RUN_STATE_SUCCEEDED, final.error.message
     started = {e.stage_started.stage: e.time for e in events if e.WhichOneof("event") == "stage_started"}
