@@ -72,6 +72,7 @@ def test_output_beats_and_tkeep():
     assert (StreamFormat(20, 4, 4, 2, 16).out_beats, StreamFormat(20, 4, 4, 2, 16).last_keep) == (2, 0b01)
     assert (StreamFormat(20, 4, 4, 2, 32).out_beats, StreamFormat(20, 4, 4, 2, 32).last_keep) == (1, 0b0111)
     assert FMT.out_beats == 1 and FMT.m_tdata_bits == 24 and FMT.s_tdata_bits == 20
+    assert FMT.s_tdata_byte_bits == 24 and StreamFormat(20, 4, 4, 2, 16).s_tdata_byte_bits == 16
 
 
 def test_bad_widths_and_samples_are_refused():

@@ -74,6 +74,11 @@ class StreamFormat:
         return self.n_inputs if self.width is None else self.width
 
     @property
+    def s_tdata_byte_bits(self) -> int:
+        """``s_axis_tdata`` padded to whole bytes (the IP wrapper's port; the bits above are ignored)."""
+        return (self.s_tdata_bits + 7) // 8 * 8
+
+    @property
     def m_tdata_bits(self) -> int:
         """``m_axis_tdata`` width: RESULT_BITS for ``spiker_top``, W for the stream top."""
         return self.result_bits if self.width is None else self.width
