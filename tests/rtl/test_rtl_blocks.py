@@ -119,15 +119,17 @@ def test_neuron_update(tmp_path, model, reset):
          {"nb": nb, "acc": acc, "syn": model == "syn", "cases": cases}, parameters=params)
 
 
-UNIT_CASES = [(m, r, e) for (m, r), e in zip(NEURON_CASES, (1, 2, 1, 2, 1, 2, 1, 2, 1))]
+UNIT_CASES = [(m, r, e, 5) for (m, r), e in zip(NEURON_CASES, (1, 2, 1, 2, 1, 2, 1, 2, 1))]
+# the threshold at the membrane's maximum: a saturated-high membrane does not spike
+UNIT_CASES += [("lif", "subtract", 1, 15), ("lif", "zero", 2, 15)]
 
 
-@pytest.mark.parametrize("model,reset,events", UNIT_CASES)
-def test_neuron_unit(tmp_path, model, reset, events):
+@pytest.mark.parametrize("model,reset,events,thr", UNIT_CASES)
+def test_neuron_unit(tmp_path, model, reset, events, thr):
     """neuron_unit (the lean datapath) over 3 samples of random steps that saturate both ways."""
     seed = NEURON_CASES.index((model, reset))
     rng = np.random.default_rng(seed)
-    nb, wb, n_inputs, thr = 5, 4, 7, 5
+    nb, wb, n_inputs = 5, 4, 7
     acc = accumulator_bits(n_inputs, wb, nb)
     k, ka = (None if model == "if" else 1 + seed % 3), (seed % 3 if model == "syn" else None)
     spec = LayerSpec(index=0, neuron_model=model, n_inputs=n_inputs, n_neurons=1, threshold=1.0,

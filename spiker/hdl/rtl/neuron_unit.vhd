@@ -157,7 +157,11 @@ begin
         if u(PA) = '1' then
           oh := over_hi(x, NB);
           ol := over_lo(x, NB);
-          s := oh or (not ol and gt_const(x(NB - 1 downto 0), THRESHOLD));
+          -- saturated high: v = HI spikes only when HI > thr; saturated low never spikes
+          s := not ol and gt_const(x(NB - 1 downto 0), THRESHOLD) and not oh;
+          if HI_SPIKES then
+            s := s or oh;
+          end if;
           spk <= s;
           fsat <= oh or ol;
           fhi <= oh;
