@@ -18,6 +18,8 @@ from spiker.store import ArtifactRef, ArtifactStore
 log = logging.getLogger(__name__)
 
 RESOURCE_KEYS = ("lut", "ff", "bram", "dsp")
+IMPLEMENT_KEYS = ("target", "part", "package", "speed", "clock_mhz", "fits", "met", "status", "fmax_mhz",
+                  "critical_path", "utilisation", "tool_seconds")
 
 
 def run_prefix(run_id: str) -> str:
@@ -98,6 +100,9 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
     }
     if resources_doc:
         report["resources"].update({k: v for k, v in resources_doc.items() if k not in report["resources"]})
+    # place and route (the synth stage with an implement section): the library's ImplementReport as written
+    impl_doc = _json_artifact(store, ((res.get("synth") or {}).get("implementation") or {}).get("report"))
+    report["implementation"] = {k: impl_doc.get(k) for k in IMPLEMENT_KEYS} if impl_doc else None
     # copies under the run: plots and the VHDL folder
     files = {"training.png": (train.get("training_plot"), "image/png"),
              "pareto.png": (optimize.get("pareto_plot"), "image/png")}
@@ -273,6 +278,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| sweep | {r['sweep']['configs']} configs, {r['sweep']['feasible']} feasible |")
     lines += [f"| LUT / FF / BRAM / DSP | {_count(res['lut'])} / {_count(res['ff'])} / {_count(res['bram'])} / "
               f"{_count(res['dsp'])} |"]
+    impl = r.get("implementation")
+    if impl:
+        util = ", ".join(f"{k} {u['used']}/{u['available']} ({u['percent']:.1f} %)"
+                         for k, u in (impl.get("utilisation") or {}).items())
+        path = impl.get("critical_path") or {}
+        lines += [f"| place and route ({impl['target']}, {impl['part']} {impl['package']}"
+                  f"{', speed ' + str(impl['speed']) if impl.get('speed') else ''}) | {impl['status']} |",
+                  f"| utilisation on the part | {util or 'n/a'} |"]
+        if path:
+            lines.append(f"| critical path | {path.get('start')} -> {path.get('end')} "
+                         f"({_fmt(path.get('delay_ns'), 1)} ns, {path.get('logic_levels')} logic levels) |")
     stage_sum = sum(float(s.get("seconds") or 0.0) for s in r["stages"].values())
     total = r.get("total_seconds")
     shown = "n/a" if total is None else f"{total:.1f} s"

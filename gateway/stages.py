@@ -221,13 +221,19 @@ def plan(stage: str, spec: FlowSpec, results: dict[str, Any], npz: dict[str, Any
             inputs.update(_data_inputs(npz))
             config.update(testbench=int(spec.hdl.testbench), dataset=_dataset_config(spec))
         return StagePlan(stage, request, inputs, config)
-    if stage == "synth":
-        if not spec.hdl.resources:
+    if stage == "synth":  # the resource estimate and, with an implement section, place and route
+        implement = spec.implement
+        if not spec.hdl.resources and implement is None:
             return StagePlan(stage, None, skip_reason="hdl.resources is false")
         request = hdlgen_pb2.GenerateRequest(model=model, optim_params=convert.optim_params_to_proto(params),
-                                             estimate_resources=True, **knobs)
-        return StagePlan(stage, request, {"model": ref_dict(model)},
-                         {"optim_params": params, "resources": True, **knobs})
+                                             estimate_resources=bool(spec.hdl.resources), **knobs)
+        config = {"optim_params": params, "resources": bool(spec.hdl.resources), **knobs}
+        if implement is not None:
+            request.implement.CopyFrom(hdlgen_pb2.ImplementRequest(
+                target=implement.target, clock_mhz=implement.clock_mhz, speed=implement.speed or 0,
+                package=implement.package or "", stream_width=implement.stream_width or 0))
+            config["implement"] = asdict(implement)
+        return StagePlan(stage, request, {"model": ref_dict(model)}, config)
     if stage == "simulate":
         tar = results["hdlgen"].vhdl_tar
         s = spec.simulate
@@ -288,7 +294,11 @@ def metrics_of(stage: str, result: Any) -> dict[str, float]:
         return {"float_accuracy": result.float_accuracy, "selected_accuracy": result.selected_accuracy,
                 "n_configs": result.n_configs, "n_feasible": result.n_feasible}
     if stage in ("hdlgen", "synth"):
-        return {k: float(v) for k, v in result.resources.counts.items()}
+        out = {k: float(v) for k, v in result.resources.counts.items()}
+        if result.HasField("implementation"):
+            out.update(fmax_mhz=result.implementation.fmax_mhz, fits=float(result.implementation.fits),
+                       met=float(result.implementation.met))
+        return out
     if stage == "simulate":
         out = {"samples": result.samples, "mismatches": result.mismatches, "cycles_mean": result.cycles_mean,
                "cycles_min": result.cycles_min, "cycles_max": result.cycles_max}

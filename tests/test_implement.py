@@ -153,3 +153,41 @@ def test_cli_rejects_bad_target(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown target 'ecp5-12k'" in err and "Traceback" not in err
     assert not (tmp_path / "o" / "hdl").exists()
+
+
+def test_gateway_report_shows_the_implementation():
+    from gateway.report import IMPLEMENT_KEYS, render_markdown
+
+    rep = ImplementReport(target="ecp5-85k", part="LFE5U-85F", package="CABGA381", speed="6", top="spiker_top",
+                          clock_mhz=100.0, fits=True, fmax_mhz=61.5, utilisation={"lut4": Usage(900, 83640)})
+    rep.critical_path = _timing(_fake_report(61.5))[1]
+    doc = rep.to_dict()
+    report = {"run_id": "r-2", "name": "t", "float_accuracy": 0.9, "quant_accuracy": 0.9, "hw_accuracy": 0.9,
+              "mismatches": 0, "samples": 2, "optim_params": {}, "cycles_mean": 10.0, "cycles_min": 9,
+              "cycles_max": 11, "bound_mean": 12.0, "resources": {"lut": None, "ff": None, "bram": None, "dsp": None},
+              "stages": {}, "artifacts": {}, "store": "LocalStore('/s')",
+              "implementation": {k: doc.get(k) for k in IMPLEMENT_KEYS}}
+    md = render_markdown(report)
+    assert "| place and route (ecp5-85k, LFE5U-85F CABGA381, speed 6) | misses the requested clock: Fmax 61.5 MHz" in md
+    assert "| utilisation on the part | lut4 900/83640 (1.1 %) |" in md
+    assert "| critical path | layer_0: addr -> layer_1: v (2.8 ns, 1 logic levels) |" in md
+
+
+def test_gateway_synth_stage_carries_the_implement_section():
+    from gateway.stages import plan
+    from spiker.flow.spec import parse_flow_spec
+    from spiker_api.v1 import common_pb2, trainer_pb2
+
+    net = {"n_cycles": 4, "n_inputs": 3, "layer_0": layer("lif", 2)}
+    digest = "ab" * 32
+    model = common_pb2.ArtifactRef(bucket="b", key=f"artifacts/sha256/ab/{digest}", sha256=digest, size=1)
+    results = {"train": trainer_pb2.TrainResult(model=model)}
+    explicit = {"optim_params": {"weights_bw": 4, "neurons_bw": 6, "fp_dec": 2}}
+    off = parse_flow_spec({"net": net, "select": explicit, "hdl": {"resources": False}})
+    assert plan("synth", off, results, None).request is None
+    spec = parse_flow_spec({"net": net, "select": explicit, "hdl": {"resources": False},
+                            "implement": {"target": "ecp5-45k", "clock_mhz": 80, "stream_width": 8}})
+    p = plan("synth", spec, results, None)
+    assert p.request.implement.target == "ecp5-45k" and p.request.implement.clock_mhz == 80
+    assert p.request.implement.stream_width == 8 and not p.request.estimate_resources
+    assert p.config["implement"]["target"] == "ecp5-45k"  # part of the stage's cache key
