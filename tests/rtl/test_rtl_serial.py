@@ -58,6 +58,11 @@ CASES = {
     "if-none-1in": ("if", "none", 1, 4, 1, 2, {"weights_bw": 6, "neurons_bw": 6, "fp_dec": 2}, True, True),
     "if-subtract-full": ("if", "subtract", 8, 5, 5, 2, {"weights_bw": 5, "neurons_bw": 6, "fp_dec": 2}, False, False),
     "if-zero-stall": ("if", "zero", 11, 9, 4, 1, {"weights_bw": 4, "neurons_bw": 5, "fp_dec": 1}, True, False),
+    # more inputs than one scan window (16): three windows, the last one partial
+    "lif-subtract-windows": ("lif", "subtract", 40, 9, 4, 2, {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 2},
+                             False, False),
+    "syn-zero-windows-stall": ("syn", "zero", 37, 6, 5, 1, {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 2},
+                               True, False),
 }
 
 

@@ -88,6 +88,7 @@ architecture rtl of snn_layer_tm is
   constant PH_REPLAY : std_logic_vector(2 downto 0) := "100";
 
   type acc_array is array (0 to P - 1) of signed(ACC - 1 downto 0);
+  type win_array is array (0 to NWIN - 1) of std_logic_vector(WINW - 1 downto 0);
 
   signal phase  : std_logic_vector(2 downto 0) := PH_IDLE;
   signal win    : std_logic_vector(WINW - 1 downto 0) := (others => '0');
@@ -124,26 +125,27 @@ architecture rtl of snn_layer_tm is
   signal r_wd, r_q : std_logic_vector(P - 1 downto 0);
   signal s_q_used : std_logic_vector(SWID - 1 downto 0);
   signal sums : acc_array;
+  signal wins : win_array;
+  signal wnext : std_logic_vector(WINW - 1 downto 0);
 
   function weight(r : std_logic_vector; j : natural) return signed is
   begin
     return resize(signed(r((j + 1) * WB - 1 + r'low downto j * WB + r'low)), ACC);
   end function;
 
-  -- inputs w*WINW .. w*WINW + WINW - 1 of the token (zero beyond N_IN)
-  function window(v : std_logic_vector; w : unsigned) return std_logic_vector is
+  -- the token cut into windows of WINW inputs (zero beyond N_IN); read with an array index so
+  -- that synthesis builds one balanced mux, not a chain of compares
+  function windows(v : std_logic_vector) return win_array is
     variable x : std_logic_vector(N_IN - 1 downto 0);
-    variable r : std_logic_vector(WINW - 1 downto 0) := (others => '0');
+    variable r : win_array := (others => (others => '0'));
   begin
     x := v;
     for i in 0 to NWIN - 1 loop
-      if to_integer(w) = i then
-        for b in 0 to WINW - 1 loop
-          if i * WINW + b < N_IN then
-            r(b) := x(i * WINW + b);
-          end if;
-        end loop;
-      end if;
+      for b in 0 to WINW - 1 loop
+        if i * WINW + b < N_IN then
+          r(i)(b) := x(i * WINW + b);
+        end if;
+      end loop;
     end loop;
     return r;
   end function;
@@ -193,6 +195,8 @@ begin
     generic map (N_IN => WINW, EVENTS => E)
     port map (spikes => win, found => scan_found, idx => scan_idx, found2 => scan_found2,
               idx2 => scan_idx2, rest => scan_rest, last => scan_last);
+  wins <= windows(in_spikes);
+  wnext <= wins(to_integer(wsel) + 1) when wsel /= NWIN - 1 else (others => '0');
   ev1 <= input_index(wsel, scan_idx);
   ev2 <= input_index(wsel, scan_idx2);
 
@@ -337,7 +341,7 @@ begin
         end if;
 
         if start = '1' then
-          win <= window(in_spikes, to_unsigned(0, WSW));
+          win <= wins(0);
           wsel <= (others => '0');
           cnt <= (others => '0');
           odd_v <= '0';
@@ -357,7 +361,7 @@ begin
               phase <= PH_FLUSH;
             else
               wsel <= wsel + 1;
-              win <= window(in_spikes, wsel + 1);
+              win <= wnext;
             end if;
           else
             win <= scan_rest;
