@@ -43,7 +43,7 @@ ROWS = ("lut4", "ff", "bram", "dsp", "io")
 ROW_NAMES = {"lut4": "LUT4", "ff": "FF", "bram": "block RAM", "dsp": "DSP", "io": "I/O"}
 #: instance labels of the RTL and the generated files, in the project's words
 BLOCKS = {"u_rom": "weight ROM", "u_scan": "event scan", "u_readout": "readout", "u_core": None, "u_top": None,
-          "u_stream_in": "stream input", "u_stream_out": "stream output", "u_stream": "stream adapter",
+          "u_stream_in": "stream input", "u_stream_out": "stream output", "u_stream": None,
           "u_uart_rx": "UART receiver", "u_uart_tx": "UART transmitter", "u_n": "neuron unit",
           "u_list": "event list memory", "u_v": "membrane memory", "u_s": "synapse memory"}
 
@@ -211,6 +211,8 @@ def describe_cell(cell: str) -> PathEnd:
         leaf = "logic"
     if not blocks and leaf.startswith("m_axis_"):
         blocks = ["readout"]  # flattening names the readout's result register after the top's port
+    elif not blocks and "u_core" in parts[:-1]:
+        blocks = ["core"]  # between the layers (the core's own signals)
     return PathEnd(cell=cell, block=" / ".join(blocks) or "top", signal=leaf)
 
 
