@@ -35,7 +35,8 @@ MAX_LOCAL_SHARDS = 64
 
 
 class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
-    """Optimize = CreateSweepTask + one job process per shard (or a Kubernetes Job) + MergeSweep."""
+    """Optimize = CreateSweepTask + one job process per shard (or a Kubernetes Job, or Docker containers)
+    + MergeSweep."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -155,19 +156,37 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             raise FieldError("max_accuracy_drop", f"must be >= 0, got {msg.max_accuracy_drop}")
         return msg.max_accuracy_drop
 
-    @staticmethod
-    def _run_on_kubernetes(call: Call, key: str, count: int) -> Iterator[Any]:
+    @classmethod
+    def _run_on_kubernetes(cls, call: Call, key: str, count: int) -> Iterator[Any]:
         """Run the shards as a Kubernetes Indexed Job (SPIKER_SWEEP_EXECUTOR=kubernetes); yields progress."""
         from services.optimizer.kubernetes_job import KubernetesSweepExecutor
 
         executor = KubernetesSweepExecutor.from_env()
+        yield from cls._watch_executor(call, key, count, "on Kubernetes",
+                                       lambda put, cancel: executor.run(key, count, progress=put, cancel=cancel))
+
+    def _run_on_docker(self, call: Call, key: str, count: int) -> Iterator[Any]:
+        """Run the shards as containers on a Docker engine (SPIKER_SWEEP_EXECUTOR=docker); yields progress
+        and the containers' log lines."""
+        from services.optimizer.docker_job import DockerSweepExecutor
+
+        executor = DockerSweepExecutor.from_env(store_env=self.runtime.worker_env)
+        yield from self._watch_executor(
+            call, key, count, "in Docker containers",
+            lambda put, cancel: executor.run(key, count, progress=put, cancel=cancel,
+                                             on_log=lambda i, line: put(f"shard {i}: {line}")))
+
+    @staticmethod
+    def _watch_executor(call: Call, key: str, count: int, where: str,
+                        run: Any) -> Iterator[Any]:
+        """Run ``run(put, cancel)`` in a thread; yield a progress event per status (or log line) it puts."""
         states: queue.Queue[Any] = queue.Queue()
         cancel = threading.Event()
         outcome: dict[str, BaseException] = {}
 
         def watch() -> None:
             try:
-                executor.run(key, count, progress=states.put, cancel=cancel)
+                run(states.put, cancel)
             except BaseException as exc:  # re-raised in the servicer thread below
                 outcome["error"] = exc
             finally:
@@ -175,6 +194,7 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
 
         thread = threading.Thread(target=watch, name=f"sweep-job-{key}", daemon=True)
         thread.start()
+        done = 0
         try:
             while True:
                 try:
@@ -184,8 +204,12 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
                     continue
                 if state is None:
                     break
-                yield call.progress("shard", f"{len(state.succeeded)}/{count} shard(s) done on Kubernetes",
-                                    len(state.succeeded), count)
+                if isinstance(state, str):  # a worker's log line
+                    call.check()
+                    yield call.progress("shard-log", state[:500], done, count)
+                    continue
+                done = len(state.succeeded)
+                yield call.progress("shard", f"{done}/{count} shard(s) done {where}", done, count)
         finally:
             cancel.set()
             thread.join(timeout=30)
@@ -203,8 +227,11 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         key = tasks.put_task(call.store, task)
         log.info("optimize: %d configs in %d shard(s), task %s", n_configs, count, key)
         yield call.progress("sweeping", f"{n_configs} configs in {count} shard(s); task {key}", 0, count)
-        if os.environ.get("SPIKER_SWEEP_EXECUTOR", "local") == "kubernetes":
+        executor = os.environ.get("SPIKER_SWEEP_EXECUTOR", "local")
+        if executor == "kubernetes":
             yield from self._run_on_kubernetes(call, key, count)
+        elif executor == "docker":
+            yield from self._run_on_docker(call, key, count)
         else:
             yield from self._run_local(call, key, count)
         result = yield from self._merge(call, key, count, max_drop, policy)
