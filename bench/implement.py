@@ -101,7 +101,8 @@ def _num(value, fmt: str) -> str:
 
 def table(rows: list[dict], peer: dict) -> str:
     head = ["net", "top", "LUT4 (%)", "FF", "DP16KD", "DSP", "I/O", "Fmax MHz", "status", "cycles mean/worst",
-            "latency us mean/worst", "inferences/s", "tool s", "peer Fmax MHz / us", "Fmax ratio", "latency ratio"]
+            "latency us mean/worst", "inferences/s", "tool s", "peer Fmax MHz / us", "Fmax ratio", "latency ratio",
+            "critical path"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         u = r["utilisation"]
@@ -117,8 +118,30 @@ def table(rows: list[dict], peer: dict) -> str:
                  f"{p['fmax_mhz']:.0f} / {p['latency_us']:.0f}" if p else "n/a",
                  f"{fmax / p['fmax_mhz']:.2f}x" if p and fmax else "n/a",
                  f"{p['latency_us'] / lat:.1f}x lower" if p and lat else "n/a"]
+        path = r.get("critical_path")
+        cells.append("n/a" if not path else f"{path['start']} -> {path['end']} ({path['logic_levels']} levels)")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def board(samples: int, keep: str | None, uart_only: bool = False) -> dict:
+    """The digits net's ULX3S board top: its bitstream, and the UART top in GHDL fed spiker.board's bytes."""
+    from spiker.board import build, simulate_uart
+
+    q, x = digits_net(samples)
+    design = VhdlGenerator(q).generate()
+    started = time.perf_counter()
+    uart = simulate_uart(design, x[:, :samples], clks_per_bit=4)
+    out = {"uart_samples": uart.samples, "uart_mismatches": uart.mismatches, "uart_cycles": uart.cycles,
+           "uart_bytes_in": uart.bytes_sent, "uart_bytes_out": uart.bytes_received,
+           "uart_ghdl_s": time.perf_counter() - started}
+    print(f"\nUART board top in GHDL (4 clocks a bit), fed spiker.board.encode's {uart.bytes_sent} bytes: "
+          f"{uart.samples} samples, {uart.mismatches} mismatches against the golden model", flush=True)
+    if not uart_only:
+        rep = build(design, "ulx3s", keep=None if keep is None else str(Path(keep) / "ulx3s"))
+        out.update(board=rep.to_dict())
+        print(f"\nULX3S board top (25 MHz):\n{rep}", flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,8 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", default=None, help="keep each net's place-and-route folder under DIR/<net>")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
     ap.add_argument("--rows", default=None, help="only print the table of rows in these JSON files (comma list)")
+    ap.add_argument("--board", action="store_true", help="only the ULX3S board top of the digits net: UART "
+                                                         "simulation (--samples, 20) and the bitstream")
+    ap.add_argument("--uart-only", action="store_true", help="with --board: the UART simulation only")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.board:
+        out = board(args.samples, args.keep, args.uart_only)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1))
+        return 0 if out["uart_mismatches"] == 0 else 1
     if args.rows:
         rows = [r for f in args.rows.split(",") for r in json.loads(Path(f).read_text())]
     else:
