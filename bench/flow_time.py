@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
           f"target; moonshot {MOONSHOT_S:.0f} s; {BEFORE['total'] / wall:.2f}x faster than before)")
     print(f"CPU seconds of the process tree: {r['cpu']:.1f} (over {wall:.1f} s wall on {os.cpu_count()} cores); by "
           "program: " + ", ".join(f"{k} {v:.1f}" for k, v in r["by_program"].items() if v >= 0.5))
+    cores = os.cpu_count() or 1
+    print(f"alone on this machine the run's CPU work bounds its wall time to {r['cpu'] / cores:.0f}-{r['cpu']:.0f} s "
+          f"(all {cores} cores busy .. one at a time), against the <= {TARGET_S:.0f} s target; the wall time above "
+          "includes waiting for the other jobs on the machine")
     res = report.get("resources") or {}
     print(f"hardware accuracy {report.get('hw_accuracy')}, golden {report.get('golden_accuracy')}, mismatches "
           f"{report.get('mismatches')} on {report.get('samples')} samples; optim_params {report.get('optim_params')}; "
