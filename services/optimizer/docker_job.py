@@ -403,8 +403,15 @@ class DockerSweepExecutor:
                 if len(status.succeeded) >= count:
                     break
                 time.sleep(self.poll_seconds)
-        except BaseException:
-            self.remove(name)
+        except BaseException as exc:
+            try:
+                self.remove(name)
+            except Exception as cleanup:  # noqa: BLE001 - the engine itself is gone; report the first error
+                log.warning("sweep %s: could not remove its containers: %s", name, cleanup)
+            if isinstance(exc, Exception) and not isinstance(exc, ToolError):
+                detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+                raise DockerEngineUnavailable(f"Docker engine error during sweep {name}: "
+                                              f"{type(exc).__name__}: {detail}") from exc
             raise
         keys = [shard_key(task_key, i, count) for i in range(count)]
         return DockerSweepResult(name=name, count=count, shard_keys=keys, retried=status.retried, adopted=adopted,

@@ -21,9 +21,7 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import socket
-import subprocess
 import sys
 import tarfile
 import threading
@@ -36,6 +34,7 @@ import grpc
 import pytest
 import torch
 from deploy_helpers import REPO
+from docker_engine import docker_engine
 from test_deploy_sweep_workers import DATASET, NET, RANGES, _npz, _rows
 
 from services.common.convert import net_dict_to_proto, ref_from_proto, ref_to_proto
@@ -54,56 +53,11 @@ SHARDS = 4
 SWEEP_DEADLINE = 420
 
 
-def _ping(base_url: str | None) -> Any:
-    import docker
-
-    try:
-        client = docker.DockerClient(base_url=base_url, timeout=30) if base_url else docker.from_env(timeout=30)
-        client.ping()
-        return client
-    except Exception:  # noqa: BLE001 - no engine there
-        return None
-
-
 @pytest.fixture(scope="module")
 def engine() -> Iterator[tuple[Any, str]]:
     """A Docker SDK client and its DOCKER_HOST (an engine started here when none runs)."""
-    pytest.importorskip("docker", reason="pip install 'spiker[docker]' (the Docker SDK)")
-    client = _ping(None)
-    if client is not None:
-        yield client, os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        client.close()
-        return
-    dockerd = shutil.which("dockerd")
-    if dockerd is None or os.geteuid() != 0:
-        pytest.skip("no running Docker engine, and dockerd cannot be started here "
-                    f"({'not root' if dockerd else 'dockerd not installed: apt-get install docker.io'})")
-    root = Path(os.environ.get("SPIKER_DOCKER_EXEC_ROOT", "/tmp/spiker-docker-exec-test"))
-    for sub in ("data", "exec"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    host = f"unix://{root / 'docker.sock'}"
-    logfile = open(root / "dockerd.log", "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([dockerd, "--iptables=false", "--ip6tables=false", "--bridge=none",
-                             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-                             "--pidfile", str(root / "dockerd.pid"), "--host", host],
-                            stdout=logfile, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while (client := _ping(host)) is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = (root / "dockerd.log").read_text(errors="replace")[-1200:]
-                pytest.skip(f"dockerd did not start within 90 s (exit {proc.poll()}); log tail:\n{tail}")
-            time.sleep(1)
-        yield client, host
-        client.close()
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(30)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        logfile.close()
+    with docker_engine(Path(os.environ.get("SPIKER_DOCKER_EXEC_ROOT", "/tmp/spiker-docker-exec-test"))) as found:
+        yield found
 
 
 def _host_binds() -> dict[str, dict[str, str]]:
@@ -514,3 +468,18 @@ def test_optimizer_service_reports_unreachable_engine(tmp_path: Path, monkeypatc
         assert "Docker engine unreachable" in info.value.details() and "\n" not in info.value.details()
     finally:
         server.stop(0).wait(10)
+
+
+def test_engine_lost_mid_sweep_is_one_line() -> None:
+    """The engine going away while shards run: DockerEngineUnavailable (FAILED_PRECONDITION), one line."""
+    client = FakeClient(lambda i, a: (None, ()))
+
+    def lost(self: FakeContainer) -> None:
+        raise ConnectionError("Connection aborted.\nFileNotFoundError(2, 'No such file or directory')")
+
+    ex = _executor(client)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(FakeContainer, "reload", lost)
+        with pytest.raises(dj.DockerEngineUnavailable, match="Docker engine error during sweep") as info:
+            ex.run(TASK, 2)
+    assert "\n" not in str(info.value) and describe_error(info.value).code == "FAILED_PRECONDITION"
