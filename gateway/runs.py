@@ -583,8 +583,6 @@ class RunManager:
             if not self.leases.acquire(handle.run_id):
                 log.info("run %s: another gateway holds its lease and runs it", handle.run_id)
                 handle.lost = True
-                with self._lock:
-                    self._runs.pop(handle.run_id, None)
                 return
             self._execute(handle)
         except st.StageCancelled:
@@ -607,6 +605,8 @@ class RunManager:
             with self._lock:
                 self._running.pop(handle.run_id, None)
                 self._running_owner.pop(handle.run_id, None)
+                if handle.lost and self._runs.get(handle.run_id) is handle:
+                    del self._runs[handle.run_id]  # another gateway runs it: the store's record is the truth
                 self._dispatch()
 
     def _stage(self, handle: RunHandle, name: str) -> dict[str, Any]:

@@ -96,3 +96,17 @@ def test_two_gateways_on_one_s3_store_never_run_a_run_twice(make_gateway, s3_sto
         for run_id in runs:
             assert alice.cancel(run_id).state == gateway_pb2.RUN_STATE_CANCELLED
         assert {r.run_id for r in alice.list()} == set(runs)
+
+
+def test_a_run_whose_lease_is_lost_leaves_this_gateways_runs(make_gateway, tmp_path) -> None:
+    """Another gateway took the lease: this one forgets the run (GetRun reads the store; adoption sees it)."""
+    store = LocalStore(tmp_path / "store")
+    a = make_gateway(f"127.0.0.1:{free_port()}", store=store, policy=PATIENT, lease_ttl=1.5)
+    with GatewayClient(a.target, ALICE) as alice:
+        run_id = alice.submit(tiny_spec(name="lost")).run_id
+        wait_for(lambda: run_id in a.manager._running, 30, "A runs it")
+        other = Leases(store, "gw-other", ttl=3600, clock=lambda: time.time() + 60)  # A's lease looks expired
+        wait_for(lambda: other.acquire(run_id), 30, "the other gateway to take the lease (A renews meanwhile)")
+        wait_for(lambda: run_id not in a.manager._running, 30, "A to stop the run it lost")
+        assert run_id not in a.manager._runs
+        assert alice.get(run_id).state in (gateway_pb2.RUN_STATE_QUEUED, gateway_pb2.RUN_STATE_RUNNING)  # store's
