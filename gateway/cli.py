@@ -439,6 +439,26 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def web_bind_host(web_host: str | None, host: str, tls: bool) -> str:
+    """Where the run browser listens: a token login must not cross plain HTTP on a public address.
+
+    With TLS it follows ``--web-host`` or the gateway's ``--host``; without TLS it stays on 127.0.0.1
+    unless ``--web-host`` names an address explicitly (e.g. behind a TLS-terminating proxy; warned).
+    """
+    if tls:
+        return web_host or host
+    if web_host is None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            logging.getLogger(__name__).warning(
+                "spiker gateway: no TLS: the run browser listens on 127.0.0.1 only (give --tls-cert/--tls-key, "
+                "or --web-host behind a TLS proxy)")
+        return "127.0.0.1"
+    if web_host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger(__name__).warning("spiker gateway: the run browser on %s serves PLAINTEXT: logins "
+                                            "cross the network unencrypted unless a TLS proxy fronts it", web_host)
+    return web_host
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     """Serve the gateway until SIGTERM/SIGINT."""
     import threading
@@ -485,12 +505,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     if args.web_port >= 0:  # the run browser: same run manager, tokens and store, its own port
         from gateway.web import start_web
 
+        tls = bool(args.tls_cert and args.tls_key)
+        web_host = web_bind_host(args.web_host, args.host, tls)
         try:
-            web = start_web(server.manager, tokens, store, host=args.web_host or args.host, port=args.web_port)
+            web = start_web(server.manager, tokens, store, host=web_host, port=args.web_port,
+                            certfile=args.tls_cert if tls else None, keyfile=args.tls_key if tls else None)
         except OSError:
             server.stop(1.0)
-            raise UsageError(f"web run browser: cannot listen on {args.web_host or args.host}:{args.web_port}") \
-                from None
+            raise UsageError(f"web run browser: cannot listen on {web_host}:{args.web_port}") from None
         print(f"spiker gateway: run browser on {web.url}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -532,9 +554,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     supervisor = Supervisor({"services": services_cmd, "gateway": gateway_cmd}, env)
     supervisor.start()  # a child that dies is restarted with back-off (and logged)
     procs = [c.proc for c in supervisor.children]
+    tls = bool(args.tls_cert and args.tls_key)
     print(f"spiker up: services pid {procs[0].pid} on 127.0.0.1:{args.services_port}, gateway pid "
           f"{procs[1].pid} on {args.host}:{args.port}"
-          + (f", run browser on http://{args.host}:{args.web_port}" if args.web_port >= 0 else ""), flush=True)
+          + (f", run browser on {'https' if tls else 'http'}://{web_bind_host(None, args.host, tls)}:{args.web_port}"
+             if args.web_port >= 0 else ""), flush=True)
     if token:
         print(f"spiker up: token {token} (export {TOKEN_ENV}={token})", flush=True)
     stopping = {"flag": False}
@@ -570,7 +594,7 @@ def _tokens(path: str | None) -> dict[str, str]:
 def _web_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--web-port", type=int, default=WEB_PORT,
                    help=f"port of the web run browser (default {WEB_PORT}; 0: any free port; -1: none)")
-    p.add_argument("--web-host", help="bind address of the run browser (default: --host)")
+    p.add_argument("--web-host", help="bind address of the run browser (default: --host with TLS, else 127.0.0.1)")
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:

@@ -335,8 +335,10 @@ def _guarded(app: WebApp, handler: Any) -> Any:
     return endpoint
 
 
-def create_app(manager: RunManager, auth: TokenAuth, store: ArtifactStore, secret: str | None = None) -> Starlette:
-    """The run browser's ASGI app (``secret`` signs the session cookie; random per process by default)."""
+def create_app(manager: RunManager, auth: TokenAuth, store: ArtifactStore, secret: str | None = None,
+               https_only: bool = False) -> Starlette:
+    """The run browser's ASGI app (``secret`` signs the session cookie; random per process by default;
+    ``https_only`` marks the cookie Secure, for a browser served over TLS)."""
     app = WebApp(manager, auth, store)
     routes = [
         Route("/", lambda request: RedirectResponse("/runs", status_code=303)),
@@ -354,5 +356,5 @@ def create_app(manager: RunManager, auth: TokenAuth, store: ArtifactStore, secre
     ]
     middleware = [Middleware(SessionMiddleware, secret_key=secret or secrets.token_urlsafe(32),
                              session_cookie="spiker_session", max_age=SESSION_SECONDS, same_site="strict",
-                             https_only=False)]
+                             https_only=https_only)]
     return Starlette(routes=routes, middleware=middleware)

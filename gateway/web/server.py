@@ -20,15 +20,17 @@ MAX_CONNECTIONS = 64
 class WebServer:
     """A running uvicorn server; ``url`` is where the browser goes."""
 
-    def __init__(self, server: object, thread: threading.Thread, host: str, port: int) -> None:
+    def __init__(self, server: object, thread: threading.Thread, host: str, port: int,
+                 scheme: str = "http") -> None:
         self._server = server
+        self.scheme = scheme
         self._thread = thread
         self.host = host
         self.port = port
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def stop(self, timeout: float = 5.0) -> None:
         self._server.should_exit = True  # type: ignore[attr-defined]
@@ -36,15 +38,21 @@ class WebServer:
 
 
 def start_web(manager: RunManager, auth: TokenAuth, store: ArtifactStore, host: str = "127.0.0.1",
-              port: int = 0, timeout: float = 30.0) -> WebServer:
-    """Start the run browser on ``host:port`` (0: a free port); returns once it accepts connections."""
+              port: int = 0, timeout: float = 30.0, certfile: str | None = None,
+              keyfile: str | None = None) -> WebServer:
+    """Start the run browser on ``host:port`` (0: a free port); returns once it accepts connections.
+
+    With ``certfile``/``keyfile`` it serves HTTPS and the session cookie is marked Secure.
+    """
     import uvicorn
 
     from gateway.web.app import create_app
 
-    config = uvicorn.Config(create_app(manager, auth, store), host=host, port=port, log_level="warning",
-                            lifespan="off", access_log=False, server_header=False,
-                            limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5)
+    tls = bool(certfile and keyfile)
+    config = uvicorn.Config(create_app(manager, auth, store, https_only=tls), host=host, port=port,
+                            log_level="warning", lifespan="off", access_log=False, server_header=False,
+                            limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=5,
+                            ssl_certfile=certfile if tls else None, ssl_keyfile=keyfile if tls else None)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway-web", daemon=True)
     thread.start()
@@ -55,5 +63,6 @@ def start_web(manager: RunManager, auth: TokenAuth, store: ArtifactStore, host: 
             raise OSError(f"web run browser: cannot serve on {host}:{port}")
         time.sleep(0.02)
     bound = server.servers[0].sockets[0].getsockname()[1]
-    log.info("web run browser on http://%s:%d", host, bound)
-    return WebServer(server, thread, host, bound)
+    scheme = "https" if tls else "http"
+    log.info("web run browser on %s://%s:%d", scheme, host, bound)
+    return WebServer(server, thread, host, bound, scheme)

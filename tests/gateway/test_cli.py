@@ -48,3 +48,12 @@ def test_client_commands_report_errors_in_one_line(offline_gateway, capsys, tmp_
     code = main(["get", "r-20260101-000000-00000000", "--gateway", offline_gateway.target,
                  "--token-file", str(token_file)])
     assert code == 2 and "NOT_FOUND [run_id]" in capsys.readouterr().err
+
+
+def test_the_run_browser_stays_on_loopback_without_tls() -> None:
+    """A token login must not cross plain HTTP on a public address: no TLS, no public bind by default."""
+    from gateway.cli import web_bind_host
+
+    assert web_bind_host(None, "0.0.0.0", tls=False) == "127.0.0.1"
+    assert web_bind_host(None, "0.0.0.0", tls=True) == "0.0.0.0"
+    assert web_bind_host("10.0.0.5", "0.0.0.0", tls=False) == "10.0.0.5"  # explicit: honoured (warned)
