@@ -96,7 +96,7 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
         "resources_estimated": {k: (selection_doc.get("estimate") or {}).get(k) for k in RESOURCE_KEYS}
         if selection_doc else None,
         "total_seconds": _total_seconds(stages),
-        "store": repr(store),
+        "store": store.describe(),  # repr() would show a local store's server path
     }
     if resources_doc:
         report["resources"].update({k: v for k, v in resources_doc.items() if k not in report["resources"]})

@@ -214,6 +214,10 @@ class ArtifactStore(ABC):
     def uri_for(self, key: str) -> str:
         """The URI of ``key`` in this store (``s3://bucket/key`` or ``file:///dir/key``)."""
 
+    def describe(self) -> str:
+        """What the store is, for people (reports shown to clients): never a server path or a secret."""
+        return type(self).__name__
+
     # ----------------------------------------------------------------- public API
     def exists(self, key: str) -> bool:
         """True if an object is stored under ``key``."""

@@ -51,6 +51,9 @@ class LocalStore(ArtifactStore):
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
 
+    def describe(self) -> str:
+        return "local store"
+
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 

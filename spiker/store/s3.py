@@ -117,6 +117,10 @@ class S3Store(ArtifactStore):
         scheme = "https" if self.secure else "http"
         return f"S3Store({scheme}://{self.endpoint}, bucket={self.bucket!r})"
 
+    def describe(self) -> str:
+        scheme = "https" if self.secure else "http"
+        return f"s3 bucket {self.bucket} at {scheme}://{self.endpoint}"
+
     # ----------------------------------------------------------------- error translation
     @contextlib.contextmanager
     def _translate(self, key: str = "", bucket: str | None = None) -> Iterator[None]:

@@ -111,7 +111,7 @@ def test_report_md_explains_bounds_counts_and_sources() -> None:
                          "synth": {"seconds": 250.0, "cached": False, "state": "succeeded"}},
               "artifacts": {"train.model": "artifacts/sha256/aa/aa", "hdlgen.vhdl_tar": "artifacts/sha256/bb/bb",
                             "vhdl/top.vhd": "runs/r-1/vhdl/top.vhd", "other.log": "artifacts/sha256/cc/cc"},
-              "store": "LocalStore('/s')"}
+              "store": "local store"}
     md = render_markdown(report)
     assert "| float accuracy | 0.9500 on 360 test samples (float model) |" in md
     assert "| hardware accuracy | 0.9450 on 200 simulated test samples (GHDL) |" in md
@@ -120,5 +120,19 @@ def test_report_md_explains_bounds_counts_and_sources() -> None:
     assert "| sweep | 175 configs, 150 feasible |" in md and "| total time | 312.4 s" in md
     assert "350.0 s" in md  # the stage times' sum beside the total
     assert "- [model.pt](model.pt)" in md and "[top.vhd](vhdl/top.vhd)" in md
-    assert "The store (LocalStore('/s'))" in md and "- `other.log`: `artifacts/sha256/cc/cc`" in md
+    assert "The store (local store)" in md and "- `other.log`: `artifacts/sha256/cc/cc`" in md
     assert "hdlgen.vhdl_tar`:" not in md  # its files are the vhdl/ links
+
+
+def test_the_report_names_the_store_without_a_server_path(tmp_path) -> None:  # noqa: ANN001
+    """report.json/report.md go to clients: a local store's absolute path stays on the server."""
+    from gateway.report import build_report
+    from spiker.store import LocalStore
+
+    root = tmp_path / "secret-server-dir"
+    store = LocalStore(root)
+    report, artifacts = build_report(store, "r-20260101-000000-0123abcd", {"name": "t"}, [])
+    assert report["store"] == "local store"
+    for key in ("report.json", "report.md"):
+        text = store.get_bytes(store.ref_for(artifacts.get(key) or f"runs/r-20260101-000000-0123abcd/{key}"))
+        assert str(root).encode() not in text and b"secret-server-dir" not in text
