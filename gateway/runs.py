@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -53,6 +53,10 @@ STORE_RETRIES = 1_000_000
 RECENT_RUNS = 64
 #: ListRuns page size when the request gives none, and the largest page
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+#: seconds between reads of the record of a run another gateway runs, for its watchers
+FOLLOW_POLL_S = 2.0
+#: stage states after which a stage does not change in this run
+STAGE_FINAL = ("succeeded", "failed", "cancelled", "skipped")
 
 
 #: an absolute server path (a store root, a job's work folder): never shown to a client
@@ -444,14 +448,15 @@ class RunManager:
         return run_proto(handle.record)
 
     # -- watching ---------------------------------------------------------------------------
-    async def watch_async(self, owner: str, run_id: str) -> AsyncIterator[gateway_pb2.RunEvent]:
+    async def watch_async(self, handle: RunHandle) -> AsyncIterator[gateway_pb2.RunEvent]:
         """Every event of the run (replayed from its start in this gateway), ending with the summary.
 
-        A coroutine stream: waiting for the next event costs no thread.
+        ``handle`` comes from :meth:`handle` (called off the event loop: it may read the store). A
+        coroutine stream: waiting for the next event costs no thread. A run this gateway does not run
+        (another gateway holds it) is followed by polling its record in the store until it is final.
         """
-        handle = self.handle(owner, run_id)
         if not handle.events:
-            for event in self._replay(handle):
+            async for event in self._follow_record(handle):
                 yield event
             return
         flag = handle.subscribe()
@@ -476,12 +481,25 @@ class RunManager:
         finally:
             handle.unsubscribe(flag)
 
-    def _replay(self, handle: RunHandle) -> Iterator[gateway_pb2.RunEvent]:
-        """Events of a run this gateway did not run: its stage records, then the summary (its record)."""
-        now = time.time()
-        for s in handle.record.get("stages", []):
-            yield gateway_pb2.RunEvent(run_id=handle.run_id, time=now, stage_finished=stage_proto(s))
-        yield gateway_pb2.RunEvent(run_id=handle.run_id, time=now, summary=run_proto(handle.record))
+    async def _follow_record(self, handle: RunHandle) -> AsyncIterator[gateway_pb2.RunEvent]:
+        """Stage events as the run's stored record shows them finish, then the summary once it is final."""
+        record, shown = handle.record, set()
+        while True:
+            final = record.get("state") in FINAL or self._stopping.is_set()
+            for s in record.get("stages", []):  # a final record: every stage, as it ended
+                if (final or s.get("state") in STAGE_FINAL) and s["name"] not in shown:
+                    shown.add(s["name"])
+                    yield gateway_pb2.RunEvent(run_id=handle.run_id, time=time.time(), stage_finished=stage_proto(s))
+            if final:
+                yield gateway_pb2.RunEvent(run_id=handle.run_id, time=time.time(), summary=run_proto(record))
+                return
+            await asyncio.sleep(FOLLOW_POLL_S)
+            try:
+                record = await asyncio.to_thread(self.store.get_json, record_key(handle.run_id))
+            except ArtifactNotFound:  # removed meanwhile: what was last seen is all there is
+                record = {**record, "state": record.get("state") if record.get("state") in FINAL else "failed"}
+            except StoreError as exc:  # unavailable for a while: the next poll tries again
+                log.warning("run %s: record not read while following it (%s)", handle.run_id, exc)
 
     # -- internals --------------------------------------------------------------------------
     def _retry_store(self, what: str, fn: Any) -> Any:

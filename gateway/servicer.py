@@ -155,12 +155,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             await _fail_async(context, "INVALID_ARGUMENT", f"not a run id: {run_id[:80]!r}", "run_id",
                               "INVALID_FIELD")
         try:
-            await asyncio.to_thread(self.manager.handle, user, run_id)  # may read the store
+            handle = await asyncio.to_thread(self.manager.handle, user, run_id)  # may read the store
         except RunNotFound:
             await _fail_async(context, "NOT_FOUND", f"no run {run_id}", "run_id", "RUN_NOT_FOUND")
         except StoreError as exc:
             await _fail_async(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
-        async for event in self.manager.watch_async(user, run_id):
+        async for event in self.manager.watch_async(handle):
             yield event
 
     def GetArtifact(self, request: gateway_pb2.GetArtifactRequest,  # noqa: N802

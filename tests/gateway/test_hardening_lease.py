@@ -110,3 +110,26 @@ def test_a_run_whose_lease_is_lost_leaves_this_gateways_runs(make_gateway, tmp_p
         wait_for(lambda: run_id not in a.manager._running, 30, "A to stop the run it lost")
         assert run_id not in a.manager._runs
         assert alice.get(run_id).state in (gateway_pb2.RUN_STATE_QUEUED, gateway_pb2.RUN_STATE_RUNNING)  # store's
+
+
+def test_watching_a_run_another_gateway_runs_follows_its_record_to_the_end(make_gateway, tmp_path,
+                                                                           monkeypatch) -> None:
+    """B's watcher of A's run sees its final state (not the unfinished record replayed as if final)."""
+    import gateway.runs
+
+    monkeypatch.setattr(gateway.runs, "FOLLOW_POLL_S", 0.2)
+    store = LocalStore(tmp_path / "store")
+    a = make_gateway(f"127.0.0.1:{free_port()}", store=store, policy=PATIENT)
+    b = make_gateway(f"127.0.0.1:{free_port()}", store=store, policy=PATIENT)
+    with GatewayClient(a.target, ALICE) as on_a, GatewayClient(b.target, ALICE) as on_b:
+        run_id = on_a.submit(tiny_spec(name="followed")).run_id
+        wait_for(lambda: run_id in a.manager._running, 30, "A runs it")
+        events: list = []
+        watcher = threading.Thread(target=lambda: events.extend(on_b.watch(run_id, timeout=60)), daemon=True)
+        watcher.start()
+        time.sleep(1.0)  # B polls the record meanwhile
+        assert not events  # nothing final yet
+        assert on_a.cancel(run_id).state == gateway_pb2.RUN_STATE_CANCELLED
+        watcher.join(30)
+    assert events and events[-1].WhichOneof("event") == "summary"
+    assert events[-1].summary.state == gateway_pb2.RUN_STATE_CANCELLED
