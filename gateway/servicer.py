@@ -25,6 +25,7 @@ from gateway.validate import Limits, validate_spec
 from services.common.errors import ErrorInfo, abort, rich_status
 from spiker.data.datasets import check_npz_headers
 from spiker.errors import DataError, SpecError
+from spiker.nir import HDF5_MAGIC
 from spiker.store import ArtifactNotFound, ArtifactStore, StoreError, artifact_key
 from spiker_api.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -34,7 +35,6 @@ SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_na
 _FILENAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\.(npz|nir)")
 _ZIP_MAGIC = b"PK"
 #: a NIR model file (HDF5) may be uploaded too, for a flow spec's model.artifact
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def _clean(text: str) -> str:
@@ -79,31 +79,30 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             self.manager.check_quota(user)
         except QuotaExceeded as exc:
             _fail(context, "RESOURCE_EXHAUSTED", exc.message, exc.field, "QUOTA_EXCEEDED")
-        dataset_ref = None
-        if spec.dataset_artifact is not None:
-            try:
-                if not self.store.exists(upload_key(user, spec.dataset_artifact)):  # another user's upload
-                    raise ArtifactNotFound(spec.dataset_artifact)
-                dataset_ref = self.store.ref_for(artifact_key(spec.dataset_artifact)).to_dict()
-            except KeyError:
-                _fail(context, "INVALID_ARGUMENT", f"no uploaded dataset with sha256 {spec.dataset_artifact} "
-                      "(UploadDataset first)", "dataset.artifact", "ARTIFACT_NOT_FOUND")
-            except StoreError as exc:
-                _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
-        model_ref = None
-        if spec.model is not None and spec.model.artifact is not None:
-            try:
-                if not self.store.exists(upload_key(user, spec.model.artifact)):  # another user's upload
-                    raise ArtifactNotFound(spec.model.artifact)
-                model_ref = self.store.ref_for(artifact_key(spec.model.artifact)).to_dict()
-            except KeyError:
-                _fail(context, "INVALID_ARGUMENT", f"no uploaded model with sha256 {spec.model.artifact} "
-                      "(upload the .nir file first)", "model.artifact", "ARTIFACT_NOT_FOUND")
-            except StoreError as exc:
-                _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
+        dataset_ref = self._upload_ref(context, user, spec.dataset_artifact, "dataset", "dataset.artifact",
+                                       "UploadDataset first")
+        model_ref = self._upload_ref(context, user, spec.model.artifact if spec.model is not None else None,
+                                     "model", "model.artifact", "upload the .nir file first")
         try:
             return self.manager.submit(user, spec, no_cache=request.no_cache, dataset_ref=dataset_ref,
                                        model_ref=model_ref)
+        except StoreError as exc:
+            _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
+        raise AssertionError("unreachable")
+
+    def _upload_ref(self, context: grpc.ServicerContext, user: str, sha256: str | None, what: str, field: str,
+                    hint: str) -> dict[str, Any] | None:
+        """The ref of ``user``'s upload ``sha256`` (None when not given); INVALID_ARGUMENT when it is not
+        theirs or not stored, UNAVAILABLE when the store is down."""
+        if sha256 is None:
+            return None
+        try:
+            if not self.store.exists(upload_key(user, sha256)):  # another user's upload
+                raise ArtifactNotFound(sha256)
+            return self.store.ref_for(artifact_key(sha256)).to_dict()
+        except KeyError:
+            _fail(context, "INVALID_ARGUMENT", f"no uploaded {what} with sha256 {sha256} ({hint})", field,
+                  "ARTIFACT_NOT_FOUND")
         except StoreError as exc:
             _fail(context, "UNAVAILABLE", f"artifact store unavailable: {exc}", "", "STORE_UNAVAILABLE")
         raise AssertionError("unreachable")
@@ -214,7 +213,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                 buf.write(part.chunk)
             buf.seek(0)
             is_model = name.endswith(".nir")
-            if is_model and buf.read(len(_HDF5_MAGIC)) != _HDF5_MAGIC:
+            if is_model and buf.read(len(HDF5_MAGIC)) != HDF5_MAGIC:
                 _fail(context, "INVALID_ARGUMENT", "not a NIR file (HDF5)", "chunk", "DATA_ERROR")
             if is_model:
                 buf.seek(0)

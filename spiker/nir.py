@@ -388,10 +388,14 @@ def save(net: SpikingNet | QuantizedNet, path: str | Path,
     return path
 
 
+#: the HDF5 signature every NIR file starts with
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
 def is_nir_file(path: str | Path) -> bool:
     """Whether ``path`` starts with the HDF5 signature NIR files have."""
     with open(path, "rb") as f:
-        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+        return f.read(len(HDF5_MAGIC)) == HDF5_MAGIC
 
 
 # -- snnTorch ----------------------------------------------------------------------------------
