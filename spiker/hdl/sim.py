@@ -232,9 +232,9 @@ def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | N
 
     ``groups[l]`` is layer l's ``ceil(N_l / P_l)`` (``neurons_per_cycle`` P_l; default 1, fully
     parallel). One inference of fully parallel layers takes about this plus ``4 L - 2 + max(C - 1, 1)``
-    cycles for C classes (pipeline fill/drain, readout; docs/hardware.md). ``pipelined=True``: ``sum_k max_l c_l(k - l)``
-    instead (layer l works on step k - l while layer 0 works on step k), the measured cycles minus 2
-    for chains of time-multiplexed layers.
+    cycles for C classes (pipeline fill/drain, readout; docs/hardware.md).
+    ``pipelined=True``: ``sum_k max_l c_l(k - l)`` instead (layer l works on step k - l while
+    layer 0 works on step k), the measured cycles minus 2 for chains of time-multiplexed layers.
     ``models[l]``: layer l's neuron model (its fully parallel update phases; default lif).
     """
     a = np.asarray(a, dtype=np.int64)
