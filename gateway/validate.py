@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.limits import check_net
+from services.common.limits import SizeLimits, check_net
 from spiker.errors import SpecError
 from spiker.flow.spec import FlowSpec, parse_flow_spec
 from spiker.flow.spec_text import parse_spec_text
@@ -25,8 +25,8 @@ INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
-class Limits:
-    """What one gateway accepts."""
+class Limits(SizeLimits):
+    """What one gateway accepts: the stage services' size limits (one definition) and its own."""
 
     max_concurrent_runs: int = 2
     #: per user: runs waiting in the queue, runs running at once (0: max_concurrent_runs), submits a
@@ -41,12 +41,6 @@ class Limits:
     #: bytes the arrays of an uploaded .npz may take once loaded (checked from their headers)
     max_dataset_bytes: int = 1 << 30
     max_spec_bytes: int = 256 * 1024
-    max_neurons: int = 4096
-    max_weights: int = 1_000_000
-    max_epochs: int = 1000
-    max_samples: int = 100_000
-    max_workers: int = 16
-    max_cycles: int = 10_000
     #: bit-width configs one sweep may score (counted from the ranges, never built to be counted)
     max_configs: int = 10_000
 

@@ -30,14 +30,16 @@ class SizeLimits:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SizeLimits:
         env = os.environ if env is None else env
-        values: dict[str, int] = {}
-        for f in fields(cls):
+        values: dict[str, int | float] = {}
+        for f in fields(cls):  # a subclass's fields too (the gateway's Limits)
             raw = env.get(f"SPIKER_{f.name.upper()}", "").strip()
             if raw:
+                number = float if f.type in ("float", float) else int
                 try:
-                    values[f.name] = int(raw)
+                    values[f.name] = number(raw)
                 except ValueError:
-                    raise ValueError(f"SPIKER_{f.name.upper()} must be an integer, got {raw!r}") from None
+                    raise ValueError(f"SPIKER_{f.name.upper()} must be a number ({number.__name__}), "
+                                     f"got {raw!r}") from None
         return cls(**values)
 
 
