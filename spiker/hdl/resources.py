@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from spiker import threads
 from spiker.errors import ToolError
 from spiker.hdl.sim import collect
 from spiker.hdl.tools import error_lines, find_tool, run_tool
@@ -237,7 +238,7 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
     steps, n = spikes.shape[0], spikes.shape[1]
     golden = qnet.run(spikes)
     geo = design.geometry
-    shards = np.array_split(np.arange(n), max(1, min(int(workers), n)))
+    shards = np.array_split(np.arange(n), threads.workers(min(int(workers), n)))  # one vvp per core of the budget
     widest = max(layer.n_inputs for layer in qnet.layers)
     folder = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-postsynth-"))
     folder.mkdir(parents=True, exist_ok=True)
