@@ -277,8 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         for item in args.measure or ["small"]:
             points += [parse_point(t) for t in PLANS.get(item, [item])]
         measure(points, version, args.timeout)
-    points = load_data()["points"]
-    points = [p for p in points if p["rtl"] == args.rtl] if args.rtl else current_points(points)
+    stored = load_data()["points"]
+    points = [p for p in stored if p["rtl"] == args.rtl] if args.rtl else current_points(stored)
+    if len(points) < len(stored) and not args.rtl:
+        print(f"note: {len(stored) - len(points)} of {len(stored)} measured points are stale (the generator now "
+              "makes their designs differently): --measure them again, or pick a version with --rtl")
     if args.fit:
         model = fit(points, version)
         model.save(args.out)

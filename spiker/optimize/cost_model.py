@@ -184,8 +184,12 @@ def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: 
         ff = {"acc": units * acc, "tm_unit": units * (nb * states + 1), "scan": n_in,
               "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "tm_layer": 1.0}
     else:
+        # the event scan covers a window of the mask: the whole mask up to 128 inputs, else 64 inputs
+        # a cycle with a window multiplexer over the mask (snn_layer's window_width)
+        window = n_in if n_in <= 128 else 64
         lut = {"neuron": units, "neuron_reg": units * acc, "neuron_event2": units * acc * (events - 1),
-               "neuron_nb": units * nb * states, "rom_lut": rom_lut, "scan": n_in * events, "layer": 1.0}
+               "neuron_nb": units * nb * states, "rom_lut": rom_lut, "scan": window * events,
+               "scan_windows": n_in if window < n_in else 0.0, "layer": 1.0}
         ff = {"acc": units * acc, "state": n * (nb * states + 1), "scan": n_in,
               "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "layer": 1.0}
     return lut, ff, bram
