@@ -7,7 +7,9 @@ and errors name the request field (:class:`~services.common.errors.FieldError`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from services.common.errors import FieldError, remap_field
@@ -162,3 +164,11 @@ def dataset_from_proto(msg: common_pb2.DatasetSpec, field: str = "dataset",
     except SpecError as exc:
         raise FieldError(remap_field(exc.key, {"dataset": field}), exc.message, "SPEC_ERROR") from None
     return asdict(spec.dataset), npz
+
+
+def dataset_in_workdir(dataset: dict[str, Any] | None, workdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The job's ``dataset`` section with an uploaded ``.npz`` name resolved in its work folder."""
+    ds = dict(dataset or {})
+    if str(ds.get("name", "")).endswith(".npz"):
+        ds["name"] = str(Path(workdir) / ds["name"])
+    return ds

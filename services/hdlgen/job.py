@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.child import report
+from services.common.convert import dataset_in_workdir
 from spiker.hdl import VhdlGenerator
 from spiker.net.model import SpikingNet
 
@@ -76,10 +77,7 @@ def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimat
         from spiker import data
 
         report("testbench", f"verification kit on {testbench} test samples")
-        ds = dict(dataset or {})
-        if ds.get("name", "").endswith(".npz"):
-            ds["name"] = str(Path(workdir) / ds["name"])
-        _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **ds)
+        _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset_in_workdir(dataset, workdir))
         kit_folder = out / "testbench"
         design.export_testbench(kit_folder, test_loader, n_samples=testbench)
         kit_names = sorted(p.name for p in kit_folder.iterdir() if p.name != INDEX)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.child import report
+from services.common.convert import dataset_in_workdir
 from services.hdlgen.job import read_tar
 from spiker import data
 from spiker.hdl import Design, VhdlGenerator
@@ -28,9 +29,7 @@ def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_ta
     if vhdl_tar is not None:
         design = Design(quantized=design.quantized, files=read_tar(Path(vhdl_tar)),
                         events_per_cycle=design.events_per_cycle, neurons_per_cycle=design.neurons_per_cycle)
-    if dataset["name"].endswith(".npz"):
-        dataset = {**dataset, "name": str(folder / dataset["name"])}
-    _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset)
+    _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset_in_workdir(dataset, folder))
     report("simulating", f"GHDL on {n_samples or 'all'} test samples, {workers} worker(s)"
                          f"{', traced' if trace else ''}")
     waveform = None if wave is None else folder / "out" / wave

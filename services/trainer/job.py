@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.child import report
+from services.common.convert import dataset_in_workdir
 from spiker.flow import stages
 from spiker.flow.spec import parse_flow_spec
 from spiker.training import History
@@ -28,9 +29,8 @@ def train_job(workdir: str, net: dict[str, Any], dataset: dict[str, Any], train:
               ) -> dict[str, Any]:
     """Train with the library's train stage in ``workdir/out``; returns output paths and numbers."""
     folder = Path(workdir)
-    if dataset["name"].endswith(".npz"):
-        dataset = {**dataset, "name": str(folder / dataset["name"])}
-    spec = parse_flow_spec({"name": "train", "dataset": dataset, "net": net, "train": train})
+    spec = parse_flow_spec({"name": "train", "dataset": dataset_in_workdir(dataset, folder), "net": net,
+                            "train": train})
     out = folder / "out"
     _, history = stages.train(spec, out, progress=False, on_epoch=_epoch_reporter(spec.train.epochs))
     return {"model": str(out / "model.pt"), "history": str(out / "history.json"),
