@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import posixpath
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from gateway.run_files import DOWNLOAD_NAMES, download_path  # noqa: F401 - re-exported (moved there)
 from spiker_api.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -36,33 +36,6 @@ def stage_state_name(state: int) -> str:
         return gateway_pb2.StageState.Name(state).removeprefix("STAGE_STATE_").lower()
     except ValueError:
         return str(state)
-
-
-#: where ``spiker get --download`` puts a run's files (name in Run.artifacts -> path under DIR);
-#: names under ``plots/`` and ``vhdl/`` keep their path, the report files their name
-DOWNLOAD_NAMES = {
-    "train.model": "model.pt",
-    "train.history": "history.json",
-    "optimize.sweep_csv": "sweep.csv",
-    "optimize.sweep_json": "sweep.json",
-    "optimize.optim_params": "optim_params.json",
-    "hdlgen.resources.report": "resources.json",
-    "synth.resources.report": "resources.json",  # the synth stage estimates resources beside the simulation
-    "optimize.selection": "selection.json",
-    "simulate.report": "sim.json",
-    "report.json": "report.json",
-    "report.md": "report.md",
-    "record": "record.json",
-}
-_TREES = ("plots/", "vhdl/")
-
-
-def download_path(name: str) -> str | None:
-    """Where a run file goes under a download folder (``None``: not part of a download, e.g. the tar)."""
-    if name.startswith(_TREES):
-        rel = posixpath.normpath(name)
-        return rel if rel.startswith(_TREES) and ".." not in rel.split("/") else None
-    return DOWNLOAD_NAMES.get(name)
 
 
 def _is_loopback(target: str) -> bool:

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.index import BY_OWNER, RunIndex, final_key
+from gateway.index import BY_OWNER, FINAL_STATES, RunIndex, final_key
 from gateway.report import run_prefix
 from spiker.store import ARTIFACT_PREFIX, ArtifactNotFound, ArtifactStore, StoreError
 
 log = logging.getLogger(__name__)
 
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = FINAL_STATES
 
 
 @dataclass

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 PREFIX = "index/runs/"
 BY_OWNER = PREFIX + "by-owner/"
 FINAL = PREFIX + "final/"
+#: the states a run ends in (the one definition: runs, gc and the index use it)
+FINAL_STATES = ("succeeded", "failed", "cancelled")
 MARKER = PREFIX + "v1.json"
 #: a page token: the last index entry name of the previous page
 _ENTRY_RE = re.compile(r"(\d{17})\.(r-\d{8}-\d{6}-[0-9a-f]{8})")
@@ -113,7 +115,7 @@ class RunIndex:
             try:
                 rec = self.store.get_json(key)
                 self.add(rec["owner"], rec["run_id"], float(rec.get("created_at") or 0.0))
-                if rec.get("state") in ("succeeded", "failed", "cancelled"):
+                if rec.get("state") in FINAL_STATES:
                     self.finish(rec["run_id"], rec["state"])
                 count += 1
             except (StoreError, KeyError, TypeError, ValueError) as exc:

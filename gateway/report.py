@@ -189,7 +189,7 @@ FILE_NOTES = {"model.pt": "trained model (SpikingNet.save)", "history.json": "tr
 
 def _files_lines(r: dict[str, Any]) -> list[str]:
     """The run's files: those a download writes beside report.md as links, the rest by store key."""
-    from gateway.client import download_path
+    from gateway.run_files import download_path
 
     local: dict[str, str] = {}
     kept: dict[str, str] = {}

@@ -29,7 +29,7 @@ import grpc
 from gateway import stages as st
 from gateway.cache import StageCache, cache_key
 from gateway.fairness import FairQueue, QuotaExceeded, RateLimiter
-from gateway.index import RunIndex, valid_page_token
+from gateway.index import FINAL_STATES, RunIndex, valid_page_token
 from gateway.lease import DEFAULT_TTL, Leases
 from gateway.report import build_report, run_prefix
 from gateway.validate import Limits
@@ -39,7 +39,7 @@ from spiker_api.v1 import common_pb2, gateway_pb2
 
 log = logging.getLogger(__name__)
 
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = FINAL_STATES
 RUN_ID_RE = re.compile(r"r-\d{8}-\d{6}-[0-9a-f]{8}")
 RUN_STATES = {"queued": gateway_pb2.RUN_STATE_QUEUED, "running": gateway_pb2.RUN_STATE_RUNNING,
               "succeeded": gateway_pb2.RUN_STATE_SUCCEEDED, "failed": gateway_pb2.RUN_STATE_FAILED,

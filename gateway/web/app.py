@@ -303,7 +303,7 @@ class WebApp:
 
 
 def artifacts_download_path(name: str) -> str | None:
-    from gateway.client import download_path
+    from gateway.run_files import download_path
 
     return download_path(name)
 
