@@ -83,6 +83,13 @@ def test_stream_top_kit_and_testbench_text(net, tmp_path):
     assert StreamFormat.of(design.geometry).class_lsb == 16
 
 
+def test_the_watchdog_fits_vhdl_integers(net):
+    """Wide nets or many samples make a watchdog above 2**31 - 1, which no VHDL integer holds."""
+    _, design, _, _ = net
+    tb = render_testbench(design, max_cycles=50 * 2**31)
+    assert f"MAX_CYCLES : natural := {2**31 - 2};" in tb
+
+
 def test_bad_export_arguments(net, tmp_path):
     _, design, x, _ = net
     with pytest.raises(ValueError, match="ready_pct"):

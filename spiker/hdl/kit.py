@@ -24,6 +24,9 @@ from spiker.hdl.stream_format import StreamFormat
 
 log = logging.getLogger(__name__)
 
+#: the largest watchdog the testbench's VHDL ``integer`` cycle counter can pass (2**31 - 1 is its maximum)
+WATCHDOG_MAX = 2**31 - 2
+
 TEMPLATES = Path(__file__).parent / "templates"
 TESTBENCH = "spiker_axis_tb"
 #: the IP-integrator wrapper: aclk, aresetn, byte-multiple tdata (``ip=True``)
@@ -146,8 +149,14 @@ def render_ip_top(design: Any, stream_width: int | None = None) -> str:
 def render_testbench(design: Any, stream_width: int | None = None, max_cycles: int = 100_000_000,
                      ip: bool = False) -> str:
     """The VHDL of ``spiker_axis_tb`` for ``spiker_top`` (``stream_width`` None) or the stream top;
-    ``ip=True``: for the ``spiker_axis_ip`` wrapper of that top (aclk, aresetn)."""
+    ``ip=True``: for the ``spiker_axis_ip`` wrapper of that top (aclk, aresetn). ``max_cycles`` (the
+    watchdog) is clamped to VHDL's integer range, so the cycle counter can still exceed it."""
     from spiker.hdl.stream_top import STREAM_TOP
+
+    if max_cycles > WATCHDOG_MAX:
+        log.warning("testbench watchdog: %d cycles exceed VHDL's integer range; clamped to %d",
+                    max_cycles, WATCHDOG_MAX)
+        max_cycles = WATCHDOG_MAX
 
     fmt = StreamFormat.of(design.geometry, stream_width)
     s_bits = fmt.s_tdata_byte_bits if ip else fmt.s_tdata_bits
