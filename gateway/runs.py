@@ -53,6 +53,8 @@ STORE_RETRIES = 1_000_000
 RECENT_RUNS = 64
 #: ListRuns page size when the request gives none, and the largest page
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+#: seconds a CancelRun waits for the run's final state before it answers with the current one
+CANCEL_WAIT_S = 5.0
 #: seconds between reads of the record of a run another gateway runs, for its watchers
 FOLLOW_POLL_S = 2.0
 #: stage states after which a stage does not change in this run
@@ -427,7 +429,10 @@ class RunManager:
             return run_proto(rec, queue_position=self.queue_position(run_id))
 
     def cancel(self, owner: str, run_id: str) -> gateway_pb2.Run:
-        """Cancel a queued run, or stop the running stage of a running one (no further retries)."""
+        """Cancel a queued run, or stop the running stage of a running one (no further retries).
+
+        Answers with the final state when the run ends within CANCEL_WAIT_S, else with its current state.
+        """
         handle = self.handle(owner, run_id)
         with self._lock:
             if handle.final:
@@ -442,10 +447,9 @@ class RunManager:
                                                "message": "cancelled while queued"})
             return run_proto(handle.record)
         log.info("run %s: cancel requested", run_id)
-        thread = self._running.get(run_id)
-        if thread is not None:
-            thread.join(30)
-        return run_proto(handle.record)
+        with handle.cond:  # a short wait for the final state (the stage stops at once), never a join
+            handle.cond.wait_for(lambda: handle.final or handle.done, CANCEL_WAIT_S)
+            return run_proto(handle.record)
 
     # -- watching ---------------------------------------------------------------------------
     async def watch_async(self, handle: RunHandle) -> AsyncIterator[gateway_pb2.RunEvent]:
