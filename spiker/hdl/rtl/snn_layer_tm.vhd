@@ -196,7 +196,15 @@ begin
     port map (spikes => win, found => scan_found, idx => scan_idx, found2 => scan_found2,
               idx2 => scan_idx2, rest => scan_rest, last => scan_last);
   wins <= windows(in_spikes);
-  wnext <= wins(to_integer(wsel) + 1) when wsel /= NWIN - 1 else (others => '0');
+  one_window : if NWIN = 1 generate
+    wnext <= (others => '0');
+  end generate;
+  more_windows : if NWIN > 1 generate
+    signal wn : natural range 0 to NWIN - 1;
+  begin
+    wn <= to_integer(wsel) + 1 when to_integer(wsel) < NWIN - 1 else NWIN - 1;
+    wnext <= wins(wn);
+  end generate;
   ev1 <= input_index(wsel, scan_idx);
   ev2 <= input_index(wsel, scan_idx2);
 
