@@ -4,8 +4,12 @@ artifacts nothing kept refers to. It never deletes what a kept run references.
 Kept: every unfinished run, every run finished less than ``ttl`` ago, every run whose record says
 ``"keep": true``, uploads and cache entries younger than ``ttl``, and every artifact any of them
 references (found by walking their JSON for ``artifacts/sha256/...`` keys). An unreferenced
-artifact is removed only once it is older than ``ttl`` too, so a stage that is writing its outputs
-right now is never robbed of them.
+artifact is removed only once it is older than ``ttl`` too, and only while no run is unfinished:
+a stage that stores content the store already holds (``put_bytes`` of an existing sha256) leaves
+the artifact's old modification time, and its run's record names the output only once the stage
+ends, so while any run is active no unreferenced artifact is collected (runs, uploads and cache
+entries still are; ``GcReport.active_runs`` says so). An unfinished run whose gateway died is
+resumed by the next gateway, so this waits for it to end, never forever.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class GcReport:
     artifacts: int = 0
     bytes_freed: int = 0
     kept_artifacts: int = 0
+    #: unfinished runs seen: while there are any, unreferenced artifacts are not collected
+    active_runs: int = 0
 
 
 def artifact_keys(doc: Any) -> Iterator[str]:
@@ -70,6 +76,8 @@ def collect(store: ArtifactStore, ttl_s: float, now: float | None = None, dry_ru
             old_runs.append((run_id, owner))
         else:
             keep.update(artifact_keys(rec))
+        if rec.get("state") not in FINAL:
+            report.active_runs += 1
     removable: list[str] = []
     for key in store.list("uploads/"):
         try:
@@ -96,7 +104,10 @@ def collect(store: ArtifactStore, ttl_s: float, now: float | None = None, dry_ru
         removable.extend(f"{BY_OWNER}{owner}/{e.name}.json" for e in index.entries(owner) if e.run_id == run_id)
         removable.append(final_key(run_id))
         report.runs.append(run_id)
-    for key in store.list(ARTIFACT_PREFIX):
+    if report.active_runs:
+        log.info("gc: %d run(s) unfinished: unreferenced artifacts are kept until they end (a stage may be "
+                 "writing content already stored, which keeps its old modification time)", report.active_runs)
+    for key in store.list(ARTIFACT_PREFIX) if not report.active_runs else []:
         if key in keep:
             report.kept_artifacts += 1
             continue

@@ -50,6 +50,13 @@ def test_gc_keeps_what_kept_runs_reference_and_removes_the_rest(tmp_path) -> Non
     report = collect(store, 30 * DAY)
     assert report.runs == [old_run] and report.cache_entries == 1
     assert not store.exists(f"runs/{old_run}/record.json") and not store.exists(f"runs/{old_run}/report.json")
+    # bob's run is unfinished: a stage of it may be storing old content right now (old mtime, not in its
+    # record yet), so no unreferenced artifact goes while it runs
+    assert report.active_runs == 1 and report.artifacts == 0
+    assert store.exists(old_only.key) and store.exists(orphan.key)
+    _run(store, live_run, "bob", 0, [running_out])  # it ends: now the unreferenced old artifacts go
+    report = collect(store, 30 * DAY)
+    assert report.active_runs == 0 and report.artifacts == 2
     assert not store.exists(old_only.key) and not store.exists(orphan.key)
     for ref in (shared, running_out, fresh):  # referenced by a kept run, or younger than the TTL
         assert store.exists(ref.key), ref.key
