@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,23 @@ def _metadata(graph) -> dict[str, Any]:
     except (TypeError, ValueError):
         log.warning("NIR graph metadata '%s' is not spiker's JSON; ignored", META_KEY)
         return {}
-    return meta if isinstance(meta, dict) else {}
+    if not isinstance(meta, dict):
+        return {}
+    for key, integer in (("dt", False), ("n_cycles", True), ("weight_scale", False)):
+        if key in meta:
+            meta[key] = _meta_number(key, meta[key], integer)
+    return meta
+
+
+def _meta_number(key: str, value: Any, integer: bool) -> float | int:
+    """A positive (finite; integral for ``integer``) number of the graph's spiker metadata."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if ok and integer and float(value).is_integer():
+        return int(value)
+    if ok and not integer:
+        return float(value)
+    what = "a positive integer" if integer else "a positive number"
+    raise SpecError("nir", f"metadata '{META_KEY}' {key} must be {what}, got {value!r:.80}")
 
 
 def _chain(graph) -> list[tuple[str, Any]]:

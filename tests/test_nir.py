@@ -108,6 +108,20 @@ def _our_net(models=("lif", "syn", "if"), reset="subtract", seed=5):
     return snn_net
 
 
+@pytest.mark.parametrize("key,value", [("dt", "fast"), ("dt", -1.0), ("n_cycles", 2.5), ("n_cycles", "ten"),
+                                       ("weight_scale", 0), ("weight_scale", [1])])
+def test_bad_spiker_metadata_is_a_spec_error(key, value):
+    """An uploaded file's metadata is input: a one-line SpecError('nir'), never ValueError/INTERNAL."""
+    import json
+
+    graph = _our_net(reset="zero").to_nir()
+    meta = json.loads(graph.metadata[snir.META_KEY])
+    meta[key] = value
+    graph.metadata[snir.META_KEY] = json.dumps(meta)
+    with pytest.raises(SpecError, match=f"{key} must be a positive"):
+        snir.load(graph)
+
+
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
 def test_export_reads_with_nir_and_loads_back(tmp_path, reset):
     net = _our_net(reset=reset)
