@@ -70,9 +70,30 @@ def content_type(name: str) -> str:
     return mimetypes.guess_type(base)[0] or "application/octet-stream"
 
 
+class TempChunks:
+    """The bytes of a verified temporary copy, in chunks; ``close()`` (also at the end of iteration)
+    removes the copy, whether or not iteration ever started."""
+
+    def __init__(self, tmp: tempfile.TemporaryDirectory, path: Path, chunk: int) -> None:
+        self._tmp, self.path, self._chunk = tmp, path, chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            with open(self.path, "rb") as f:
+                while data := f.read(self._chunk):
+                    yield data
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._tmp.cleanup()  # idempotent
+
+
 def read_chunks(store: ArtifactStore, key: str, chunk: int = CHUNK_BYTES,
-                ) -> tuple[common_pb2.ArtifactRef, Iterator[bytes]]:
-    """The ref of ``key`` and its bytes in chunks, verified against the sha256 before the first chunk."""
+                ) -> tuple[common_pb2.ArtifactRef, TempChunks]:
+    """The ref of ``key`` and its bytes in chunks, verified against the sha256 before the first chunk.
+
+    The caller closes the chunks (iterating them to the end does too), so the temporary copy goes."""
     ref = store.ref_for(key)
     tmp = tempfile.TemporaryDirectory(prefix="spiker-get-")
     try:
@@ -80,17 +101,8 @@ def read_chunks(store: ArtifactStore, key: str, chunk: int = CHUNK_BYTES,
     except BaseException:
         tmp.cleanup()
         raise
-
-    def chunks() -> Iterator[bytes]:
-        try:
-            with open(path, "rb") as f:
-                while data := f.read(chunk):
-                    yield data
-        finally:
-            tmp.cleanup()
-
     msg = common_pb2.ArtifactRef(bucket=ref.bucket, key=ref.key, sha256=ref.sha256, size=ref.size)
-    return msg, chunks()
+    return msg, TempChunks(tmp, path, chunk)
 
 
 def serve(manager: RunManager, store: ArtifactStore, user: str, run_id: str, name: str,
@@ -108,16 +120,16 @@ def serve(manager: RunManager, store: ArtifactStore, user: str, run_id: str, nam
         abort(context, ErrorInfo("NOT_FOUND", "ARTIFACT_NOT_FOUND", f"{name} is gone from the store", "name"))
     except StoreError as exc:
         abort(context, ErrorInfo("UNAVAILABLE", "STORE_UNAVAILABLE", f"artifact store unavailable: {exc}"))
-    yield gateway_pb2.GetArtifactResponse(header=gateway_pb2.ArtifactHeader(
-        name=name, ref=ref, content_type=content_type(name)))
-    try:
+    try:  # a client that leaves after the header still gets the temporary copy removed
+        yield gateway_pb2.GetArtifactResponse(header=gateway_pb2.ArtifactHeader(
+            name=name, ref=ref, content_type=content_type(name)))
         for data in chunks:
             if not context.is_active():
                 break
             yield gateway_pb2.GetArtifactResponse(chunk=data)
     finally:
-        chunks.close()  # type: ignore[attr-defined]  # removes the temporary copy
+        chunks.close()  # removes the temporary copy
 
 
 __all__ = ["CHUNK_BYTES", "ArtifactNotInRun", "content_type", "owned_files", "read_chunks", "resolve",
-           "run_files", "serve"]
+           "run_files", "serve", "TempChunks"]

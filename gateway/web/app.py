@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -255,7 +256,9 @@ class WebApp:
         if request.query_params.get("download"):
             local = artifacts_download_path(name) or name.replace("/", "_")
             headers["Content-Disposition"] = f'attachment; filename="{posixpath.basename(local)}"'
-        return StreamingResponse(chunks, media_type=artifacts.content_type(name), headers=headers)
+        # the background task removes the copy also when the browser leaves before the first chunk
+        return StreamingResponse(chunks, media_type=artifacts.content_type(name), headers=headers,
+                                 background=BackgroundTask(chunks.close))
 
     def vhdl_zip(self, request: Request, user: str) -> Response:
         run_id = request.path_params["run_id"]

@@ -86,3 +86,18 @@ def test_spiker_get_into_a_closed_pipe(finished_runs) -> None:  # noqa: ANN001
     proc.stdout.close()  # `| head -0`: gone before the first line
     err = proc.stderr.read().decode()
     assert proc.wait(120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_the_temporary_copy_goes_even_when_nothing_was_read(tmp_path) -> None:  # noqa: ANN001
+    """A client that leaves after the header (no chunk read) leaves no temporary copy behind."""
+    from gateway import artifacts
+    from spiker.store import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    ref = store.put_bytes(b"x" * 1000)
+    _, chunks = artifacts.read_chunks(store, ref.key)
+    assert chunks.path.is_file()
+    chunks.close()  # what serve's finally and the web's background task do
+    assert not chunks.path.exists()
+    _, chunks = artifacts.read_chunks(store, ref.key, chunk=300)
+    assert b"".join(chunks) == b"x" * 1000 and not chunks.path.exists()  # read to the end: gone too
