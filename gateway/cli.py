@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from spiker.cli import UsageError
+from spiker.cli import UsageError, register_error_formatter
 
 log = logging.getLogger(__name__)
 
@@ -437,6 +437,21 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         run = client.cancel(args.run_id)
         print(f"{run.run_id}: {state_name(run.state)}")
     return 0
+
+
+def rpc_error_line(exc: BaseException) -> str | None:
+    """The one line of a gRPC error from the gateway or a service: code, [field], message."""
+    grpc = sys.modules.get("grpc")
+    if grpc is None or not isinstance(exc, grpc.RpcError) or not hasattr(exc, "code"):
+        return None
+    from services.common.errors import error_detail
+
+    detail = error_detail(exc)
+    field = f" [{detail['field']}]" if detail["field"] else ""
+    return f"{exc.code().name}{field}: {detail['message'] or exc.details()}"
+
+
+register_error_formatter(rpc_error_line)  # spiker's CLI prints it as one line
 
 
 def web_bind_host(web_host: str | None, host: str, tls: bool) -> str:

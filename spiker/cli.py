@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,19 +144,27 @@ def setup_logging(args: argparse.Namespace) -> None:
         progress.configure("off")
 
 
+#: more one-line formatters of user errors, registered by the commands that raise them (the gateway
+#: client's gRPC errors: gateway.cli), so the library knows nothing of services or gateway
+ERROR_FORMATTERS: list[Callable[[BaseException], str | None]] = []
+
+
+def register_error_formatter(formatter: Callable[[BaseException], str | None]) -> None:
+    """Add ``formatter`` (an exception -> its one line, or None when it is not its kind) to error_line."""
+    if formatter not in ERROR_FORMATTERS:
+        ERROR_FORMATTERS.append(formatter)
+
+
 def error_line(exc: BaseException) -> str | None:
     """The one-line message of a user error (``None``: not a user error, a bug)."""
     if isinstance(exc, SpikerError):
         return str(exc)
     if isinstance(exc, OSError):  # a missing or unreadable file, a port in use, ...
         return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc) or type(exc).__name__
-    grpc = sys.modules.get("grpc")
-    if grpc is not None and isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
-        from services.common.errors import error_detail
-
-        detail = error_detail(exc)
-        field = f" [{detail['field']}]" if detail["field"] else ""
-        return f"{exc.code().name}{field}: {detail['message'] or exc.details()}"
+    for formatter in ERROR_FORMATTERS:
+        line = formatter(exc)
+        if line is not None:
+            return line
     return None
 
 
