@@ -44,7 +44,7 @@ from services.common.server import build_server
 from services.optimizer import docker_job as dj
 from services.optimizer.task import shard_key
 from spiker import NetBuilder, Optimizer, SweepResult, data
-from spiker.store import LocalStore
+from spiker.store import ArtifactStore, LocalStore, open_store
 from spiker_api.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
 
 TEST_IMAGE = "spiker-hostenv:test"
@@ -100,17 +100,28 @@ def _sweep_containers(client: Any) -> list[Any]:
 
 
 @pytest.fixture
-def optimizer(engine: tuple[Any, str], test_image: str, tmp_path: Path,
-              monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, LocalStore, dict[str, Any]]]:
-    """An in-process optimizer service whose sweeps run as containers of the test image."""
+def optimizer(engine: tuple[Any, str], test_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+              request: pytest.FixtureRequest) -> Iterator[tuple[Any, ArtifactStore, dict[str, Any]]]:
+    """An in-process optimizer service whose sweeps run as containers of the test image.
+
+    With ``SPIKER_DOCKER_EXECUTOR_IMAGE`` (e.g. ``spiker:test``, built by test_deploy_docker.py) the
+    shards run in that image instead, as its non-root user, against SeaweedFS S3 on loopback.
+    """
     client, host = engine
-    for var, value in {"DOCKER_HOST": host, "SPIKER_SWEEP_EXECUTOR": "docker", "SPIKER_SWEEP_IMAGE": test_image,
-                       "SPIKER_SWEEP_DOCKER_VOLUMES": _volumes_env(), "SPIKER_SWEEP_DOCKER_USER": "0:0",
-                       "SPIKER_SWEEP_DOCKER_CPUS": "1", "SPIKER_SWEEP_DOCKER_MEMORY": "2g",
-                       "SPIKER_SWEEP_BACKOFF_LIMIT_PER_INDEX": "2",
-                       "SPIKER_SWEEP_TIMEOUT": str(SWEEP_DEADLINE)}.items():
+    settings_env = {"DOCKER_HOST": host, "SPIKER_SWEEP_EXECUTOR": "docker", "SPIKER_SWEEP_IMAGE": test_image,
+                    "SPIKER_SWEEP_DOCKER_VOLUMES": _volumes_env(), "SPIKER_SWEEP_DOCKER_USER": "0:0",
+                    "SPIKER_SWEEP_DOCKER_CPUS": "1", "SPIKER_SWEEP_DOCKER_MEMORY": "2g",
+                    "SPIKER_SWEEP_BACKOFF_LIMIT_PER_INDEX": "2", "SPIKER_SWEEP_TIMEOUT": str(SWEEP_DEADLINE)}
+    real_image = os.environ.get("SPIKER_DOCKER_EXECUTOR_IMAGE", "")
+    if real_image:
+        request.getfixturevalue("s3_env")
+        settings_env["SPIKER_SWEEP_IMAGE"] = real_image
+        for var in ("SPIKER_SWEEP_DOCKER_VOLUMES", "SPIKER_SWEEP_DOCKER_USER"):
+            settings_env.pop(var)
+            monkeypatch.delenv(var, raising=False)
+    for var, value in settings_env.items():
         monkeypatch.setenv(var, value)
-    store = LocalStore(tmp_path / "store")
+    store = open_store() if real_image else LocalStore(tmp_path / "store")
     runtime = Runtime(store, max_jobs=2, work_root=tmp_path / "work")
     server = build_server(["optimizer"], runtime, port=0)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
