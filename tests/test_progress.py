@@ -66,7 +66,9 @@ def test_disabled_progress_says_nothing(caplog) -> None:  # noqa: ANN001
 def test_heartbeat_while_a_silent_step_runs(caplog) -> None:  # noqa: ANN001
     progress.configure("lines")
     with caplog.at_level(logging.INFO, "spiker.progress"), progress.heartbeat("yosys synthesis", interval=0.05):
-        time.sleep(0.3)
+        deadline = time.monotonic() + 30  # until the first heartbeat, however loaded the machine
+        while not any("running" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+            time.sleep(0.01)
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("yosys synthesis: running, ") and lines[-1].startswith("yosys synthesis: done in")
 

@@ -28,11 +28,14 @@ def _login(client: TestClient, token: str) -> None:
     assert r.status_code == 303 and r.headers["location"] == "/runs", r.text
 
 
-def test_login_sessions_and_isolation(offline_gateway) -> None:  # noqa: ANN001
+def test_login_sessions_and_isolation(offline_gateway, tmp_path) -> None:  # noqa: ANN001
     with GatewayClient(offline_gateway.target, ALICE) as alice:
         run_id = alice.submit(tiny_spec()).run_id  # fails fast (no services), but it is alice's run
         alice.wait(run_id, timeout=60)
-    app = create_app(offline_gateway.manager, TokenAuth(TOKENS), offline_gateway.manager.store)
+    token_file = tmp_path / "tokens"
+    token_file.write_text("".join(f"{token} {user}\n" for token, user in TOKENS.items()))
+    auth = TokenAuth(TOKENS, token_file, env={})
+    app = create_app(offline_gateway.manager, auth, offline_gateway.manager.store)
     with TestClient(app, base_url="http://127.0.0.1") as anon:
         r = anon.get("/runs", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/login"
@@ -68,10 +71,13 @@ def test_login_sessions_and_isolation(offline_gateway) -> None:  # noqa: ANN001
                      f"/api/runs/{run_id}/events"):
             assert bob.get(path).status_code == 404, path
         assert bob.post(f"/runs/{run_id}/cancel").status_code == 404
-    with TestClient(create_app(offline_gateway.manager, TokenAuth({BOB: "bob"}), offline_gateway.manager.store),
-                    base_url="http://127.0.0.1") as revoked:
-        revoked.cookies.set("spiker_session", cookie)
-        assert revoked.get("/runs", follow_redirects=False).status_code == 303  # another secret: no session
+    with TestClient(app, base_url="http://127.0.0.1") as revoked:
+        _login(revoked, ALICE)
+        assert revoked.get("/runs", follow_redirects=False).status_code == 200
+        token_file.write_text(f"{BOB} bob\n")  # alice's token is revoked, the gateway re-reads the file
+        assert auth.reload()
+        r = revoked.get("/runs", follow_redirects=False)  # the same app and session: logged out
+        assert r.status_code == 303 and r.headers["location"] == "/login"
 
 
 @pytest.mark.slow
