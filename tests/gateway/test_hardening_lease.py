@@ -17,6 +17,8 @@ from spiker_api.v1 import gateway_pb2
 
 #: unreachable services, a patient policy: runs stay RUNNING (retrying) until cancelled
 PATIENT = RetryPolicy(max_attempts=1000, initial_delay=30.0, max_delay=30.0)
+#: the two-gateway test's lease: long against its 2 s observation window (3 s was flaky under load)
+LEASE_TTL = 12.0
 
 
 @pytest.fixture
@@ -62,11 +64,11 @@ def test_two_gateways_on_one_s3_store_never_run_a_run_twice(make_gateway, s3_sto
     """A rolling update: gateway B starts beside A on the same store, then A stops; B takes A's runs over."""
     target = f"127.0.0.1:{free_port()}"
     limits = Limits(max_concurrent_runs=8)
-    a = make_gateway(target, store=s3_store, limits=limits, policy=PATIENT, lease_ttl=3.0)
+    a = make_gateway(target, store=s3_store, limits=limits, policy=PATIENT, lease_ttl=LEASE_TTL)
     with GatewayClient(a.target, ALICE) as alice:
         runs = [alice.submit(tiny_spec(name=f"lease-{i}")).run_id for i in range(4)]
         wait_for(lambda: set(a.manager._running) == set(runs), 30, "A runs all four")
-    b = make_gateway(target, store=s3_store, limits=limits, policy=PATIENT, lease_ttl=3.0)  # resumes them too
+    b = make_gateway(target, store=s3_store, limits=limits, policy=PATIENT, lease_ttl=LEASE_TTL)  # resumes them too
     overlap: list[set[str]] = []
     stop_sampling = threading.Event()
 
@@ -82,7 +84,7 @@ def test_two_gateways_on_one_s3_store_never_run_a_run_twice(make_gateway, s3_sto
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        time.sleep(2.0)
+        time.sleep(2.0)  # well inside the lease (A renews every LEASE_TTL / 3), even on a loaded machine
         assert not set(b.manager._running) & set(runs)  # A holds the leases: B runs none of them
         assert all(b.manager.leases.holder_of(r)[0] == a.manager.leases.holder for r in runs)
         a.stop(0.5)  # A goes away (its leases are released); B adopts its runs
