@@ -13,6 +13,8 @@ done
 # chromium + chromium-driver: the web run browser's test drives a real headless browser (Selenium)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# docker.io: dockerd for the Docker sweep executor's real-engine tests (they start it as root, else skip)
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]} (Debian packages)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
