@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from gateway.run_files import stage_output_keys
 from gateway.runs import RunManager, RunNotFound
 from services.common.errors import ErrorInfo, abort
 from spiker.store import ArtifactNotFound, ArtifactStore, StoreError
@@ -32,10 +33,7 @@ class ArtifactNotInRun(KeyError):
 
 def run_files(record: dict[str, Any]) -> dict[str, str]:
     """Name -> store key of every file a run record references (finished stages' outputs included)."""
-    files: dict[str, str] = {}
-    for stage in record.get("stages") or []:
-        for name, ref in (stage.get("outputs") or {}).items():
-            files[f"{stage['name']}.{name}"] = ref["key"]
+    files = stage_output_keys(record.get("stages") or [])
     files.update(record.get("artifacts") or {})
     return files
 

@@ -13,6 +13,7 @@ import posixpath
 import tarfile
 from typing import Any
 
+from gateway.run_files import stage_output_keys
 from spiker.store import ArtifactRef, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,7 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
     selection_doc = _json_artifact(store, optimize.get("selection"))
     history_doc = _json_artifact(store, train.get("history"))
     sweep_doc = _json_artifact(store, optimize.get("sweep_json"))
-    artifacts: dict[str, str] = {}
-    for stage in stages:
-        for name, ref in (stage.get("outputs") or {}).items():
-            artifacts[f"{stage['name']}.{name}"] = ref["key"]
+    artifacts = stage_output_keys(stages)
     prefix = run_prefix(run_id)
     optimized = by_name.get("optimize", {}).get("state") == "succeeded"
     n_sim = int(sim.get("samples", 0))

@@ -7,6 +7,8 @@ the standard library, so the client stays light.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
+from typing import Any
 
 #: where ``spiker get --download`` puts a run's files (name in Run.artifacts -> path under DIR);
 #: names under ``plots/`` and ``vhdl/`` keep their path, the report files their name
@@ -33,3 +35,9 @@ def download_path(name: str) -> str | None:
         rel = posixpath.normpath(name)
         return rel if rel.startswith(_TREES) and ".." not in rel.split("/") else None
     return DOWNLOAD_NAMES.get(name)
+
+
+def stage_output_keys(stages: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """``"<stage>.<output>"`` -> store key of every output of a run record's stages."""
+    return {f"{stage['name']}.{name}": ref["key"]
+            for stage in stages for name, ref in (stage.get("outputs") or {}).items()}
