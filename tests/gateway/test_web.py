@@ -162,3 +162,36 @@ def test_cancel_a_running_run_from_the_page(finished_runs, session_store) -> Non
             assert events["state"] == "cancelled" and events["final"], events["state"]
             assert 'id="cancel"' not in web.get(f"/runs/{run_id}").text
         assert alice.get(run_id).state == gateway_pb2.RUN_STATE_CANCELLED  # seen through gRPC too
+
+
+def test_the_browser_serves_https_with_a_secure_cookie_given_the_gateway_pair(offline_gateway, tmp_path) -> None:  # noqa: ANN001
+    """With the gateway's TLS pair the browser is HTTPS and its session cookie is Secure."""
+    import shutil
+    import ssl
+    import subprocess
+    import urllib.parse
+    import urllib.request
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    web = start_web(offline_gateway.manager, TokenAuth(TOKENS), offline_gateway.manager.store, port=0,
+                    certfile=str(cert), keyfile=str(key))
+    try:
+        assert web.url.startswith("https://")
+        ctx = ssl.create_default_context(cafile=str(cert))
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                             type("NoRedirect", (urllib.request.HTTPRedirectHandler,),
+                                                  {"redirect_request": lambda *a, **k: None}))
+        data = urllib.parse.urlencode({"token": ALICE}).encode()
+        try:
+            resp = opener.open(f"{web.url}/login", data=data, timeout=30)
+        except urllib.error.HTTPError as exc:  # the 303 after login
+            resp = exc
+        cookie = resp.headers.get("set-cookie", "")
+        assert "spiker_session=" in cookie and "secure" in cookie.lower()
+    finally:
+        web.stop()
