@@ -71,6 +71,7 @@ def test_describe_cell_in_project_terms():
     assert describe_cell("u_top.u_core.u_readout.cnt_CCU2C_S0").block == "readout"
     assert describe_cell("rst$TRELLIS_IO_IN").block == "top"
     assert str(describe_cell("m_axis_tdata_TRELLIS_FF_Q_47")) == "readout: m_axis_tdata"
+    assert str(describe_cell("u_core.u_l1.u_rom.n7933.0.2")) == "layer_1 / weight ROM: memory"
     assert str(describe_cell("u_stream.u_top.u_core.n392_o_TRELLIS_FF_Q_41")) == "core: logic"  # the board top
 
 

@@ -196,6 +196,8 @@ _SUFFIX = re.compile(r"(_(TRELLIS|LUT4|CCU2C|PFUMX|L6MUX|DP16KD|MULT18|SB_|ICEST
 def describe_cell(cell: str) -> PathEnd:
     """Where a placed cell came from: ``u_core.u_l1.u_scan.idx_LUT4_Z`` -> ``layer_1 / event scan: idx``."""
     parts = cell.split(".")
+    cut = next((i for i, part in enumerate(parts[:-1]) if not part.startswith("u_")), len(parts) - 1)
+    parts = parts[:cut] + [".".join(parts[cut:])]  # memory cells: u_rom.n7933.0.2 (label, memory, split)
     blocks = []
     for label in parts[:-1]:
         m = re.fullmatch(r"u_l(\d+)(?:_.*)?", label)
@@ -207,6 +209,8 @@ def describe_cell(cell: str) -> PathEnd:
         else:
             blocks.append(label[2:] if label.startswith("u_") else label)
     leaf = _SUFFIX.sub("", parts[-1]).lstrip("\\$")
+    if re.fullmatch(r"n\d+(\.\d+)+", leaf):
+        leaf = "memory"  # a memory yosys split into block RAMs
     if not leaf or re.fullmatch(r"n\d+_o|n\d+|ivl.*|auto.*", leaf):
         leaf = "logic"
     if not blocks and leaf.startswith("m_axis_"):
