@@ -266,7 +266,8 @@ def _note_first_call(tool: str) -> None:
 
 def _tool(name: str) -> str:
     path = find_tool(name)
-    _note_first_call(name)
+    if name.startswith("yowasp-"):
+        _note_first_call(name)
     return path
 
 
