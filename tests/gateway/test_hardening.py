@@ -295,7 +295,11 @@ def test_tls_gateway_with_a_plaintext_health_port_for_probes(make_gateway, tmp_p
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
-    gw = make_gateway(f"127.0.0.1:{free_port()}", tls_cert=str(cert), tls_key=str(key), health_port=0)
+    from spiker.store import LocalStore
+
+    # its own store: the session store holds other tests' runs of alice, and the list below must be empty
+    gw = make_gateway(f"127.0.0.1:{free_port()}", store=LocalStore(tmp_path / "store"), tls_cert=str(cert),
+                      tls_key=str(key), health_port=0)
     assert gw.health_port
     with grpc.insecure_channel(f"127.0.0.1:{gw.health_port}") as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
