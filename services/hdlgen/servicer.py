@@ -44,8 +44,9 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
                 target(imp.target, speed=imp.speed or None, package=imp.package or None)
             except TargetError as exc:
                 raise FieldError("implement.target", str(exc)) from None
-            implement = {"target": imp.target, "clock_mhz": imp.clock_mhz or 100.0, "speed": imp.speed or None,
-                         "package": imp.package or None, "stream_width": imp.stream_width or None}
+            # unset proto fields (0, "") are left out: design.implement owns the defaults
+            implement = {"target": imp.target, **{k: v for k, v in (("clock_mhz", imp.clock_mhz), ("speed", imp.speed),
+                         ("package", imp.package), ("stream_width", imp.stream_width)) if v}}
         dataset, npz = None, None
         if request.testbench < 0:
             raise FieldError("testbench", f"must be >= 0 (0: no verification kit), got {request.testbench}")
