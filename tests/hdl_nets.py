@@ -46,3 +46,28 @@ def random_spikes(seed: int, steps: int, batch: int, n: int, p: float | None = N
     x = (rng.random((steps, batch, n)) < p).astype(np.uint8)
     x[min(2, steps - 1), 0] = 0  # a step without any spike
     return x
+
+
+def layer_wrapper(entity: str, q: QuantizedNet, **generics: int) -> str:
+    """VHDL of ``layer_wrap``: layer 0 of ``q`` as ``entity`` (snn_layer or snn_layer_tm, the same
+    port list) with the net package's constants and the given extra generics (EVENTS_PER_CYCLE, ...)."""
+    lay = q.layers[0]
+    spec, n_in, n_out, nb = lay.spec, lay.n_inputs, lay.n_neurons, q.config.neurons_bw
+    extra = "".join(f", {name} => {value}" for name, value in generics.items())
+    return f"""library ieee; use ieee.std_logic_1164.all;
+use work.spiker_pkg.all; use work.spiker_net_pkg.all;
+entity layer_wrap is port (clk, rst, in_valid, in_last, out_ready : in std_logic;
+  in_spikes : in std_logic_vector({n_in} - 1 downto 0);
+  in_ready, out_valid, out_last, dbg_upd : out std_logic;
+  out_spikes : out std_logic_vector({n_out} - 1 downto 0);
+  dbg_v, dbg_s : out std_logic_vector({n_out * nb} - 1 downto 0)); end entity;
+architecture rtl of layer_wrap is begin
+  u : entity work.{entity} generic map (N_IN => {n_in}, N_OUT => {n_out}, WB => WEIGHTS_BW,
+      NB => NEURONS_BW, ACC => L0_ACC, MODEL => MODEL_{spec.neuron_model.upper()},
+      RESET => RESET_{spec.reset_mechanism.upper()},
+      BETA_SHIFT => L0_BETA, ALPHA_SHIFT => L0_ALPHA, THRESHOLD => L0_THRESHOLD, WEIGHTS => L0_WEIGHTS,
+      BANK_BITS => 16{extra})
+    port map (clk, rst, in_valid, in_ready, in_spikes, in_last, out_valid, out_ready, out_spikes, out_last,
+              dbg_upd, dbg_v, dbg_s);
+end architecture;
+"""

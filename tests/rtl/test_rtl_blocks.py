@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from hdl_nets import layer  # noqa: E402
+from hdl_nets import layer, layer_wrapper  # noqa: E402
 
 LIB = [RTL_DIR / name for name in RTL_FILES]
 
@@ -215,28 +215,10 @@ def _layer_case(tmp_path, case, events, window=0):
             tokens.append([int(sum(int(x[t, b, i]) << i for i in range(n_in))), int(t == 6)])
             expected.append([int(sum(int(g.spikes[t, b, j]) << j for j in range(n_out))),
                              mem[t, b].astype(int).tolist(), syn[t, b].astype(int).tolist()])
-    lay = q.layers[0]
     pkg = tmp_path / "pkg.vhd"
     pkg.write_text(render_package(q))
     wrap = tmp_path / "layer_wrap.vhd"
-    spec = lay.spec
-    wrap.write_text(f"""library ieee; use ieee.std_logic_1164.all;
-use work.spiker_pkg.all; use work.spiker_net_pkg.all;
-entity layer_wrap is port (clk, rst, in_valid, in_last, out_ready : in std_logic;
-  in_spikes : in std_logic_vector({n_in} - 1 downto 0);
-  in_ready, out_valid, out_last, dbg_upd : out std_logic;
-  out_spikes : out std_logic_vector({n_out} - 1 downto 0);
-  dbg_v, dbg_s : out std_logic_vector({n_out * nb} - 1 downto 0)); end entity;
-architecture rtl of layer_wrap is begin
-  u : entity work.snn_layer generic map (N_IN => {n_in}, N_OUT => {n_out}, WB => WEIGHTS_BW,
-      NB => NEURONS_BW, ACC => L0_ACC, MODEL => MODEL_{spec.neuron_model.upper()},
-      RESET => RESET_{spec.reset_mechanism.upper()},
-      BETA_SHIFT => L0_BETA, ALPHA_SHIFT => L0_ALPHA, THRESHOLD => L0_THRESHOLD, WEIGHTS => L0_WEIGHTS,
-      BANK_BITS => 16, EVENTS_PER_CYCLE => {events}, SCAN_WINDOW => {window})
-    port map (clk, rst, in_valid, in_ready, in_spikes, in_last, out_valid, out_ready, out_spikes, out_last,
-              dbg_upd, dbg_v, dbg_s);
-end architecture;
-""")
+    wrap.write_text(layer_wrapper("snn_layer", q, EVENTS_PER_CYCLE=events, SCAN_WINDOW=window))
     _run(tmp_path, "layer_wrap", "snn_layer_matches_golden",
          {"nb": nb, "n_out": n_out, "tokens": tokens, "expected": expected, "seed": 3, "stall": stall,
           "syn": model == "syn", "events": events, "update": 3 if model == "syn" else 2}, extra=[pkg, wrap])
