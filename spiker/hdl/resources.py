@@ -275,13 +275,13 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
+    from spiker.hdl.stream_format import StreamFormat
+
+    fmt = StreamFormat.of(geo)
     counts = np.zeros((n, geo.n_classes), dtype=np.int64)
     preds = np.zeros(n, dtype=np.int64)
-    mask = (1 << geo.count_bits) - 1
     for k, word in enumerate(out):
-        value = int(word, 16)
-        counts[k] = [(value >> (c * geo.count_bits)) & mask for c in range(geo.n_classes)]
-        preds[k] = (value >> (geo.n_classes * geo.count_bits)) & ((1 << geo.class_bits) - 1)
+        counts[k], preds[k] = fmt.decode_result(int(word, 16))
     bad = int(((counts != golden.counts).any(axis=1) | (preds != golden.predictions)).sum())
     logger.info("post-synthesis: %d samples, %d mismatch(es), %.0f s of iverilog", n, bad, seconds)
     return PostSynthReport(samples=n, mismatches=bad, counts=counts, predictions=preds, resources=res,
