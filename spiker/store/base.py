@@ -329,15 +329,20 @@ class ArtifactStore(ABC):
     def get_json(self, key: str) -> Any:
         """The JSON document at ``key`` (checked against its recorded sha256 where the backend has one)."""
         validate_key(key)
-        info = self._stat(key)
-        if info is None:
-            raise ArtifactNotFound(key, self.bucket)
-        data = self._read_all(self.bucket, key, info.size)
-        if info.sha256 is not None:
-            sha = hashlib.sha256(data).hexdigest()
-            if sha != info.sha256 or len(data) != info.size:
-                raise IntegrityError(key, f"sha256 {sha} (size {len(data)}) != recorded {info.sha256} "
-                                          f"(size {info.size})")
+        # A document may be replaced between the stat and the read (a run record another gateway
+        # rewrites): the bytes then differ from the stat's size/sha256. Read it again; only a
+        # mismatch that persists is corruption.
+        for _ in range(5):
+            info = self._stat(key)
+            if info is None:
+                raise ArtifactNotFound(key, self.bucket)
+            data = self._read_all(self.bucket, key, info.size)
+            sha = hashlib.sha256(data).hexdigest() if info.sha256 is not None else None
+            if len(data) == info.size and sha == info.sha256:
+                break
+        else:
+            raise IntegrityError(key, f"sha256 {sha} (size {len(data)}) != recorded {info.sha256} "
+                                      f"(size {info.size})")
         try:
             return json.loads(data)
         except ValueError as e:

@@ -127,11 +127,20 @@ def test_watching_a_run_another_gateway_runs_follows_its_record_to_the_end(make_
         run_id = on_a.submit(tiny_spec(name="followed")).run_id
         wait_for(lambda: run_id in a.manager._running, 30, "A runs it")
         events: list = []
-        watcher = threading.Thread(target=lambda: events.extend(on_b.watch(run_id, timeout=60)), daemon=True)
+        errors: list = []
+
+        def follow() -> None:
+            try:
+                events.extend(on_b.watch(run_id, timeout=60))
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        watcher = threading.Thread(target=follow, daemon=True)
         watcher.start()
         time.sleep(1.0)  # B polls the record meanwhile
         assert not events  # nothing final yet
         assert on_a.cancel(run_id).state == gateway_pb2.RUN_STATE_CANCELLED
         watcher.join(30)
+    assert not errors, errors
     assert events and events[-1].WhichOneof("event") == "summary"
     assert events[-1].summary.state == gateway_pb2.RUN_STATE_CANCELLED
