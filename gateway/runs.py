@@ -316,12 +316,18 @@ class RunManager:
                 handle = self._runs.get(rid)
                 if handle is not None:
                     handle.slot.cancel()
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         if self._lease_thread is not None:
-            self._lease_thread.join(timeout)
-        for run_id in self.leases.held():  # a successor may take them at once
-            self.leases.release(run_id)
+            self._lease_thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            still_running = set(self._running)
+        for run_id in self.leases.held():
+            if run_id in still_running:  # its stage has not stopped yet: a successor waits for the lease to expire
+                log.warning("run %s did not stop within %.1fs; its lease is left to expire", run_id, timeout)
+                continue
+            self.leases.release(run_id)  # a successor may take it at once
 
     # -- queries ----------------------------------------------------------------------------
     def handle(self, owner: str, run_id: str) -> RunHandle:

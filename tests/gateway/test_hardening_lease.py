@@ -72,11 +72,14 @@ def test_two_gateways_on_one_s3_store_never_run_a_run_twice(make_gateway, s3_sto
     overlap: list[set[str]] = []
     stop_sampling = threading.Event()
 
+    def executing(manager, run_id: str) -> bool:  # past the lease (a gateway still acquiring, or refused, is not)
+        handle = manager._runs.get(run_id)
+        return handle is not None and not handle.lost and handle.record.get("state") == "running"
+
     def sample() -> None:  # at no moment may both gateways run the same run
         while not stop_sampling.is_set():
             both = set(a.manager._running) & set(b.manager._running)
-            both = {r for r in both  # a run a gateway dropped (lease refused) never executed there
-                    if all(m._runs.get(r) is not None and not m._runs[r].lost for m in (a.manager, b.manager))}
+            both = {r for r in both if all(executing(m, r) for m in (a.manager, b.manager))}
             if both:
                 overlap.append(both)
             time.sleep(0.02)
