@@ -145,7 +145,7 @@ def setup_logging(args: argparse.Namespace) -> None:
 
 
 #: more one-line formatters of user errors, registered by the commands that raise them (the gateway
-#: client's gRPC errors: gateway.cli), so the library knows nothing of services or gateway
+#: client's gRPC errors: spiker_gateway.cli), so the library knows nothing of services or gateway
 ERROR_FORMATTERS: list[Callable[[BaseException], str | None]] = []
 
 
@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     from spiker.serve import add_cli_commands
 
     add_cli_commands(sub)
-    from gateway.cli import add_cli_commands as add_gateway_commands
+    from spiker_gateway.cli import add_cli_commands as add_gateway_commands
 
     add_gateway_commands(sub)
     return finish_parser(parser)

@@ -3,7 +3,7 @@
     spiker serve trainer --port 50051 [--host 127.0.0.1] [--store DIR]
     spiker worker sweep --task tasks/sweep/<id>/task.json --count 8 [--index 3]
 
-The services live in the top-level ``services`` package and need gRPC; this module imports
+The services live in the top-level ``spiker_services`` package and need gRPC; this module imports
 them only when called, so the ``spiker`` library itself never requires gRPC. Without
 ``--index`` the worker reads ``JOB_COMPLETION_INDEX`` (a Kubernetes Indexed Job).
 """
@@ -32,9 +32,9 @@ def serve(name: str, host: str = "127.0.0.1", port: int = 50051, store_dir: str 
     The store comes from the environment (``SPIKER_S3_*``, else ``store_dir`` /
     ``SPIKER_STORE_DIR`` / ``~/.spiker/store``), see docs/store.md.
     """
-    from services.common.runtime import Runtime
-    from services.common.server import SERVICE_NAMES, build_server, run_until_signal
     from spiker.store import open_store
+    from spiker_services.common.runtime import Runtime
+    from spiker_services.common.server import SERVICE_NAMES, build_server, run_until_signal
 
     names = list(SERVICE_NAMES) if name == "all" else [name]
     store = open_store(store_dir)
@@ -51,8 +51,8 @@ def worker_sweep(task_key: str, index: int | None, count: int) -> str:
 
     ``index`` None: taken from ``JOB_COMPLETION_INDEX``. Returns the key of the shard result.
     """
-    from services.optimizer.worker import run_shard
     from spiker.store import open_store
+    from spiker_services.optimizer.worker import run_shard
 
     if index is None:
         raw = os.environ.get("JOB_COMPLETION_INDEX", "")
@@ -71,8 +71,8 @@ def _cmd_worker_sweep(args: argparse.Namespace) -> int:
     try:
         key = worker_sweep(args.task, args.index, args.count)
     except Exception as exc:  # noqa: BLE001 - reported as one parseable line for the service
-        from services.common.errors import describe_error
-        from services.common.runtime import WORKER_ERROR_PREFIX
+        from spiker_services.common.errors import describe_error
+        from spiker_services.common.runtime import WORKER_ERROR_PREFIX
 
         info = describe_error(exc)
         print(f"spiker worker: error: {exc}", file=sys.stderr)

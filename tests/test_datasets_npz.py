@@ -138,8 +138,8 @@ def test_spiker_run_refuses_a_bad_npz_in_one_line_before_starting(tmp_path: Path
 
 
 def test_the_cli_check_loads_the_data_as_the_train_stage_will(tmp_path: Path) -> None:
-    from gateway.cli import check_dataset
     from spiker.flow.spec import load_flow_spec
+    from spiker_gateway.cli import check_dataset
 
     x, y = _xy(30)
     np.savez(tmp_path / "five.npz", x=x, y=y + 2, split=np.arange(30) % 5 == 0)  # labels 2..4

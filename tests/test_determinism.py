@@ -98,7 +98,7 @@ def test_spiker_run_stage_command_and_library_train_alike(tmp_path: Path) -> Non
 
 
 def test_cache_key_changes_with_the_packages_that_change_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway import cache
+    from spiker_gateway import cache
 
     config = {"train": {"epochs": 1}}
     assert "torch==" in cache.package_versions("train") and "snntorch==" in cache.package_versions("optimize")

@@ -158,7 +158,7 @@ def test_cli_rejects_bad_target(tmp_path, capsys):
 
 
 def test_gateway_report_shows_the_implementation():
-    from gateway.report import IMPLEMENT_KEYS, render_markdown
+    from spiker_gateway.report import IMPLEMENT_KEYS, render_markdown
 
     rep = ImplementReport(target="ecp5-85k", part="LFE5U-85F", package="CABGA381", speed="6", top="spiker_top",
                           clock_mhz=100.0, fits=True, fmax_mhz=61.5, utilisation={"lut4": Usage(900, 83640)})
@@ -176,9 +176,9 @@ def test_gateway_report_shows_the_implementation():
 
 
 def test_gateway_synth_stage_carries_the_implement_section():
-    from gateway.stages import plan
     from spiker.flow.spec import parse_flow_spec
     from spiker_api.v1 import common_pb2, trainer_pb2
+    from spiker_gateway.stages import plan
 
     net = {"n_cycles": 4, "n_inputs": 3, "layer_0": layer("lif", 2)}
     digest = "ab" * 32

@@ -305,7 +305,7 @@ def test_flow_spec_model_errors(tmp_path):
     net = load_flow_spec(path).net
     with pytest.raises(SpecError, match="model: give exactly one"):
         parse_flow_spec({**doc, "net": net, "model": {"nir": "a.nir", "artifact": "0" * 64}})
-    from gateway.validate import Limits, check_limits
+    from spiker_gateway.validate import Limits, check_limits
 
     with pytest.raises(SpecError, match="model.nir: the gateway reads no client paths"):
         check_limits(parse_flow_spec({**doc, "net": net, "dataset": {"name": "digits"}}), Limits())

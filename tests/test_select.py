@@ -127,7 +127,7 @@ def test_lut_budget_holds_under_yosys_and_nothing_cheaper_qualifies():
 
 
 def test_report_states_the_choice_and_estimated_beside_measured():
-    from gateway.report import render_markdown
+    from spiker_gateway.report import render_markdown
 
     sel = _result().select(0.05, objective="latency", max_lut=1400)
     report = {"run_id": "r1", "name": "t", "float_accuracy": 0.97, "quant_accuracy": sel.accuracy,

@@ -81,8 +81,8 @@ class _Context:
 
 
 def test_service_jobs_get_cores_divided_by_running_jobs(tmp_path) -> None:
-    from services.common.runtime import Call, Runtime, drain
     from spiker.store import LocalStore
+    from spiker_services.common.runtime import Call, Runtime, drain
 
     runtime = Runtime(LocalStore(tmp_path / "store"), max_jobs=2, work_root=tmp_path / "work")
     runtime.jobs = threads.JobCounter(total=4)

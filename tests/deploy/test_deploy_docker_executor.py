@@ -37,15 +37,15 @@ from deploy_helpers import REPO
 from docker_engine import docker_engine
 from test_deploy_sweep_workers import DATASET, NET, RANGES, _npz, _rows
 
-from services.common.convert import net_dict_to_proto, ref_from_proto, ref_to_proto
-from services.common.errors import describe_error
-from services.common.runtime import Runtime
-from services.common.server import build_server
-from services.optimizer import docker_job as dj
-from services.optimizer.task import shard_key
 from spiker import NetBuilder, Optimizer, SweepResult, data
 from spiker.store import ArtifactStore, LocalStore, open_store
 from spiker_api.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
+from spiker_services.common.convert import net_dict_to_proto, ref_from_proto, ref_to_proto
+from spiker_services.common.errors import describe_error
+from spiker_services.common.runtime import Runtime
+from spiker_services.common.server import build_server
+from spiker_services.optimizer import docker_job as dj
+from spiker_services.optimizer.task import shard_key
 
 TEST_IMAGE = "spiker-hostenv:test"
 SHARDS = 4

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from deploy_helpers import K8S_BASE, K8S_VERSION, REPO, containers
 
-from services.optimizer import kubernetes_job as kj
-from services.optimizer.task import shard_key
+from spiker_services.optimizer import kubernetes_job as kj
+from spiker_services.optimizer.task import shard_key
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate")
 
@@ -25,14 +25,14 @@ def test_committed_template_equals_the_builder() -> None:
     committed = (K8S_BASE / "sweep-job.yaml").read_text()
     assert committed == kj.render_template(), (
         "deploy/k8s/base/sweep-job.yaml is stale: run "
-        "`python -m services.optimizer.kubernetes_job --render > deploy/k8s/base/sweep-job.yaml`")
+        "`python -m spiker_services.optimizer.kubernetes_job --render > deploy/k8s/base/sweep-job.yaml`")
     assert yaml.safe_load(committed) == kj.build_sweep_job(kj.TEMPLATE_TASK_KEY, kj.TEMPLATE_COUNT,
                                                            kj.DEFAULT_IMAGE, name=kj.TEMPLATE_NAME)
 
 
 def test_render_cli_matches() -> None:
-    """`python -m services.optimizer.kubernetes_job --render` prints the same text."""
-    proc = subprocess.run([sys.executable, "-m", "services.optimizer.kubernetes_job", "--render"], cwd=REPO,
+    """`python -m spiker_services.optimizer.kubernetes_job --render` prints the same text."""
+    proc = subprocess.run([sys.executable, "-m", "spiker_services.optimizer.kubernetes_job", "--render"], cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=True)
     assert proc.stdout == kj.render_template()
 

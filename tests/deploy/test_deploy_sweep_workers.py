@@ -15,11 +15,11 @@ import pytest
 import torch
 from deploy_helpers import REPO
 
-from services.optimizer.kubernetes_job import build_sweep_job
-from services.optimizer.task import make_task, put_task, shard_key
 from spiker import NetBuilder, Optimizer, SweepResult, data
 from spiker.optimize.optimizer import parse_optim_config
 from spiker.store import open_store
+from spiker_services.optimizer.kubernetes_job import build_sweep_job
+from spiker_services.optimizer.task import make_task, put_task, shard_key
 
 N_INPUTS, N_CYCLES, SHARDS = 8, 6, 3
 NET = {"n_cycles": N_CYCLES, "n_inputs": N_INPUTS,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from gw_support import TOKENS, free_port
 
-from gateway.server import GatewayServer, all_targets, build_gateway
-from gateway.stages import RetryPolicy
-from gateway.validate import Limits
 from spiker.store import LocalStore
+from spiker_gateway.server import GatewayServer, all_targets, build_gateway
+from spiker_gateway.stages import RetryPolicy
+from spiker_gateway.validate import Limits
 
 FAST_RETRY = RetryPolicy(max_attempts=8, initial_delay=0.2, max_delay=2.0)
 
@@ -24,8 +24,8 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> LocalStore:
 @pytest.fixture(scope="session")
 def services(session_store: LocalStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The four stage services in this process on one ephemeral port; yields host:port."""
-    from services.common.runtime import Runtime
-    from services.common.server import SERVICE_NAMES, build_server
+    from spiker_services.common.runtime import Runtime
+    from spiker_services.common.server import SERVICE_NAMES, build_server
 
     runtime = Runtime(session_store, max_jobs=2, work_root=tmp_path_factory.mktemp("gw-work"))
     server = build_server(list(SERVICE_NAMES), runtime, port=0)
@@ -64,7 +64,7 @@ def finished_runs(session_store: LocalStore, services: str) -> Iterator[tuple[Ga
     ``(gateway, alice_run_id, bob_run_id)`` (for the download and web tests)."""
     from gw_support import ALICE, BOB, tiny_npz, tiny_spec
 
-    from gateway.client import GatewayClient
+    from spiker_gateway.client import GatewayClient
 
     gw = build_gateway(session_store, all_targets(services), TOKENS, policy=FAST_RETRY)
     try:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from gw_support import ALICE, ROOT, tiny_npz, tiny_spec
 
-from gateway.cli import main
+from spiker_gateway.cli import main
 
 
 @pytest.mark.slow
@@ -52,7 +52,7 @@ def test_client_commands_report_errors_in_one_line(offline_gateway, capsys, tmp_
 
 def test_the_run_browser_stays_on_loopback_without_tls() -> None:
     """A token login must not cross plain HTTP on a public address: no TLS, no public bind by default."""
-    from gateway.cli import web_bind_host
+    from spiker_gateway.cli import web_bind_host
 
     assert web_bind_host(None, "0.0.0.0", tls=False) == "127.0.0.1"
     assert web_bind_host(None, "0.0.0.0", tls=True) == "0.0.0.0"

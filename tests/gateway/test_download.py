@@ -10,9 +10,9 @@ import grpc
 import pytest
 from gw_support import ALICE, BOB
 
-from gateway.cli import main
-from gateway.client import GatewayClient
-from services.common.errors import error_detail
+from spiker_gateway.cli import main
+from spiker_gateway.client import GatewayClient
+from spiker_services.common.errors import error_detail
 
 pytestmark = pytest.mark.slow  # one tiny real run per user (train, hdlgen, GHDL simulation)
 
@@ -90,8 +90,8 @@ def test_spiker_get_into_a_closed_pipe(finished_runs) -> None:  # noqa: ANN001
 
 def test_the_temporary_copy_goes_even_when_nothing_was_read(tmp_path) -> None:  # noqa: ANN001
     """A client that leaves after the header (no chunk read) leaves no temporary copy behind."""
-    from gateway import artifacts
     from spiker.store import LocalStore
+    from spiker_gateway import artifacts
 
     store = LocalStore(tmp_path / "store")
     ref = store.put_bytes(b"x" * 1000)

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from gw_support import ALICE
 
-from gateway.client import GatewayClient
-from gateway.server import all_targets, build_gateway
 from spiker.store import S3Store
 from spiker_api.v1 import gateway_pb2
+from spiker_gateway.client import GatewayClient
+from spiker_gateway.server import all_targets, build_gateway
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +33,8 @@ def digits_spec() -> dict:
 
 @pytest.mark.timeout(1800)
 def test_digits_flow_on_s3_then_from_cache(s3_server, tmp_path) -> None:
-    from services.common.runtime import Runtime
-    from services.common.server import SERVICE_NAMES, build_server
+    from spiker_services.common.runtime import Runtime
+    from spiker_services.common.server import SERVICE_NAMES, build_server
 
     info = s3_server.make_bucket()
     store = S3Store(info.endpoint, info.access_key, info.secret_key, info.bucket, info.secure)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from gw_support import ALICE, ServicesProcess, free_port, tiny_npz, tiny_spec
 
-from gateway.client import GatewayClient
-from gateway.stages import RetryPolicy
 from spiker.store import ArtifactRef, LocalStore
 from spiker_api.v1 import gateway_pb2
+from spiker_gateway.client import GatewayClient
+from spiker_gateway.stages import RetryPolicy
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,7 @@ def test_store_outage_unavailable_then_run_resumes(services, make_gateway, sessi
 
     import grpc
 
-    from services.common.errors import error_detail
+    from spiker_services.common.errors import error_detail
 
     store = FlakyStore(session_store)
     gw = make_gateway(services, store=store)

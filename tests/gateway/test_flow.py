@@ -9,9 +9,9 @@ import time
 import pytest
 from gw_support import ALICE, BOB, tiny_npz, tiny_spec, wait_for
 
-from gateway.client import GatewayClient
-from gateway.validate import Limits
 from spiker_api.v1 import gateway_pb2
+from spiker_gateway.client import GatewayClient
+from spiker_gateway.validate import Limits
 
 pytestmark = pytest.mark.slow
 

@@ -16,15 +16,15 @@ import pytest
 import yaml
 from gw_support import ALICE, BOB, tiny_npz, tiny_spec
 
-from gateway.client import GatewayClient
-from gateway.runs import scrub_paths
-from gateway.validate import Limits, validate_spec
-from services.common.errors import error_detail
 from spiker.data.datasets import check_npz_headers
 from spiker.errors import DataError, SpecError
 from spiker.flow.spec import load_flow_spec
 from spiker.flow.spec_text import parse_spec_text
 from spiker_api.v1 import gateway_pb2
+from spiker_gateway.client import GatewayClient
+from spiker_gateway.runs import scrub_paths
+from spiker_gateway.validate import Limits, validate_spec
+from spiker_services.common.errors import error_detail
 
 
 def _fails(code: grpc.StatusCode, fn, *args, **kwargs) -> dict[str, str]:
@@ -131,8 +131,8 @@ def test_npz_headers_bound_the_loaded_size_without_loading() -> None:
 def test_upload_of_a_zip_bomb_is_rejected(make_gateway, tmp_path) -> None:
     from gw_support import free_port
 
-    from gateway.stages import RetryPolicy
     from spiker.store import LocalStore
+    from spiker_gateway.stages import RetryPolicy
 
     bomb = _npz(x=np.zeros((1024, 1024), np.float32), y=np.zeros(1024, np.int64))  # 4 MiB loaded, few KB sent
     gw = make_gateway(f"127.0.0.1:{free_port()}", store=LocalStore(tmp_path / "store"),
@@ -193,7 +193,7 @@ def test_bad_datasets_are_data_errors(tmp_path, case: str) -> None:
     with pytest.raises(DataError) as info:
         load_data(spec)
     assert str(tmp_path) not in str(info.value)
-    from services.common.errors import describe_error
+    from spiker_services.common.errors import describe_error
 
     assert describe_error(info.value).code == "INVALID_ARGUMENT"
 
@@ -201,7 +201,7 @@ def test_bad_datasets_are_data_errors(tmp_path, case: str) -> None:
 # -- item 12: tokens ----------------------------------------------------------------------------
 
 def test_tokens_are_long_reloadable_and_read_from_a_file_or_env(tmp_path, monkeypatch) -> None:
-    from gateway.auth import TokenAuth, client_token, parse_tokens
+    from spiker_gateway.auth import TokenAuth, client_token, parse_tokens
 
     with pytest.raises(ValueError, match="32 characters"):
         parse_tokens("a-short-token-of-31-characters! alice", "test")
@@ -228,7 +228,7 @@ def test_tokens_are_long_reloadable_and_read_from_a_file_or_env(tmp_path, monkey
 def test_a_client_without_ca_says_it_uses_plaintext(caplog) -> None:
     import logging
 
-    with caplog.at_level(logging.WARNING, logger="gateway.client"):
+    with caplog.at_level(logging.WARNING, logger="spiker_gateway.client"):
         GatewayClient("127.0.0.1:1", ALICE).close()
         assert not caplog.records  # loopback: nothing leaves the machine
         GatewayClient("gateway.example:50050", ALICE).close()
@@ -250,7 +250,7 @@ def test_gateway_process_reloads_its_token_file_on_sighup(tmp_path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text(f"{old} alice\n")
     port = free_port()
-    cmd = [sys.executable, "-m", "gateway.cli", "gateway", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "spiker_gateway.cli", "gateway", "--host", "127.0.0.1", "--port", str(port),
            "--services", f"127.0.0.1:{free_port()}", "--tokens", str(tokens), "--store", str(tmp_path / "store")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKER_")}
     with open(tmp_path / "gateway.log", "wb") as log:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import time
 
-from gateway.gc import collect
-from gateway.index import RunIndex
 from spiker.store import LocalStore
+from spiker_gateway.gc import collect
+from spiker_gateway.index import RunIndex
 
 DAY = 86400.0
 

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from services.common.child import job_memory_limit, parse_bytes
-from services.common.errors import RemoteError, describe_error
-from services.common.runtime import Call, Runtime, drain
 from spiker.store import LocalStore
+from spiker_services.common.child import job_memory_limit, parse_bytes
+from spiker_services.common.errors import RemoteError, describe_error
+from spiker_services.common.runtime import Call, Runtime, drain
 from tests.services import hardening_jobs
 
 GIB = 1 << 30
@@ -72,7 +72,7 @@ def test_full_disk_is_resource_exhausted_not_unavailable(tmp_path) -> None:
 
 def test_a_job_dies_with_its_parent() -> None:
     code = ("import os, sys, time\n"
-            "from services.common.child import die_with_parent\n"
+            "from spiker_services.common.child import die_with_parent\n"
             "pid = os.fork()\n"
             "if pid == 0:\n"
             "    die_with_parent()\n"
@@ -104,7 +104,7 @@ def _alive(pid: int) -> bool:
 
 def test_spiker_up_restarts_a_dead_child_with_back_off(tmp_path) -> None:
     """Item 10: the supervisor of ``spiker up`` notices an exit, logs it and restarts with growing delays."""
-    from gateway.supervise import Supervisor
+    from spiker_gateway.supervise import Supervisor
 
     now = [0.0]
     sup = Supervisor({"services": [sys.executable, "-c", "import sys; sys.exit(3)"],

@@ -8,12 +8,12 @@ import time
 import pytest
 from gw_support import ALICE, free_port, tiny_spec, wait_for
 
-from gateway.client import GatewayClient
-from gateway.lease import Leases
-from gateway.stages import RetryPolicy
-from gateway.validate import Limits
 from spiker.store import LocalStore, S3Store
 from spiker_api.v1 import gateway_pb2
+from spiker_gateway.client import GatewayClient
+from spiker_gateway.lease import Leases
+from spiker_gateway.stages import RetryPolicy
+from spiker_gateway.validate import Limits
 
 #: unreachable services, a patient policy: runs stay RUNNING (retrying) until cancelled
 PATIENT = RetryPolicy(max_attempts=1000, initial_delay=30.0, max_delay=30.0)
@@ -120,9 +120,9 @@ def test_a_run_whose_lease_is_lost_leaves_this_gateways_runs(make_gateway, tmp_p
 def test_watching_a_run_another_gateway_runs_follows_its_record_to_the_end(make_gateway, tmp_path,
                                                                            monkeypatch) -> None:
     """B's watcher of A's run sees its final state (not the unfinished record replayed as if final)."""
-    import gateway.runs
+    import spiker_gateway.runs
 
-    monkeypatch.setattr(gateway.runs, "FOLLOW_POLL_S", 0.2)
+    monkeypatch.setattr(spiker_gateway.runs, "FOLLOW_POLL_S", 0.2)
     store = LocalStore(tmp_path / "store")
     a = make_gateway(f"127.0.0.1:{free_port()}", store=store, policy=PATIENT)
     b = make_gateway(f"127.0.0.1:{free_port()}", store=store, policy=PATIENT)

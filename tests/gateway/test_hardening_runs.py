@@ -9,14 +9,14 @@ import grpc
 import pytest
 from gw_support import ALICE, BOB, free_port, tiny_npz, tiny_spec, wait_for
 
-from gateway.client import GatewayClient
-from gateway.fairness import FairQueue, RateLimiter
-from gateway.runs import RunManager
-from gateway.stages import CallSlot, RetryPolicy, StageFailed, call_stage
-from gateway.validate import Limits
-from services.common.errors import error_detail
 from spiker.store import LocalStore, StoreUnavailable
 from spiker_api.v1 import gateway_pb2, trainer_pb2
+from spiker_gateway.client import GatewayClient
+from spiker_gateway.fairness import FairQueue, RateLimiter
+from spiker_gateway.runs import RunManager
+from spiker_gateway.stages import CallSlot, RetryPolicy, StageFailed, call_stage
+from spiker_gateway.validate import Limits
+from spiker_services.common.errors import error_detail
 
 #: unreachable services, a patient policy: the first run keeps RUNNING, the others stay queued
 PATIENT = RetryPolicy(max_attempts=1000, initial_delay=30.0, max_delay=30.0)
@@ -162,7 +162,7 @@ def test_a_store_without_index_is_indexed_once(tmp_path) -> None:
     rec = {"run_id": "r-20260101-000000-0123abcd", "owner": "alice", "state": "succeeded", "created_at": 1.0,
            "name": "old", "stages": []}
     store.put_json(f"runs/{rec['run_id']}/record.json", rec, overwrite=True)
-    from gateway.stages import StageClients
+    from spiker_gateway.stages import StageClients
 
     clients = StageClients({s: f"127.0.0.1:{free_port()}" for s in ("trainer", "optimizer", "hdlgen", "simulator")})
     manager = RunManager(store, clients, Limits(), FAIL_FAST)

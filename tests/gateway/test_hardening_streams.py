@@ -10,10 +10,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gw_support import ALICE, BOB, free_port, tiny_spec, wait_for
 
-from gateway.client import GatewayClient
-from gateway.stages import RetryPolicy
 from spiker.store import LocalStore
 from spiker_api.v1 import gateway_pb2
+from spiker_gateway.client import GatewayClient
+from spiker_gateway.stages import RetryPolicy
 
 N_STREAMS = 200
 

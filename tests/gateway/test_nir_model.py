@@ -9,10 +9,10 @@ import pytest
 from gw_support import ALICE, BOB, tiny_spec, wait_for
 
 import spiker.nir as snir
-from gateway.client import GatewayClient
-from services.common.errors import error_detail
 from spiker import NetBuilder
 from spiker_api.v1 import gateway_pb2
+from spiker_gateway.client import GatewayClient
+from spiker_services.common.errors import error_detail
 
 
 def _nir_bytes(net: dict) -> bytes:

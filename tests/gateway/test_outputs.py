@@ -95,8 +95,8 @@ def test_spiker_run_out_holds_every_result_readable(tmp_path: Path) -> None:
 
 def test_report_md_explains_bounds_counts_and_sources() -> None:
     """Fast: the bound at the design's events per cycle beside the one-event bound, counts as integers."""
-    from gateway.report import render_markdown
     from spiker.hdl.sim import event_bound
+    from spiker_gateway.report import render_markdown
 
     a = np.array([[[5, 0], [3, 1]], [[2, 4], [1, 1]]])  # a[layer, step, sample]
     assert event_bound(a).tolist() == [8, 5] and event_bound(a, 2).tolist() == [5, 3]  # sum_t max_l ceil(a/E)
@@ -126,8 +126,8 @@ def test_report_md_explains_bounds_counts_and_sources() -> None:
 
 def test_the_report_names_the_store_without_a_server_path(tmp_path) -> None:  # noqa: ANN001
     """report.json/report.md go to clients: a local store's absolute path stays on the server."""
-    from gateway.report import build_report
     from spiker.store import LocalStore
+    from spiker_gateway.report import build_report
 
     root = tmp_path / "secret-server-dir"
     store = LocalStore(root)

@@ -22,8 +22,8 @@ import grpc
 import pytest
 from gw_support import ALICE, BOB, ROOT, ServicesProcess, free_port, tiny_npz, tiny_spec, wait_for, wait_healthy
 
-from gateway.client import GatewayClient, state_name
 from spiker.store import ArtifactRef, S3Store
+from spiker_gateway.client import GatewayClient, state_name
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def _rss(pid: int) -> int:
 
 
 class GatewayProcess:
-    """``python -m gateway.cli gateway`` on a fixed port, restartable; its log collects every start."""
+    """``python -m spiker_gateway.cli gateway`` on a fixed port, restartable; its log collects every start."""
 
     def __init__(self, port: int, services: str, tokens: Path, env: dict[str, str], log: Path) -> None:
         self.port, self.services, self.tokens, self.env, self.log = port, services, tokens, env, log
@@ -53,7 +53,7 @@ class GatewayProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "gateway.cli", "gateway", "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "spiker_gateway.cli", "gateway", "--host", "127.0.0.1", "--port", str(self.port),
                "--services", self.services, "--tokens", str(self.tokens), "--max-runs", "2", "--web-port", "-1"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=log)

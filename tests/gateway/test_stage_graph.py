@@ -9,8 +9,8 @@ import grpc
 import pytest
 from gw_support import tiny_npz, tiny_spec
 
-from gateway.stages import NEEDS, STAGES, CallSlot, StageCancelled, StageFailed, plan, run_graph
-from gateway.validate import Limits, validate_spec
+from spiker_gateway.stages import NEEDS, STAGES, CallSlot, StageCancelled, StageFailed, plan, run_graph
+from spiker_gateway.validate import Limits, validate_spec
 
 REF = {"bucket": "b", "key": "artifacts/sha256/aa/" + "a" * 64, "sha256": "a" * 64, "size": 1}
 
@@ -123,10 +123,10 @@ def test_hdlgen_generates_only_and_synth_estimates() -> None:
 @pytest.mark.timeout(900)
 def test_flow_synthesizes_beside_the_simulation(tmp_path) -> None:
     """Through the services: synth and simulate overlap in time; the report has the estimate."""
-    from gateway.client import GatewayClient
-    from gateway.server import LocalStack
     from spiker.store import LocalStore
     from spiker_api.v1 import gateway_pb2
+    from spiker_gateway.client import GatewayClient
+    from spiker_gateway.server import LocalStack
 
     with LocalStack(LocalStore(tmp_path / "store"), work_root=tmp_path / "work") as stack, \
             GatewayClient(stack.target, stack.token) as client:

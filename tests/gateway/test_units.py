@@ -7,10 +7,10 @@ import json
 import pytest
 from gw_support import tiny_spec
 
-from gateway.cache import cache_key, code_version
-from gateway.stages import RetryPolicy, plan
-from gateway.validate import Limits, validate_spec
 from spiker.errors import SpecError
+from spiker_gateway.cache import cache_key, code_version
+from spiker_gateway.stages import RetryPolicy, plan
+from spiker_gateway.validate import Limits, validate_spec
 
 REF = {"bucket": "b", "key": "artifacts/sha256/aa/" + "a" * 64, "sha256": "a" * 64, "size": 1}
 

@@ -14,11 +14,11 @@ import pytest
 from gw_support import ALICE, BOB, TOKENS, tiny_spec
 from starlette.testclient import TestClient
 
-from gateway.auth import TokenAuth
-from gateway.client import GatewayClient
-from gateway.web import start_web
-from gateway.web.app import create_app
 from spiker_api.v1 import gateway_pb2
+from spiker_gateway.auth import TokenAuth
+from spiker_gateway.client import GatewayClient
+from spiker_gateway.web import start_web
+from spiker_gateway.web.app import create_app
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 

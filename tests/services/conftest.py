@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # services/ and spiker_api/ until pyproject packages them
+if str(ROOT) not in sys.path:  # spiker_services/ and spiker_api/ until pyproject packages them
     sys.path.insert(0, str(ROOT))
 
 from svc_support import Stack  # noqa: E402

@@ -15,12 +15,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # services/ and spiker_api/ until pyproject packages them
+if str(ROOT) not in sys.path:  # spiker_services/ and spiker_api/ until pyproject packages them
     sys.path.insert(0, str(ROOT))
 
-from services.common.errors import error_detail  # noqa: E402
-from services.common.runtime import Runtime  # noqa: E402
-from services.common.server import SERVICE_NAMES, StageServer, build_server  # noqa: E402
 from spiker.store import ArtifactStore  # noqa: E402
 from spiker_api.v1 import (  # noqa: E402
     common_pb2,
@@ -30,6 +27,9 @@ from spiker_api.v1 import (  # noqa: E402
     trainer_pb2,
     trainer_pb2_grpc,
 )
+from spiker_services.common.errors import error_detail  # noqa: E402
+from spiker_services.common.runtime import Runtime  # noqa: E402
+from spiker_services.common.server import SERVICE_NAMES, StageServer, build_server  # noqa: E402
 
 N_INPUTS, SIZES, N_CYCLES = 8, (6, 3), 5
 #: small message cap of the test servers, so the oversized-request test sends little
@@ -75,7 +75,7 @@ class Stack:
         self.optimizer = optimizer_pb2_grpc.OptimizerServiceStub(self.channel)
         self.hdlgen = hdlgen_pb2_grpc.HdlgenServiceStub(self.channel)
         self.simulator = simulator_pb2_grpc.SimulatorServiceStub(self.channel)
-        from services.common.convert import ref_to_proto
+        from spiker_services.common.convert import ref_to_proto
 
         self.npz = ref_to_proto(store.put_bytes(tiny_npz(), kind="dataset"))
         self._model: common_pb2.ArtifactRef | None = None

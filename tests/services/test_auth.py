@@ -7,12 +7,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from svc_support import dataset_spec, expect_error, tiny_net
 
-from services.common.limits import SizeLimits
-from services.common.runtime import Runtime
-from services.common.server import SERVICE_NAMES, build_server
-from services.common.service_auth import authorized_channel, load_service_token
 from spiker.store import LocalStore
 from spiker_api.v1 import common_pb2, simulator_pb2, simulator_pb2_grpc, trainer_pb2, trainer_pb2_grpc
+from spiker_services.common.limits import SizeLimits
+from spiker_services.common.runtime import Runtime
+from spiker_services.common.server import SERVICE_NAMES, build_server
+from spiker_services.common.service_auth import authorized_channel, load_service_token
 
 SECRET = "service-secret-0123456789abcdefghijkl"
 
@@ -30,7 +30,7 @@ def guarded(tmp_path_factory):
 def _train_request(store: LocalStore, epochs: int) -> trainer_pb2.TrainRequest:
     from svc_support import tiny_npz
 
-    from services.common.convert import ref_to_proto
+    from spiker_services.common.convert import ref_to_proto
 
     npz = ref_to_proto(store.put_bytes(tiny_npz(), kind="dataset"))
     return trainer_pb2.TrainRequest(net_dict=tiny_net(), dataset=dataset_spec(npz),

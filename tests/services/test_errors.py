@@ -6,11 +6,11 @@ import grpc
 import pytest
 from svc_support import Stack, dataset_spec, expect_error, tiny_net
 
-from services.common.errors import remap_field
-from services.common.runtime import Runtime
-from services.common.server import build_server
 from spiker.store import S3Store
 from spiker_api.v1 import common_pb2, hdlgen_pb2, hdlgen_pb2_grpc, optimizer_pb2, simulator_pb2, trainer_pb2
+from spiker_services.common.errors import remap_field
+from spiker_services.common.runtime import Runtime
+from spiker_services.common.server import build_server
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 MISSING_SHA = "0" * 64

@@ -26,13 +26,13 @@ from svc_support import (
     wait_clean,
 )
 
-from services.common.convert import ref_from_proto
-from services.common.runtime import Runtime
-from services.common.server import build_server
 from spiker.errors import SpecError
 from spiker.serve import worker_sweep
 from spiker.store import LocalStore
 from spiker_api.v1 import optimizer_pb2, trainer_pb2, trainer_pb2_grpc
+from spiker_services.common.convert import ref_from_proto
+from spiker_services.common.runtime import Runtime
+from spiker_services.common.server import build_server
 
 SERVICES = ["spiker.v1.TrainerService", "spiker.v1.OptimizerService", "spiker.v1.HdlgenService",
             "spiker.v1.SimulatorService"]

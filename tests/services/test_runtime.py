@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from services.common.errors import RemoteError
-from services.common.runtime import Call, Runtime, drain
 from spiker.store import LocalStore
+from spiker_services.common.errors import RemoteError
+from spiker_services.common.runtime import Call, Runtime, drain
 from tests.services import runtime_jobs
 
 

@@ -1,5 +1,0 @@
-"""HDL generation service: ``spiker.v1.HdlgenService`` over :class:`spiker.hdl.VhdlGenerator`."""
-
-from services.hdlgen.servicer import HdlgenServicer
-
-__all__ = ["HdlgenServicer"]

@@ -1,5 +1,0 @@
-"""Simulator service: ``spiker.v1.SimulatorService`` over GHDL simulation against the golden model."""
-
-from services.simulator.servicer import SimulatorServicer
-
-__all__ = ["SimulatorServicer"]

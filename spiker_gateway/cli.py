@@ -1,0 +1,714 @@
+"""Gateway commands of the ``spiker`` CLI: run, up, gateway, submit, watch, ls, get, cancel.
+
+    spiker run examples/digits.yaml [--store DIR] [--out DIR] [--no-cache]
+    spiker up [--port 50050] [--services-port 50051] [--tokens FILE]
+    spiker submit SPEC --gateway HOST:PORT [--token-file F] [--watch]   (token: F or $SPIKER_TOKEN)
+    spiker watch|get|cancel RUN_ID --gateway HOST:PORT [--token-file F]
+    spiker ls --gateway HOST:PORT [--token-file F]
+
+``run`` starts the four stage services and the gateway in this process on loopback ephemeral
+ports (store from ``SPIKER_S3_*``, else ``--store`` / ``SPIKER_STORE_DIR`` / ``~/.spiker/store``),
+submits the spec, shows a progress bar per stage and downloads the run's files (model, history,
+sweep, selection, simulation report, resources, plots, VHDL, reports; as ``spiker get --download``)
+to ``--out`` (default ``runs/<run-id>/``). The exit code is 0 only if the run succeeded with 0
+mismatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from spiker.cli import UsageError, register_error_formatter
+
+log = logging.getLogger(__name__)
+
+GATEWAY_ENV = "SPIKER_GATEWAY"
+#: default port of the web run browser (``spiker gateway``/``spiker up``)
+WEB_PORT = 50080
+TOKEN_ENV = "SPIKER_TOKEN"
+
+
+# -- shared helpers ----------------------------------------------------------------------------
+
+def spec_text_for(path: str, client: Any) -> str:
+    """The spec file as JSON text; a local .npz dataset is uploaded and referenced by sha256."""
+    from spiker.flow.spec import load_flow_spec
+
+    spec = load_flow_spec(path)
+    doc = spec.to_dict()
+    if spec.dataset_artifact is None and spec.dataset.name.endswith(".npz"):
+        ref = client.upload(spec.dataset.name)
+        doc["dataset"] = {**doc["dataset"], "artifact": ref.sha256, "name": Path(spec.dataset.name).name}
+        print(f"uploaded {spec.dataset.name} ({ref.size} bytes) as {ref.sha256[:16]}...", file=sys.stderr)
+    if spec.model is not None and spec.model.nir is not None:
+        doc.update(upload_model(spec, client))
+    return json.dumps(doc)
+
+
+def check_dataset(spec: Any) -> None:
+    """Load a local .npz dataset here as the train stage will, before anything is uploaded or
+    started: a bad file (layout, keys, labels, inputs or steps that do not fit the net) is one
+    error naming the user's file and key; a random split is warned about once, here."""
+    from spiker.flow.stages import load_data
+
+    name = spec.dataset.name
+    if spec.dataset_artifact is not None or not name.endswith(".npz"):
+        return
+    if not Path(name).is_file():
+        raise UsageError(f"dataset.name: no such file {name}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_data(spec)
+    for w in {str(w.message): w for w in caught}.values():  # each once, as one line
+        print(f"spiker: warning: {w.message}", file=sys.stderr)
+
+
+def upload_model(spec: Any, client: Any) -> dict[str, Any]:
+    """Upload the spec's ``model.nir`` as spiker's own NIR export (with its time step, resets and
+    n_cycles, so the services read it as loaded here); the spec's new ``model`` and ``net``."""
+    import tempfile
+
+    from spiker import nir as spiker_nir
+
+    snn = spiker_nir.load(spec.model.nir, **{**spec.model.load_args(), "n_cycles": spec.net_spec.n_cycles})
+    with tempfile.TemporaryDirectory() as tmp:
+        data = spiker_nir.save(snn, Path(tmp) / "model.nir").read_bytes()
+    ref = client.upload_bytes(data, "model.nir")
+    print(f"uploaded {spec.model.nir} as spiker NIR ({ref.size} bytes) {ref.sha256[:16]}...", file=sys.stderr)
+    return {"model": {"artifact": ref.sha256}, "net": snn.spec.to_dict()}
+
+
+def _stage_line(s: Any) -> str:
+    """``train: succeeded in 5.4 s (cached); test_accuracy 0.222`` for a StageRecord."""
+    from spiker.progress import fmt
+    from spiker_gateway.client import stage_state_name
+
+    state = stage_state_name(s.state)
+    text = f"{s.name}: {state}" + (f" in {s.seconds:.1f} s" if state != "skipped" else "")
+    text += " (cached)" if s.cached else ""
+    if s.HasField("error") and s.error.message:
+        text += f"; {s.error.message}"
+    metrics = [f"{k} {fmt(v)}" for k, v in sorted(s.metrics.items()) if k != "seconds"][:6]
+    return text + ("; " + ", ".join(metrics) if metrics else "")
+
+
+def _progress_text(p: Any) -> str:
+    """The message of a ProgressEvent (its phase only when it has none), with ``n/N`` when counted."""
+    text = p.message or p.phase
+    count = f"{p.current}/{p.total}"
+    if p.total > 0 and count not in text:
+        text += f" ({count})"
+    return text
+
+
+def event_text(ev: Any) -> str | None:
+    """The plain line of a RunEvent (``None`` for the summary): the CLI's lines and the web page's log."""
+    from spiker_gateway.client import state_name
+
+    kind = ev.WhichOneof("event")
+    if kind == "state_change":
+        c = ev.state_change
+        queue = f" (queue position {c.queue_position})" if c.queue_position else ""
+        return f"run {ev.run_id}: {c.message or state_name(c.state)}{queue}"
+    if kind == "stage_started":
+        s = ev.stage_started
+        return f"{s.stage}: " + ("cache lookup" if s.attempt == 0 else "started" if s.attempt == 1
+                                 else f"attempt {s.attempt} (retry)")
+    if kind == "progress":
+        return f"{ev.progress.stage}: {_progress_text(ev.progress)}"
+    if kind == "stage_finished":
+        return _stage_line(ev.stage_finished)
+    return None
+
+
+class LineView:
+    """A run's events as plain lines on stderr (no redraws): for logs, pipes and CI.
+
+    While a stage runs silently, a heartbeat line is written every ``spiker.progress.INTERVAL`` s.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        import threading
+
+        from spiker import progress
+
+        self.stream = stream or sys.stderr
+        self.interval = progress.INTERVAL
+        self.running: dict[str, float] = {}
+        self.last_line = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
+        self._thread.start()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            print(f"{time.strftime('%H:%M:%S')} {text}", file=self.stream, flush=True)
+            self.last_line = time.monotonic()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                quiet = time.monotonic() - self.last_line >= self.interval
+                stages = dict(self.running)
+            if quiet and stages:
+                now = time.monotonic()
+                self.write(", ".join(f"{name}: running, {now - t0:.0f} s" for name, t0 in stages.items()))
+
+    def event(self, ev: Any) -> None:
+        kind = ev.WhichOneof("event")
+        if kind == "stage_started":
+            self.running.setdefault(ev.stage_started.stage, time.monotonic())
+        elif kind == "stage_finished":
+            self.running.pop(ev.stage_finished.name, None)
+        text = event_text(ev)
+        if text is not None:
+            self.write(text)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class BarView:
+    """One tqdm bar per stage (on a terminal), its postfix the latest progress message."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def _bar(self, stage: str) -> Any:
+        from tqdm import tqdm
+
+        if stage not in self.bars:
+            self.bars[stage] = tqdm(desc=f"{stage:9s}", total=1, unit="step", leave=True, file=sys.stderr,
+                                    bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}]{postfix}")
+        return self.bars[stage]
+
+    def event(self, ev: Any) -> None:
+        kind = ev.WhichOneof("event")
+        if kind == "stage_started":
+            self._bar(ev.stage_started.stage).set_postfix_str(
+                "cache lookup" if ev.stage_started.attempt == 0 else f"attempt {ev.stage_started.attempt}")
+        elif kind == "progress":
+            p = ev.progress
+            bar = self._bar(p.stage)
+            if p.total > 0:
+                bar.total = p.total
+                bar.n = min(p.current, p.total)
+            text = _progress_text(p)
+            bar.set_postfix_str(text if len(text) <= 70 else text[:67] + "...")
+        elif kind == "stage_finished":
+            s = ev.stage_finished
+            bar = self._bar(s.name)
+            bar.n = bar.total
+            bar.set_postfix_str(_stage_line(s).partition(": ")[2][:70])
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+class _NoView:
+    def event(self, ev: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_view(progress: bool = True) -> Any:
+    """Bars on a terminal, plain lines elsewhere, nothing when ``progress`` is off (``-q``)."""
+    from spiker import progress as policy
+
+    if not progress or policy.mode() == "off":
+        return _NoView()
+    return BarView() if policy.use_bars() else LineView()
+
+
+def follow(client: Any, run_id: str, progress: bool = True) -> Any:
+    """Show a run's events until it ends; returns the final Run."""
+    view = make_view(progress)
+    try:
+        for ev in client.watch(run_id):
+            view.event(ev)
+            if ev.WhichOneof("event") == "summary":
+                return ev.summary
+    finally:
+        view.close()
+    return client.get(run_id)
+
+
+def print_summary(run: Any) -> int:
+    """Print the run's outcome and report (rounded; rows without numbers left out); the exit code
+    (0: succeeded with 0 mismatches, else 1)."""
+    from spiker.progress import fmt
+    from spiker_gateway.client import state_name
+
+    state = state_name(run.state)
+    print(f"run {run.run_id} ({run.name}): {state}")
+    if run.HasField("error") and run.error.message:
+        field = f" [{run.error.field}]" if run.error.field else ""
+        print(f"error{field}: {run.error.message}")
+    if not run.report_json:
+        return 1
+    r = json.loads(run.report_json)
+    counts = r.get("accuracy_samples") or {}
+    accuracies = [f"{label} {fmt(r.get(key))}" + (f" on {counts[kind]} {what}" if counts.get(kind) else "")
+                  for label, key, kind, what in (("float", "float_accuracy", "float", "test samples"),
+                                                 ("quantized", "quant_accuracy", "quant", "test samples"),
+                                                 ("hardware", "hw_accuracy", "hardware", "simulated samples"))
+                  if r.get(key) is not None]
+    if accuracies:
+        print("accuracy: " + ", ".join(accuracies))
+    params = r.get("optim_params") or {}
+    print(f"mismatches: {r['mismatches']} on {r['samples']} samples"
+          + (f"; optim_params {', '.join(f'{k}={v}' for k, v in sorted(params.items()))}" if params else ""))
+    if r.get("cycles_mean") is not None:
+        e = r.get("events_per_cycle") or 1
+        bound = f" (one-event bound {fmt(r['bound_mean'], 1)})" if r.get("bound_mean") is not None else ""
+        if r.get("bound_events_mean") is not None and e > 1:
+            bound = (f" (bound at {e} events/cycle {fmt(r['bound_events_mean'], 1)}, one-event "
+                     f"{fmt(r['bound_mean'], 1)})")
+        print(f"cycles/inference: mean {fmt(r['cycles_mean'], 1)}{bound}")
+    res = {k: v for k, v in (r.get("resources") or {}).items() if k in ("lut", "ff", "bram", "dsp") and v is not None}
+    est = {k: v for k, v in (r.get("resources_estimated") or {}).items() if v is not None}
+    if res or est:  # the cost model's estimate beside yosys' count (when synthesis ran)
+        print("resources (estimated / measured): " + ", ".join(
+            f"{k.upper()} {fmt(est.get(k), 1) if k in est else '-'} / {fmt(res.get(k), 1) if k in res else '-'}"
+            for k in ("lut", "ff", "bram", "dsp") if k in res or k in est))
+    if r.get("sweep"):
+        print(f"sweep: {r['sweep']['configs']} configs, {r['sweep']['feasible']} feasible")
+    sel = r.get("selection") or {}
+    if sel.get("reason"):
+        print(f"selected: {sel['reason']}")
+    from spiker_gateway.stages import STAGES
+
+    print("stages: " + ", ".join(f"{n} {r['stages'][n]['seconds']:.1f}s"
+                                 f"{' (cached)' if r['stages'][n]['cached'] else ''}"
+                                 f"{' (skipped)' if r['stages'][n]['state'] == 'skipped' else ''}"
+                                 for n in STAGES if n in r["stages"]))
+    return 0 if state == "succeeded" and r["mismatches"] == 0 else 1
+
+
+# -- commands --------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from spiker.flow.spec import load_flow_spec
+    from spiker_services.common.jobserver import start_job_server
+
+    spec = load_flow_spec(args.spec)  # bad spec or bad dataset file: exit 2 before anything starts
+    try:
+        check_dataset(spec)
+    except UsageError as exc:
+        raise UsageError(f"{args.spec}: {exc}") from None
+    start_job_server()  # its preload runs while this process imports the stack
+    from spiker.store import open_store
+    from spiker_gateway.client import GatewayClient
+    from spiker_gateway.server import LocalStack
+    from spiker_gateway.validate import Limits
+
+    if not args.verbose:  # the run's events are shown; the in-process services' own logs would repeat them
+        for name in ("spiker_services", "spiker_gateway", "spiker"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    store = open_store(args.store)
+    limits = Limits(max_concurrent_runs=1)
+    with LocalStack(store, limits=limits, max_jobs=args.max_jobs) as stack, \
+            GatewayClient(stack.target, stack.token) as client:
+        text = spec_text_for(args.spec, client)
+        run = client.submit(text, no_cache=args.no_cache)
+        print(f"run {run.run_id} on {store!r}", file=sys.stderr)
+
+        def on_term(*_: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)  # stop like Ctrl-C: the run is cancelled, not left running
+        try:
+            final = follow(client, run.run_id, progress=not args.quiet)
+        except KeyboardInterrupt:
+            client.cancel(run.run_id)
+            raise
+        out = Path(args.out) if args.out else Path("runs") / final.run_id
+        if final.report_json:  # the same files as `spiker get --download`, through the same RPC
+            files = client.download_run(final.run_id, out)
+            print(f"wrote {len(files)} files to {out}", file=sys.stderr)
+        return print_summary(final)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from spiker_gateway.client import GatewayClient
+
+    target = args.gateway or os.environ.get(GATEWAY_ENV)
+    if not target:
+        raise UsageError("give --gateway HOST:PORT or set SPIKER_GATEWAY")
+    return GatewayClient(target, _client_token(args), args.ca_cert)
+
+
+def _client_token(args: argparse.Namespace) -> str | None:
+    """--token-file, else $SPIKER_TOKEN (or the older $SPIKER_GATEWAY_TOKEN), else a --token (warned: ps shows it)."""
+    from spiker_gateway.auth import client_token
+
+    try:
+        token = client_token(getattr(args, "token_file", None)) or os.environ.get("SPIKER_GATEWAY_TOKEN")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--token-file: {exc}") from None
+    if token is None and getattr(args, "token", None):
+        warnings.warn("--token on the command line is visible to every user of this machine (ps); use "
+                      "--token-file FILE or $SPIKER_TOKEN", UserWarning, stacklevel=2)
+        token = args.token
+    return token
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from spiker.flow.spec import load_flow_spec
+
+    check_dataset(load_flow_spec(args.spec))
+    with _client(args) as client:
+        run = client.submit(spec_text_for(args.spec, client), no_cache=args.no_cache)
+        print(run.run_id)
+        if args.watch:
+            return print_summary(follow(client, run.run_id, progress=not args.quiet))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return print_summary(follow(client, args.run_id, progress=not args.quiet))
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Retention: see spiker_gateway/gc.py."""
+    from spiker.store import open_store
+    from spiker_gateway.gc import collect
+
+    if args.ttl_days <= 0:
+        raise UsageError("--ttl-days must be > 0")
+    report = collect(open_store(args.store), args.ttl_days * 86400.0, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"spiker gc: {verb} {len(report.runs)} run(s), {report.uploads} upload(s), {report.cache_entries} "
+          f"cache entr(ies), {report.artifacts} artifact(s) ({report.bytes_freed} bytes); kept "
+          f"{report.kept_artifacts} referenced artifact(s)")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from spiker_gateway.client import state_name
+
+    with _client(args) as client:
+        for run in client.list(args.limit):
+            created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at))
+            queue = f" (queue position {run.queue_position})" if run.queue_position else ""
+            print(f"{run.run_id}  {state_name(run.state):9s}  {created}  {run.name}{queue}")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    with _client(args) as client:
+        run = client.get(args.run_id)
+        if args.download:
+            files = client.download_run(args.run_id, args.download)
+            print(f"wrote {len(files)} files to {args.download}", file=sys.stderr)
+        if args.json:
+            print(json_format.MessageToJson(run, preserving_proto_field_name=True))
+            return 0
+        from spiker_gateway.client import stage_state_name
+
+        for s in run.stages:
+            print(f"  {s.name:9s} {stage_state_name(s.state):9s} {s.seconds:7.1f}s"
+                  f"{'  cached' if s.cached else ''}{'  attempts ' + str(s.attempts) if s.attempts > 1 else ''}")
+        return print_summary(run)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from spiker_gateway.client import state_name
+
+    with _client(args) as client:
+        run = client.cancel(args.run_id)
+        print(f"{run.run_id}: {state_name(run.state)}")
+    return 0
+
+
+def rpc_error_line(exc: BaseException) -> str | None:
+    """The one line of a gRPC error from the gateway or a service: code, [field], message."""
+    grpc = sys.modules.get("grpc")
+    if grpc is None or not isinstance(exc, grpc.RpcError) or not hasattr(exc, "code"):
+        return None
+    from spiker_services.common.errors import error_detail
+
+    detail = error_detail(exc)
+    field = f" [{detail['field']}]" if detail["field"] else ""
+    return f"{exc.code().name}{field}: {detail['message'] or exc.details()}"
+
+
+register_error_formatter(rpc_error_line)  # spiker's CLI prints it as one line
+
+
+def web_bind_host(web_host: str | None, host: str, tls: bool) -> str:
+    """Where the run browser listens: a token login must not cross plain HTTP on a public address.
+
+    With TLS it follows ``--web-host`` or the gateway's ``--host``; without TLS it stays on 127.0.0.1
+    unless ``--web-host`` names an address explicitly (e.g. behind a TLS-terminating proxy; warned).
+    """
+    if tls:
+        return web_host or host
+    if web_host is None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            logging.getLogger(__name__).warning(
+                "spiker gateway: no TLS: the run browser listens on 127.0.0.1 only (give --tls-cert/--tls-key, "
+                "or --web-host behind a TLS proxy)")
+        return "127.0.0.1"
+    if web_host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger(__name__).warning("spiker gateway: the run browser on %s serves PLAINTEXT: logins "
+                                            "cross the network unencrypted unless a TLS proxy fronts it", web_host)
+    return web_host
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    """Serve the gateway until SIGTERM/SIGINT."""
+    import threading
+
+    from spiker.store import open_store
+    from spiker_gateway.server import all_targets, build_gateway
+    from spiker_gateway.validate import Limits
+
+    if args.services:
+        targets = all_targets(args.services)
+    else:
+        targets = {"trainer": args.trainer, "optimizer": args.optimizer, "hdlgen": args.hdlgen,
+                   "simulator": args.simulator}
+        if not all(targets.values()):
+            raise UsageError("spiker gateway: give --services HOST:PORT or all of --trainer/--optimizer/"
+                             "--hdlgen/--simulator")
+    from spiker_gateway.auth import TokenAuth
+
+    tokens = _tokens(args.tokens)
+    if not tokens:
+        raise UsageError("no tokens configured: give --tokens FILE or set SPIKER_GATEWAY_TOKENS")
+    tokens = TokenAuth(tokens, args.tokens)  # SIGHUP re-reads the file
+    signal.signal(signal.SIGHUP, lambda *_: tokens.reload())
+    limits = Limits(max_concurrent_runs=args.max_runs, max_upload_bytes=args.max_upload_mb * 1024 * 1024)
+    if args.tls_dir and not (args.tls_cert or args.tls_key):
+        cert, key = Path(args.tls_dir) / "tls.crt", Path(args.tls_dir) / "tls.key"
+        if cert.is_file() and key.is_file():
+            args.tls_cert, args.tls_key = str(cert), str(key)
+        else:
+            logging.getLogger(__name__).warning("spiker gateway: no tls.crt/tls.key in %s: serving PLAINTEXT",
+                                                args.tls_dir)
+    store = open_store(args.store)
+    try:
+        server = build_gateway(store, targets, tokens, host=args.host, port=args.port,
+                               limits=limits, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                               health_port=args.health_port)
+    except RuntimeError as exc:  # grpc's bind failure
+        if "bind" not in str(exc).lower():
+            raise
+        raise UsageError(f"cannot listen on {args.host}:{args.port} (in use, or not an address of this "
+                         "machine)") from None
+    print(f"spiker gateway: listening on {args.host}:{server.port}", flush=True)
+    web = None
+    if args.web_port >= 0:  # the run browser: same run manager, tokens and store, its own port
+        from spiker_gateway.web import start_web
+
+        tls = bool(args.tls_cert and args.tls_key)
+        web_host = web_bind_host(args.web_host, args.host, tls)
+        try:
+            web = start_web(server.manager, tokens, store, host=web_host, port=args.web_port,
+                            certfile=args.tls_cert if tls else None, keyfile=args.tls_key if tls else None)
+        except OSError:
+            server.stop(1.0)
+            raise UsageError(f"web run browser: cannot listen on {web_host}:{args.web_port}") from None
+        print(f"spiker gateway: run browser on {web.url}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    if web is not None:
+        web.stop()
+    server.stop(2.0)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start the services and the gateway as two child processes; stop both on Ctrl-C/SIGTERM."""
+    from spiker_gateway.auth import ENV_VAR, new_token
+
+    env = dict(os.environ)
+    token = None
+    if not args.tokens and not env.get(ENV_VAR):
+        token = new_token()
+        env[ENV_VAR] = f"{token}:{os.environ.get('USER', 'local') or 'local'}"
+    else:
+        _tokens(args.tokens)  # fail early on a bad file
+    store = ["--store", args.store] if args.store else []
+    services_cmd = [sys.executable, "-m", "spiker.serve", "serve", "all", "--host", "127.0.0.1",
+                    "--port", str(args.services_port), "--max-jobs", str(args.max_jobs), *store]
+    gateway_cmd = [sys.executable, "-m", "spiker_gateway.cli", "gateway", "--host", args.host, "--port", str(args.port),
+                   "--services", f"127.0.0.1:{args.services_port}", "--max-runs", str(args.max_runs),
+                   "--web-port", str(args.web_port), *store]
+    if args.tokens:
+        gateway_cmd += ["--tokens", args.tokens]
+    for flag in ("tls_cert", "tls_key"):
+        if getattr(args, flag):
+            gateway_cmd += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    from spiker_gateway.supervise import Supervisor
+
+    if not env.get("SPIKER_SERVICE_TOKEN") and not env.get("SPIKER_SERVICE_TOKEN_FILE"):
+        env["SPIKER_SERVICE_TOKEN"] = new_token()  # only this gateway may call these services
+    supervisor = Supervisor({"services": services_cmd, "gateway": gateway_cmd}, env)
+    supervisor.start()  # a child that dies is restarted with back-off (and logged)
+    procs = [c.proc for c in supervisor.children]
+    tls = bool(args.tls_cert and args.tls_key)
+    print(f"spiker up: services pid {procs[0].pid} on 127.0.0.1:{args.services_port}, gateway pid "
+          f"{procs[1].pid} on {args.host}:{args.port}"
+          + (f", run browser on {'https' if tls else 'http'}://{web_bind_host(None, args.host, tls)}:{args.web_port}"
+             if args.web_port >= 0 else ""), flush=True)
+    if token:
+        print(f"spiker up: token {token} (export {TOKEN_ENV}={token})", flush=True)
+    stopping = {"flag": False}
+
+    def on_signal(*_: Any) -> None:
+        stopping["flag"] = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    try:
+        supervisor.run(lambda: stopping["flag"])
+    finally:
+        supervisor.stop()
+    return 0
+
+
+# -- registration ------------------------------------------------------------------------------
+
+def _tokens(path: str | None) -> dict[str, str]:
+    """The token table of ``--tokens``/``$SPIKER_GATEWAY_TOKENS``; a missing or bad file is a UsageError."""
+    from spiker_gateway.auth import load_tokens
+
+    try:
+        return load_tokens(path)
+    except FileNotFoundError:
+        raise UsageError(f"token file {path}: no such file (lines 'TOKEN USER')") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"token file {path}: cannot read it ({exc})") from None
+    except ValueError as exc:
+        raise UsageError(f"bad tokens: {exc}") from None
+
+
+def _web_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--web-port", type=int, default=WEB_PORT,
+                   help=f"port of the web run browser (default {WEB_PORT}; 0: any free port; -1: none)")
+    p.add_argument("--web-host", help="bind address of the run browser (default: --host with TLS, else 127.0.0.1)")
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gateway", help=f"gateway address HOST:PORT (default ${GATEWAY_ENV})")
+    p.add_argument("--token-file", help="file whose first line is your bearer token (else $SPIKER_TOKEN)")
+    p.add_argument("--token", help=argparse.SUPPRESS)  # deprecated: visible in ps
+    p.add_argument("--ca-cert", help="CA certificate (PEM) of a TLS gateway")
+
+
+def add_cli_commands(subparsers: Any) -> None:
+    """Add the gateway commands to a ``spiker`` CLI's subparsers (each sets ``func``)."""
+    p = subparsers.add_parser("run", help="run a flow spec end to end on this machine (gateway + services)")
+    p.add_argument("spec", help="flow spec (YAML or JSON)")
+    p.add_argument("--store", help="local store directory when SPIKER_S3_ENDPOINT is unset "
+                                   "(default $SPIKER_STORE_DIR or ~/.spiker/store)")
+    p.add_argument("--out", help="write the run's files here: model.pt, history.json, sweep.csv/.json, sim.json, "
+                                 "resources.json, plots/, vhdl/, report.md/.json (default runs/<run-id>)")
+    p.add_argument("--no-cache", action="store_true", help="recompute every stage")
+    p.add_argument("--max-jobs", type=int, default=2, help="stage jobs at once per service (default 2)")
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("up", help="start the stage services and the gateway as separate processes")
+    p.add_argument("--host", default="127.0.0.1", help="gateway bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50050, help="gateway port (default 50050)")
+    p.add_argument("--services-port", type=int, default=50051, help="stage services port (default 50051)")
+    p.add_argument("--store", help="local store directory when SPIKER_S3_ENDPOINT is unset")
+    p.add_argument("--tokens", help="token file: lines 'TOKEN USER' (else $SPIKER_GATEWAY_TOKENS, else one "
+                                    "random token is printed)")
+    p.add_argument("--max-runs", type=int, default=2, help="runs at once; more queue (default 2)")
+    p.add_argument("--web-port", type=int, default=WEB_PORT, help=f"port of the web run browser (default "
+                   f"{WEB_PORT}; -1: none)")
+    p.add_argument("--max-jobs", type=int, default=2, help="stage jobs at once (default 2)")
+    p.add_argument("--tls-cert", help="TLS certificate (PEM) of the gateway")
+    p.add_argument("--tls-key", help="TLS private key (PEM) of the gateway")
+    p.set_defaults(func=cmd_up)
+
+    p = subparsers.add_parser("gateway", help="serve the gateway (stage services run elsewhere)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50050, help="port (0: any free port; default 50050)")
+    p.add_argument("--services", help="HOST:PORT of `spiker serve all`")
+    for name in ("trainer", "optimizer", "hdlgen", "simulator"):
+        p.add_argument(f"--{name}", help=f"HOST:PORT of the {name} service")
+    p.add_argument("--store", help="local store directory when SPIKER_S3_ENDPOINT is unset")
+    p.add_argument("--tokens", help="token file: lines 'TOKEN USER' (also $SPIKER_GATEWAY_TOKENS)")
+    p.add_argument("--max-runs", type=int, default=2, help="runs at once; more queue FIFO (default 2)")
+    _web_args(p)
+    p.add_argument("--max-upload-mb", type=int, default=64, help="largest dataset upload (default 64 MiB)")
+    p.add_argument("--tls-cert", help="TLS certificate (PEM)")
+    p.add_argument("--tls-key", help="TLS private key (PEM)")
+    p.add_argument("--tls-dir", help="serve TLS with DIR/tls.crt and DIR/tls.key when both exist (a mounted "
+                                     "kubernetes.io/tls Secret); else plaintext, with a warning")
+    p.add_argument("--health-port", type=int, help="also serve the health check alone, in plaintext, here "
+                                                   "(probes of a TLS gateway)")
+    p.set_defaults(func=cmd_gateway)
+
+    p = subparsers.add_parser("submit", help="submit a flow spec to a gateway")
+    p.add_argument("spec", help="flow spec (YAML or JSON); a local .npz dataset is uploaded")
+    p.add_argument("--no-cache", action="store_true", help="recompute every stage")
+    p.add_argument("--watch", action="store_true", help="follow the run until it ends")
+    _client_args(p)
+    p.set_defaults(func=cmd_submit)
+
+    for name, func, text in (("watch", cmd_watch, "follow a run until it ends"),
+                             ("get", cmd_get, "show a run's record and report"),
+                             ("cancel", cmd_cancel, "cancel a queued or running run")):
+        p = subparsers.add_parser(name, help=text)
+        p.add_argument("run_id")
+        if name == "get":
+            p.add_argument("--json", action="store_true", help="the whole record as JSON")
+            p.add_argument("--download", metavar="DIR", help="also write the run's files to DIR: vhdl/, "
+                           "plots/, model.pt, sweep.csv/.json, sim.json, report.json/.md, record.json")
+        _client_args(p)
+        p.set_defaults(func=func)
+
+    p = subparsers.add_parser("ls", help="list your runs on a gateway")
+    p.add_argument("--limit", type=int, default=0, help="newest N runs (0: all)")
+    _client_args(p)
+    p.set_defaults(func=cmd_ls)
+
+    p = subparsers.add_parser("gc", help="remove runs, uploads, cache entries and artifacts older than a TTL "
+                                         "(never what a kept run references)")
+    p.add_argument("--store", help="local store directory when SPIKER_S3_ENDPOINT is unset")
+    p.add_argument("--ttl-days", type=float, default=30.0, help="keep what is younger (default 30 days)")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be removed")
+    p.set_defaults(func=cmd_gc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m spiker_gateway.cli <command> ...`` (the same commands as the ``spiker`` CLI, same exit codes)."""
+    from spiker.cli import add_verbosity, finish_parser, run_command, setup_logging
+
+    parser = argparse.ArgumentParser(prog="spiker", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbosity(parser, top=True)
+    add_cli_commands(parser.add_subparsers(dest="command", required=True))
+    args = finish_parser(parser).parse_args(argv)
+    setup_logging(args)
+    return run_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

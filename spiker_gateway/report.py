@@ -1,0 +1,300 @@
+"""The run report: report.json / report.md plus copies of the plots and VHDL under ``runs/<id>/``.
+
+Every number is read from a stage service's result or its JSON artifacts (simulation report,
+resource estimate); nothing is computed here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import posixpath
+import tarfile
+from typing import Any
+
+from spiker.store import ArtifactRef, ArtifactStore
+from spiker_gateway.run_files import stage_output_keys
+
+log = logging.getLogger(__name__)
+
+RESOURCE_KEYS = ("lut", "ff", "bram", "dsp")
+IMPLEMENT_KEYS = ("target", "part", "package", "speed", "clock_mhz", "fits", "met", "status", "fmax_mhz",
+                  "critical_path", "utilisation", "tool_seconds")
+
+
+def run_prefix(run_id: str) -> str:
+    return f"runs/{run_id}"
+
+
+def put_named(store: ArtifactStore, key: str, data: bytes, content_type: str) -> None:
+    """Write a named (overwritable) non-JSON document, e.g. ``runs/<id>/report.md``."""
+    store.put_document(key, data, content_type, overwrite=True)
+
+
+def _ref(data: dict[str, Any] | None) -> ArtifactRef | None:
+    return None if not data else ArtifactRef.from_dict(data)
+
+
+def _json_artifact(store: ArtifactStore, ref: dict[str, Any] | None) -> dict[str, Any]:
+    r = _ref(ref)
+    return {} if r is None else json.loads(store.get_bytes(r))
+
+
+def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], stages: list[dict[str, Any]],
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Write the run's report files to the store; returns ``(report, artifacts)`` (name -> key)."""
+    by_name = {s["name"]: s for s in stages}
+    res = {name: s.get("result") or {} for name, s in by_name.items()}
+    train, optimize, hdlgen, sim = res.get("train", {}), res.get("optimize", {}), res.get("hdlgen", {}), \
+        res.get("simulate", {})
+    sim_doc = _json_artifact(store, sim.get("report"))
+    resources_doc = _json_artifact(store, ((res.get("synth") or {}).get("resources") or hdlgen.get("resources")
+                                           or {}).get("report"))
+    selection_doc = _json_artifact(store, optimize.get("selection"))
+    history_doc = _json_artifact(store, train.get("history"))
+    sweep_doc = _json_artifact(store, optimize.get("sweep_json"))
+    artifacts = stage_output_keys(stages)
+    prefix = run_prefix(run_id)
+    optimized = by_name.get("optimize", {}).get("state") == "succeeded"
+    n_sim = int(sim.get("samples", 0))
+    n_test = sweep_doc.get("n_samples") if optimized else history_doc.get("n_test")
+    report: dict[str, Any] = {
+        "run_id": run_id, "name": spec_dict.get("name"),
+        "float_accuracy": optimize.get("float_accuracy") if optimized else train.get("test_accuracy"),
+        "quant_accuracy": optimize.get("selected_accuracy") if optimized else sim.get("golden_accuracy"),
+        "quant_accuracy_source": "optimizer sweep (test set)" if optimized else "golden model on simulated samples",
+        # how many samples each accuracy is over, and what computed it
+        "accuracy_samples": {"float": n_test or None, "quant": (n_test or None) if optimized else n_sim or None,
+                             "hardware": n_sim or None, "train": history_doc.get("n_train") or None},
+        "accuracy_sources": {
+            "float": "float model, the optimizer's reference pass on the test set" if optimized else
+            "float model, the last epoch's test pass",
+            "quant": "golden integer model at the selected bit-widths, the optimizer's sweep"
+            if optimized else "golden integer model on the simulated test samples",
+            "hardware": "VHDL in GHDL on the first test samples"},
+        "sweep": {"configs": int(optimize.get("n_configs", 0)), "feasible": int(optimize.get("n_feasible", 0))}
+        if optimized else None,
+        "events_per_cycle": sim_doc.get("events_per_cycle"),
+        "bound_events_mean": sim_doc.get("bound_events_mean"),
+        "hw_accuracy": sim.get("hw_accuracy"), "golden_accuracy": sim.get("golden_accuracy"),
+        "mismatches": int(sim.get("mismatches", 0)), "samples": int(sim.get("samples", 0)),
+        "passed": bool(sim.get("passed", False)),
+        "optim_params": sim_doc.get("optim_params") or hdlgen.get("optim_params"),
+        "cycles_mean": sim.get("cycles_mean"), "cycles_min": int(sim.get("cycles_min", 0)),
+        "cycles_max": int(sim.get("cycles_max", 0)), "bound_mean": sim_doc.get("bound_mean"),
+        "resources": {k: resources_doc.get(k) for k in RESOURCE_KEYS} if resources_doc else
+        {k: None for k in RESOURCE_KEYS},
+        "stages": {s["name"]: {"seconds": s.get("seconds", 0.0), "cached": bool(s.get("cached")),
+                               "state": s.get("state"), "compute_seconds": s.get("compute_seconds", 0.0)}
+                   for s in stages},
+        "artifacts": artifacts,
+        # the optimizer's choice and why; its cost-model estimate sits beside the measured resources
+        "selection": selection_doc or None,
+        "resources_estimated": {k: (selection_doc.get("estimate") or {}).get(k) for k in RESOURCE_KEYS}
+        if selection_doc else None,
+        "total_seconds": _total_seconds(stages),
+        "store": store.describe(),  # repr() would show a local store's server path
+    }
+    if resources_doc:
+        report["resources"].update({k: v for k, v in resources_doc.items() if k not in report["resources"]})
+    # place and route (the synth stage with an implement section): the library's ImplementReport as written
+    impl_doc = _json_artifact(store, ((res.get("synth") or {}).get("implementation") or {}).get("report"))
+    report["implementation"] = {k: impl_doc.get(k) for k in IMPLEMENT_KEYS} if impl_doc else None
+    # copies under the run: plots and the VHDL folder
+    files = {"training.png": (train.get("training_plot"), "image/png"),
+             "pareto.png": (optimize.get("pareto_plot"), "image/png")}
+    for name, (ref, ctype) in files.items():
+        r = _ref(ref)
+        if r is not None:
+            key = f"{prefix}/plots/{name}"
+            put_named(store, key, store.get_bytes(r), ctype)
+            artifacts[f"plots/{name}"] = key
+    tar = _ref(hdlgen.get("vhdl_tar"))
+    if tar is not None:
+        for name, data in _tar_files(store.get_bytes(tar)):
+            key = f"{prefix}/vhdl/{name}"
+            put_named(store, key, data, "text/plain")
+            artifacts[f"vhdl/{name}"] = key
+    artifacts["record"] = f"{prefix}/record.json"
+    artifacts["report.json"] = f"{prefix}/report.json"
+    artifacts["report.md"] = f"{prefix}/report.md"
+    store.put_json(f"{prefix}/report.json", report, overwrite=True)
+    put_named(store, f"{prefix}/report.md", render_markdown(report).encode(), "text/markdown")
+    return report, artifacts
+
+
+def _total_seconds(stages: list[dict[str, Any]]) -> float | None:
+    """Wall time from the first stage's start to the last one's end (stages may overlap)."""
+    starts = [s["started_at"] for s in stages if s.get("started_at")]
+    ends = [s["finished_at"] for s in stages if s.get("finished_at")]
+    return round(max(ends) - min(starts), 3) if starts and ends else None
+
+
+def _tar_files(data: bytes) -> list[tuple[str, bytes]]:
+    """Regular files of a tar with plain names (anything else is skipped)."""
+    out = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar.getmembers():
+            name = posixpath.normpath(member.name)
+            if not member.isfile() or name.startswith(("/", ".")) or "/" in name:
+                log.warning("report: skipping tar member %r", member.name)
+                continue
+            f = tar.extractfile(member)
+            if f is not None:
+                out.append((name, f.read()))
+    return out
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _count(value: Any) -> str:
+    """A count as an integer (``0``, ``23615``), a fractional one (half a BRAM) with its fraction."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _accuracy(r: dict[str, Any], kind: str, value: Any) -> str:
+    """``0.9472 on 360 test samples (golden integer model ...)``."""
+    if value is None:
+        return "n/a"
+    n = (r.get("accuracy_samples") or {}).get(kind)
+    what = "simulated test samples" if kind == "hardware" else "test samples"
+    source = (r.get("accuracy_sources") or {}).get(kind)
+    return f"{_fmt(value)}" + (f" on {n} {what}" if n else "") + (f" ({source})" if source else "")
+
+
+#: store-only names whose content a download also holds under another name
+DOWNLOADED_AS = {"train.training_plot": "plots/training.png", "optimize.pareto_plot": "plots/pareto.png",
+                 "hdlgen.vhdl_tar": "vhdl/", "synth.vhdl_tar": "vhdl/"}
+#: what each downloaded file is (report.md's file list)
+FILE_NOTES = {"model.pt": "trained model (SpikingNet.save)", "history.json": "training history per epoch",
+              "sweep.csv": "bit-width sweep, one row per config and hardware variant", "sweep.json": "the sweep",
+              "selection.json": "the selected config and why", "optim_params.json": "the selected bit-widths",
+              "sim.json": "GHDL simulation report", "resources.json": "yosys resource estimate",
+              "report.json": "this report's numbers", "record.json": "the run record (spec, stages, timings)",
+              "plots/training.png": "training curve", "plots/pareto.png": "accuracy vs. LUTs of the sweep"}
+
+
+def _files_lines(r: dict[str, Any]) -> list[str]:
+    """The run's files: those a download writes beside report.md as links, the rest by store key."""
+    from spiker_gateway.run_files import download_path
+
+    local: dict[str, str] = {}
+    kept: dict[str, str] = {}
+    for name, key in sorted(r["artifacts"].items()):
+        rel = download_path(name)
+        if rel is None:
+            if name not in DOWNLOADED_AS:
+                kept[name] = key
+        elif rel != "report.md":
+            local.setdefault(rel, name)
+    lines = ["## Files", "",
+             "Beside this report when downloaded (`spiker run --out DIR`, `spiker get RUN --download DIR`):", ""]
+    vhdl = sorted(rel for rel in local if rel.startswith("vhdl/"))
+    for rel in sorted(rel for rel in local if not rel.startswith("vhdl/")):
+        note = FILE_NOTES.get(rel)
+        lines.append(f"- [{rel}]({rel})" + (f": {note}" if note else ""))
+    if vhdl:
+        lines.append(f"- VHDL ({len(vhdl)} files): " + ", ".join(f"[{posixpath.basename(v)}]({v})" for v in vhdl))
+    lines += ["", f"The store ({r.get('store') or 'the gateway store'}) keeps every file by its content key "
+              f"(record.json lists them; the VHDL there is one tar)" + (", and these only there:" if kept else "."),
+              ""]
+    lines += [f"- `{name}`: `{key}`" for name, key in kept.items()]
+    return lines
+
+
+def _bound_rows(r: dict[str, Any]) -> list[str]:
+    """The event-driven cycle bound at the design's events per cycle, and the one-event bound beside it."""
+    e = r.get("events_per_cycle")
+    one = (f"| one-event bound (mean) | {_fmt(r.get('bound_mean'), 1)}: sum over steps of the busiest layer's "
+           f"input spikes, at 1 event per cycle |")
+    if r.get("bound_events_mean") is None or not e or e == 1:
+        return [one]
+    return [f"| event-driven bound at {e} events/cycle (mean) | {_fmt(r['bound_events_mean'], 1)}: sum over steps "
+            f"of the busiest layer's ceil(input spikes / {e}) |", one]
+
+
+def _selection_lines(r: dict[str, Any]) -> list[str]:
+    """The chosen config and why, and estimated vs. measured resources side by side."""
+    sel = r.get("selection")
+    if not sel:
+        return []
+    hw = sel.get("hardware") or {}
+    knobs = f"events_per_cycle {hw.get('events_per_cycle')}, neurons_per_cycle " \
+            f"{hw.get('neurons_per_cycle') or 'all (fully parallel)'}"
+    budget = ", ".join(f"{k}={v:g}" for k, v in (sel.get("budget") or {}).items()) or "none"
+    lines = ["## Selection", "",
+             f"Chosen: `{sel.get('optim_params')}`, {knobs}: objective **{sel.get('objective')}**, "
+             f"budget {budget}, accuracy {_fmt(sel.get('accuracy'))} >= floor {_fmt(sel.get('accuracy_floor'))} "
+             f"({sel.get('n_candidates')} candidates qualified).", "",
+             f"Why: {sel.get('reason')}", ""]
+    runner = sel.get("runner_up")
+    if runner:
+        est = runner.get("estimate") or {}
+        lines += [f"Runner-up: `{runner.get('optim_params')}` {runner.get('hardware')}: accuracy "
+                  f"{_fmt(runner.get('accuracy'))}, {_count(est.get('lut'))} LUT, {_count(est.get('ff'))} FF, "
+                  f"{_count(est.get('bram'))} BRAM, "
+                  f"{_fmt(runner.get('cycles'), 1)} cycles/inference.", ""]
+    est, res = sel.get("estimate") or {}, r["resources"]
+    lines += ["| resource | estimated (cost model) | measured (yosys) |", "| --- | --- | --- |"]
+    lines += [f"| {k.upper()} | {_count(est.get(k))} | {_count(res.get(k))} |" for k in RESOURCE_KEYS]
+    lines += [f"| cycles/inference | {_fmt(sel.get('cycles'), 1)} (golden-model activity, test set) | "
+              f"{_fmt(r.get('cycles_mean'), 1)} (GHDL, simulated samples) |", ""]
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """report.md: the headline numbers with their sample counts and sources, resources, timings, files."""
+    r = report
+    res = r["resources"]
+    sel = r.get("selection") or {}
+    knobs = sel.get("hardware") or {}
+    e = r.get("events_per_cycle") or knobs.get("events_per_cycle")
+    lines = [f"# Run {r['run_id']} ({r.get('name')})", "",
+             "| metric | value |", "| --- | --- |",
+             f"| float accuracy | {_accuracy(r, 'float', r['float_accuracy'])} |",
+             f"| quantized accuracy | {_accuracy(r, 'quant', r['quant_accuracy'])} |",
+             f"| hardware accuracy | {_accuracy(r, 'hardware', r['hw_accuracy'])} |",
+             f"| mismatches / simulated samples | {r['mismatches']} / {r['samples']} (RTL vs. golden model) |",
+             f"| optim_params | {r['optim_params']} |"]
+    if e:
+        lines.append(f"| hardware | {e} event{'s' if e != 1 else ''}/cycle, neurons_per_cycle "
+                     f"{knobs.get('neurons_per_cycle') or 'all (fully parallel)'} |")
+    lines += [f"| cycles per inference (mean, min..max) | {_fmt(r['cycles_mean'], 1)} "
+              f"({r['cycles_min']}..{r['cycles_max']}), measured in GHDL |", *_bound_rows(r)]
+    if r.get("sweep"):
+        lines.append(f"| sweep | {r['sweep']['configs']} configs, {r['sweep']['feasible']} feasible |")
+    lines += [f"| LUT / FF / BRAM / DSP | {_count(res['lut'])} / {_count(res['ff'])} / {_count(res['bram'])} / "
+              f"{_count(res['dsp'])} |"]
+    impl = r.get("implementation")
+    if impl:
+        util = ", ".join(f"{k} {u['used']}/{u['available']} ({u['percent']:.1f} %)"
+                         for k, u in (impl.get("utilisation") or {}).items())
+        path = impl.get("critical_path") or {}
+        lines += [f"| place and route ({impl['target']}, {impl['part']} {impl['package']}"
+                  f"{', speed ' + str(impl['speed']) if impl.get('speed') else ''}) | {impl['status']} |",
+                  f"| utilisation on the part | {util or 'n/a'} |"]
+        if path:
+            lines.append(f"| critical path | {path.get('start')} -> {path.get('end')} "
+                         f"({_fmt(path.get('delay_ns'), 1)} ns, {path.get('logic_levels')} logic levels) |")
+    stage_sum = sum(float(s.get("seconds") or 0.0) for s in r["stages"].values())
+    total = r.get("total_seconds")
+    shown = "n/a" if total is None else f"{total:.1f} s"
+    lines += [f"| total time | {shown} (first stage start to last stage end; the stage times add up to "
+              f"{stage_sum:.1f} s, as synth runs beside simulate) |", ""]
+    lines += _selection_lines(r)
+    lines += ["| stage | state | seconds | cached |", "| --- | --- | --- | --- |"]
+    for name, s in r["stages"].items():
+        lines.append(f"| {name} | {s['state']} | {s['seconds']:.2f} | {'yes' if s['cached'] else 'no'} |")
+    lines += ["", *_files_lines(r)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""The hdlgen job and the VHDL tar format, run in a child process on local files."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from spiker.hdl import VhdlGenerator
+from spiker.net.model import SpikingNet
+from spiker_services.common.child import report
+from spiker_services.common.convert import dataset_in_workdir
+
+#: the tar's index: file names in analysis order, one per line (written by Design.write)
+INDEX = "files.txt"
+
+
+def write_tar(folder: Path, names: list[str], dest: Path) -> Path:
+    """A reproducible, uncompressed tar of ``folder``'s ``names`` plus the index (same bytes for
+    the same files, so equal designs get equal artifacts)."""
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in [INDEX, *names]:
+            data = (folder / name).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return dest
+
+
+def read_tar(path: Path) -> dict[str, str]:
+    """The files of a VHDL tar in analysis order (name -> text)."""
+    with tarfile.open(path, "r") as tar:
+        def text(name: str) -> str:
+            member = tar.extractfile(name)
+            if member is None:
+                raise KeyError(name)
+            return member.read().decode()
+
+        names = [n for n in text(INDEX).splitlines() if n]
+        return {name: text(name) for name in names}
+
+
+def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimate_resources: bool,
+                 events_per_cycle: int | None = None, neurons_per_cycle: Any = None,
+                 implement: dict[str, Any] | None = None, testbench: int | None = None,
+                 dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Generate the design, write it as a tar; optionally estimate resources.
+
+    ``events_per_cycle`` (None: the generator's default) and ``neurons_per_cycle`` are
+    VhdlGenerator's knobs; ``implement``: keyword arguments of ``design.implement`` (target, ...);
+    ``testbench``: samples of ``dataset``'s test split for the verification kit (its own tar).
+    """
+    out = Path(workdir) / "out"
+    snn = SpikingNet.load(model)
+    knobs: dict[str, Any] = {"neurons_per_cycle": neurons_per_cycle}
+    if events_per_cycle is not None:
+        knobs["events_per_cycle"] = events_per_cycle
+    design = VhdlGenerator(snn, optim_params, **knobs).generate()
+    folder = out / "vhdl"
+    design.write(folder)
+    names = list(design.files)
+    report("generated", f"{len(names)} VHDL files for {design.top}", len(names), len(names))
+    result: dict[str, Any] = {"tar": str(write_tar(folder, names, out / "vhdl.tar")), "files": names,
+                              "top": design.top, "optim_params": design.quantized.config.to_dict(),
+                              "events_per_cycle": design.events_per_cycle,
+                              "neurons_per_cycle": list(design.neurons_per_cycle or []), "resources": None}
+    if estimate_resources:
+        report("synthesizing", "GHDL + yosys resource estimate")
+        resources = design.estimate_resources().to_dict()
+        (out / "resources.json").write_text(json.dumps(resources, indent=1, sort_keys=True) + "\n")
+        result["resources"] = {"path": str(out / "resources.json"),
+                               "counts": {k: v for k, v in resources.items() if isinstance(v, (int, float))}}
+    result["testbench_tar"] = None
+    if testbench:
+        from spiker import data
+
+        report("testbench", f"verification kit on {testbench} test samples")
+        _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset_in_workdir(dataset, workdir))
+        kit_folder = out / "testbench"
+        design.export_testbench(kit_folder, test_loader, n_samples=testbench)
+        kit_names = sorted(p.name for p in kit_folder.iterdir() if p.name != INDEX)
+        result["testbench_tar"] = str(write_tar(kit_folder, kit_names, out / "testbench.tar"))
+    result["implementation"] = None
+    if implement:
+        report("implementing", f"place and route on {implement['target']} (minutes)")
+        impl = design.implement(keep=out / "implement", bitstream=False, **implement).to_dict()
+        (out / "implement.json").write_text(json.dumps(impl, indent=1, sort_keys=True) + "\n")
+        result["implementation"] = {"path": str(out / "implement.json"), **impl}
+    return result

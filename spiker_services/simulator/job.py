@@ -1,0 +1,44 @@
+"""The simulator job, run in a child process (own process group: GHDL dies with it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from spiker import data
+from spiker.hdl import Design, VhdlGenerator
+from spiker.net.model import SpikingNet
+from spiker_services.common.child import report
+from spiker_services.common.convert import dataset_in_workdir
+from spiker_services.hdlgen.job import read_tar
+
+
+def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_tar: str | None,
+                 dataset: dict[str, Any], n_samples: int | None, trace: bool, workers: int,
+                 knobs: dict[str, Any] | None = None, wave: str | None = None,
+                 wave_sample: int = 0) -> dict[str, Any]:
+    """Simulate the design (the given tar, or regenerated) on the test split; write the report.
+
+    ``knobs``: the generator's ``events_per_cycle``/``neurons_per_cycle`` the tar was made with;
+    ``wave``: a file name in the work folder for sample ``wave_sample``'s waveform.
+    """
+    folder = Path(workdir)
+    snn = SpikingNet.load(model)
+    design = VhdlGenerator(snn, optim_params, **{k: v for k, v in (knobs or {}).items() if v is not None}).generate()
+    if vhdl_tar is not None:
+        design = Design(quantized=design.quantized, files=read_tar(Path(vhdl_tar)),
+                        events_per_cycle=design.events_per_cycle, neurons_per_cycle=design.neurons_per_cycle)
+    _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset_in_workdir(dataset, folder))
+    report("simulating", f"GHDL on {n_samples or 'all'} test samples, {workers} worker(s)"
+                         f"{', traced' if trace else ''}")
+    waveform = None if wave is None else folder / "out" / wave
+    sim = design.simulate(test_loader, n_samples=n_samples, trace=trace, workers=workers, wave=waveform,
+                          wave_sample=wave_sample)
+    summary = sim.to_dict()
+    path = folder / "out" / "sim_report.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return {"report": str(path), "waveform": None if waveform is None else str(waveform), **{k: summary[k] for k in (
+        "samples", "mismatches", "first_mismatch", "hw_accuracy", "golden_accuracy", "cycles_min",
+        "cycles_mean", "cycles_max")}}

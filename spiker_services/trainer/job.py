@@ -1,0 +1,38 @@
+"""The trainer's job, run in a child process on a local work folder (no store, no gRPC)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from spiker.flow import stages
+from spiker.flow.spec import parse_flow_spec
+from spiker.training import History
+from spiker_services.common.child import report
+from spiker_services.common.convert import dataset_in_workdir
+
+
+def _epoch_reporter(total: int):
+    """An ``on_epoch`` callback that sends each epoch's metrics as a progress event."""
+
+    def on_epoch(h: History) -> None:
+        metrics = {"train_loss": h.train_loss[-1], "train_accuracy": h.train_accuracy[-1],
+                   "test_loss": h.test_loss[-1], "test_accuracy": h.test_accuracy[-1], "seconds": h.seconds[-1]}
+        report("epoch", f"epoch {h.epoch[-1]}/{total}: train acc {h.train_accuracy[-1]:.4f}, test acc "
+                        f"{h.test_accuracy[-1]:.4f} ({h.n_test} test samples)",
+               h.epoch[-1], total, metrics)
+
+    return on_epoch
+
+
+def train_job(workdir: str, net: dict[str, Any], dataset: dict[str, Any], train: dict[str, Any],
+              ) -> dict[str, Any]:
+    """Train with the library's train stage in ``workdir/out``; returns output paths and numbers."""
+    folder = Path(workdir)
+    spec = parse_flow_spec({"name": "train", "dataset": dataset_in_workdir(dataset, folder), "net": net,
+                            "train": train})
+    out = folder / "out"
+    _, history = stages.train(spec, out, progress=False, on_epoch=_epoch_reporter(spec.train.epochs))
+    return {"model": str(out / "model.pt"), "history": str(out / "history.json"),
+            "plot": str(out / "training.png"), "test_accuracy": history.final_test_accuracy,
+            "epochs": len(history.epoch), "seconds": history.wall_time}
