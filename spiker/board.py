@@ -108,7 +108,7 @@ class Board:
 
 def board_files(design: Any, clks_per_bit: int | None = None) -> dict[str, str]:
     """The VHDL to add to the design's for the board top: the 8-bit stream top and the UART files."""
-    from spiker.hdl.generator import RTL_DIR
+    from spiker.hdl.interface import RTL_DIR
     from spiker.hdl.stream_top import stream_files
 
     files, _ = stream_files(design, 8)
@@ -142,7 +142,7 @@ def simulate_uart(design: Any, spikes: Any, clks_per_bit: int = 4, keep: str | P
     """Run ``uart_board_top`` in GHDL with :func:`encode`'s bytes on its serial input (``clks_per_bit``
     cycles a bit, 4 for speed; the board build uses 25 MHz / 115200), decode its answer with
     :func:`decode` and compare with the golden model."""
-    from spiker.hdl.generator import RTL_DIR
+    from spiker.hdl.interface import RTL_DIR
     from spiker.hdl.sim import GhdlBuild
 
     x = _spikes(spikes, design.quantized.spec.n_inputs)

@@ -8,7 +8,7 @@ import pytest
 from hdl_nets import random_net, random_spikes
 
 from spiker.hdl import VhdlGenerator
-from spiker.hdl.generator import geometry
+from spiker.hdl.interface import geometry
 from spiker.hdl.stream_format import StreamFormat, check_width, result_bits
 from spiker.hdl.stream_top import beats_per_step, decode_result, encode_sample
 

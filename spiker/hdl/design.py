@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from spiker.golden import QuantizedNet
-from spiker.hdl.generator import GEN_FILES, RTL_FILES, geometry
+from spiker.hdl import interface
+from spiker.hdl.interface import GEN_FILES, RTL_FILES, Geometry, geometry
+
+if TYPE_CHECKING:  # the operations on a design, each in its module (which imports this one)
+    from spiker.hdl.implement import ImplementReport
+    from spiker.hdl.kit import Kit
+    from spiker.hdl.resources import Resources
+    from spiker.hdl.sim import SimReport
 
 
 @dataclass
@@ -20,13 +28,14 @@ class Design:
     #: neuron update units per layer, P (the generator's ``neurons_per_cycle``; None: all fully parallel)
     neurons_per_cycle: tuple[int, ...] | None = None
 
-    #: entity names
-    top = "spiker_top"
-    core = "spiker_core"
-    testbench = "spiker_tb"
+    #: entity names (:mod:`spiker.hdl.interface`)
+    top = interface.TOP
+    core = interface.CORE
+    testbench = interface.TESTBENCH
 
     @property
-    def geometry(self):
+    def geometry(self) -> Geometry:
+        """Layer sizes and interface widths (:class:`spiker.hdl.interface.Geometry`)."""
         return geometry(self.quantized)
 
     @property
@@ -40,7 +49,7 @@ class Design:
     @property
     def design_files(self) -> list[str]:
         """Files that make the synthesizable design (no testbench), in analysis order."""
-        return [name for name in self.files if name != "spiker_tb.vhd"]
+        return [name for name in self.files if name != f"{self.testbench}.vhd"]
 
     def code(self) -> str:
         """The whole design (library, package, core, top, testbench) as one analysable VHDL text."""
@@ -65,29 +74,29 @@ class Design:
         return Design(quantized=self.quantized, files=files, events_per_cycle=self.events_per_cycle,
                       neurons_per_cycle=self.neurons_per_cycle)
 
-    def simulate(self, data, n_samples: int | None = None, trace: bool = False, workers: int = 1,
+    def simulate(self, data: Any, n_samples: int | None = None, trace: bool = False, workers: int = 1,
                  timeout: float | None = None, wave: str | Path | None = None, wave_sample: int = 0,
-                 keep: str | Path | None = None):
+                 keep: str | Path | None = None) -> SimReport:
         """Simulate in GHDL against the golden model; see :func:`spiker.hdl.sim.simulate`."""
         from spiker.hdl.sim import simulate
 
         return simulate(self, data, n_samples=n_samples, trace=trace, workers=workers, timeout=timeout,
                         wave=wave, wave_sample=wave_sample, keep=keep)
 
-    def export_testbench(self, folder: str | Path, data, n_samples: int | None = None, **kwargs):
+    def export_testbench(self, folder: str | Path, data: Any, n_samples: int | None = None, **kwargs: Any) -> Kit:
         """Write the verification kit (design, self-checking AXI4-Stream testbench, golden vectors, run
         script) into ``folder``; see :func:`spiker.hdl.kit.export_testbench`."""
         from spiker.hdl.kit import export_testbench
 
         return export_testbench(self, folder, data, n_samples, **kwargs)
 
-    def estimate_resources(self, **kwargs):
+    def estimate_resources(self, **kwargs: Any) -> Resources:
         """LUT/FF/carry/BRAM/DSP/latch counts from GHDL synthesis + yosys; see :mod:`spiker.hdl.resources`."""
         from spiker.hdl.resources import estimate_resources
 
         return estimate_resources(self, **kwargs)
 
-    def implement(self, target: str = "ecp5-85k", **kwargs):
+    def implement(self, target: str = "ecp5-85k", **kwargs: Any) -> ImplementReport:
         """Place and route on an FPGA part (utilisation, Fmax, latency); see :mod:`spiker.hdl.implement`."""
         from spiker.hdl.implement import implement
 

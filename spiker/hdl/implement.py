@@ -24,13 +24,16 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spiker.errors import ToolError
 from spiker.hdl.resources import ghdl_to_verilog
 from spiker.hdl.targets import Target
 from spiker.hdl.targets import target as lookup_target
 from spiker.hdl.tools import find_tool, run_tool
+
+if TYPE_CHECKING:
+    from spiker.hdl.design import Design
 
 log = logging.getLogger(__name__)
 
@@ -418,7 +421,7 @@ def _port_bits(verilog: Path, top: str) -> int:
     return bits
 
 
-def _cycles(sim: Any, design: Any, stream_width: int | None) -> tuple[float | None, int | None, str | None]:
+def _cycles(sim: Any, design: Design, stream_width: int | None) -> tuple[float | None, int | None, str | None]:
     if sim is None:
         return None, None, None
     if isinstance(sim, (tuple, list)):
@@ -437,7 +440,7 @@ def _cycles(sim: Any, design: Any, stream_width: int | None) -> tuple[float | No
     return mean, worst, source
 
 
-def implement(design: Any, target: str = "ecp5-85k", *, speed: int | str | None = None,
+def implement(design: Design, target: str = "ecp5-85k", *, speed: int | str | None = None,
               package: str | None = None, clock_mhz: float = 100.0, stream_width: int | None = None,
               sim: Any = None, top: str | None = None, files: dict[str, str] | None = None,
               constraints: str | Path | None = None, bitstream: bool = True, seed: int = 1,

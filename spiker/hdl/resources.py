@@ -18,16 +18,20 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from spiker import threads
 from spiker.errors import ToolError
+from spiker.hdl.interface import TEMPLATE_DIR, TOP_PORTS, verilog_connections
 from spiker.hdl.sim import collect
 from spiker.hdl.tools import error_lines, find_tool, run_tool
 from spiker.progress import heartbeat
 from spiker.progress import progress as progress_bar
+
+if TYPE_CHECKING:
+    from spiker.hdl.design import Design
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +77,7 @@ def classify(cells: dict[str, int]) -> Resources:
                      cells=dict(cells))
 
 
-def ghdl_to_verilog(design, folder: Path, block_ram: bool = True) -> Path:
+def ghdl_to_verilog(design: Design, folder: Path, block_ram: bool = True) -> Path:
     """``ghdl synth`` of the design's top level into ``folder/spiker_top.v``.
 
     ``block_ram``: mark the large weight memories for block RAM (:func:`block_memories`).
@@ -107,7 +111,7 @@ def block_memories(verilog: str, min_bits: int) -> str:
     return _MEMORY.sub(mark, verilog)
 
 
-def synthesize(design, folder: Path, timeout: float = 1800,
+def synthesize(design: Design, folder: Path, timeout: float = 1800,
                netlist: bool = True, block_ram: bool = True) -> tuple[Resources, Path | None]:
     """Synthesize into ``folder``; returns the resources and the mapped netlist path.
 
@@ -139,7 +143,7 @@ def synthesize(design, folder: Path, timeout: float = 1800,
     return res, (folder / "netlist.v") if netlist else None
 
 
-def estimate_resources(design, keep: str | Path | None = None, timeout: float = 1800) -> Resources:
+def estimate_resources(design: Design, keep: str | Path | None = None, timeout: float = 1800) -> Resources:
     """LUT/FF/carry/BRAM/LUTRAM/DSP/latch counts of ``design`` (GHDL synth + yosys synth_xilinx)."""
     folder = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-synth-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -151,48 +155,20 @@ def estimate_resources(design, keep: str | Path | None = None, timeout: float = 
             shutil.rmtree(folder, ignore_errors=True)
 
 
-_VTB = """`timescale 1ns/1ps
-module spiker_vtb;
-  // one run streams the samples of beats.mem back to back; one output word per line of out.txt
-  localparam N = {n_in}, W = {tdata}, MAX_BEATS = {max_beats};
-  reg clk = 0, rst = 1;
-  always #5 clk = ~clk;
-  reg [N:0] mem [0:MAX_BEATS-1];
-  integer k = 0, outs = 0, cyc = 0, beats = 0, samples = 0, max_cycles = 0, f;
-  wire s_tready, m_tvalid, m_tlast;
-  wire [W-1:0] m_tdata;
-  wire [N:0] beat = (k < beats) ? mem[k] : 0;
-  wire s_tvalid = !rst && (k < beats);
-  spiker_top dut (.clk(clk), .rst(rst), .s_axis_tvalid(s_tvalid), .s_axis_tready(s_tready),
-                  .s_axis_tdata(beat[N-1:0]), .s_axis_tlast(beat[N]), .m_axis_tvalid(m_tvalid),
-                  .m_axis_tready(1'b1), .m_axis_tdata(m_tdata), .m_axis_tlast(m_tlast));
-  initial begin
-    if (!$value$plusargs("beats=%d", beats) || !$value$plusargs("samples=%d", samples)
-        || !$value$plusargs("max_cycles=%d", max_cycles)) begin
-      $display("spiker_vtb: need +beats=, +samples= and +max_cycles="); $finish;
-    end
-    $readmemb("beats.mem", mem, 0, beats - 1);
-    f = $fopen("out.txt", "w");
-    repeat (3) @(posedge clk);
-    rst <= 0;
-  end
-  always @(posedge clk) begin
-    cyc <= cyc + 1;
-    if (!rst) begin
-      if (s_tvalid && s_tready) k <= k + 1;
-      if (m_tvalid) begin
-        $fwrite(f, "%h\\n", m_tdata);
-        $fflush(f);
-        outs = outs + 1;
-        if (outs == samples) begin
-          $display("spiker_vtb: %0d cycles", cyc + 1); $fclose(f); $finish;
-        end
-      end
-    end
-    if (cyc > max_cycles) begin $fwrite(f, "TIMEOUT\\n"); $fclose(f); $finish; end
-  end
-endmodule
-"""
+#: the post-synthesis testbench's signals on spiker_top's ports
+_VTB_SIGNALS = {"s_axis_tvalid": "s_tvalid", "s_axis_tready": "s_tready", "s_axis_tdata": "beat[N-1:0]",
+                "s_axis_tlast": "beat[N]", "m_axis_tvalid": "m_tvalid", "m_axis_tready": "1'b1",
+                "m_axis_tdata": "m_tdata", "m_axis_tlast": "m_tlast"}
+
+
+def render_verilog_testbench(design: Design, max_beats: int) -> str:
+    """``spiker_vtb``: streams ``beats.mem`` (tlast, then the spikes) through the netlist's ``spiker_top``
+    and writes each result word to ``out.txt`` (template ``templates/spiker_vtb.v``, ``str.format``)."""
+    return (TEMPLATE_DIR / "spiker_vtb.v").read_text().format(
+        n_in=design.geometry.n_inputs, tdata=design.geometry.tdata_bits, max_beats=int(max_beats), top=design.top,
+        ports=verilog_connections(TOP_PORTS, _VTB_SIGNALS))
+
+
 
 
 def xilinx_cell_models() -> Path:
@@ -221,7 +197,7 @@ class PostSynthReport:
     sim_seconds: float = 0.0
 
 
-def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: str | Path | None = None,
+def postsynth_simulate(design: Design, data: Any, n_samples: int | None = None, keep: str | Path | None = None,
                        timeout: float = 1800, workers: int = 1, progress: bool = True) -> PostSynthReport:
     """Synthesize, then run the mapped netlist in iverilog on ``data``; compare with the golden model.
 
@@ -247,8 +223,7 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
         # weights in LUT ROMs: yosys 0.23's xilinx/cells_sim.v has no behavioural RAMB18E1/RAMB36E1
         res, netlist = synthesize(design, folder, timeout=timeout, block_ram=False)
         assert netlist is not None
-        (folder / "tb.v").write_text(_VTB.format(n_in=qnet.spec.n_inputs, tdata=geo.tdata_bits,
-                                                 max_beats=len(shards[0]) * steps))
+        (folder / "tb.v").write_text(render_verilog_testbench(design, len(shards[0]) * steps))
         logger.info("post-synthesis: compiling the netlist (%s) in iverilog", res)
         run_tool([iverilog, "-g2012", "-o", "sim.vvp", "-s", "spiker_vtb", "tb.v", netlist.name, str(cells)],
                  folder, "iverilog compilation", timeout=timeout)
@@ -275,9 +250,7 @@ def postsynth_simulate(design, data: Any, n_samples: int | None = None, keep: st
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
-    from spiker.hdl.stream_format import StreamFormat
-
-    fmt = StreamFormat.of(geo)
+    fmt = geo.format()
     counts = np.zeros((n, geo.n_classes), dtype=np.int64)
     preds = np.zeros(n, dtype=np.int64)
     for k, word in enumerate(out):

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,11 @@ from spiker.data.checks import check_layout
 from spiker.errors import DataError, ToolError
 from spiker.hdl.tools import ghdl_for_simulation, run_tool
 from spiker.progress import heartbeat
+
+if TYPE_CHECKING:
+    from spiker.golden import QuantizedNet
+    from spiker.hdl.design import Design
+    from spiker.hdl.interface import Geometry
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +273,7 @@ def scan_cost(a: np.ndarray, n_in: list[int]) -> np.ndarray:
     return 6 + (3 + (a > 0) * (n + 2)).max(axis=0).sum(axis=0)
 
 
-def cycle_bound(spikes_steps: int, qnet, neurons_per_cycle: tuple[int, ...] | None = None) -> int:
+def cycle_bound(spikes_steps: int, qnet: QuantizedNet, neurons_per_cycle: tuple[int, ...] | None = None) -> int:
     """A safe upper bound on one sample's cycles (every input spiking every step)."""
     npc = neurons_per_cycle or [layer.n_neurons for layer in qnet.layers]
     widest = max(-(-layer.n_neurons // p) * (layer.n_inputs + 3) for layer, p in zip(qnet.layers, npc))
@@ -281,7 +286,7 @@ class GhdlBuild:
     """A design analysed and elaborated once in a work folder, by the fastest GHDL backend installed
     (:func:`spiker.hdl.tools.ghdl_for_simulation`; llvm and gcc link an executable here)."""
 
-    def __init__(self, design, folder: Path, expected_seconds: float | None = None) -> None:
+    def __init__(self, design: Design, folder: Path, expected_seconds: float | None = None) -> None:
         ghdl = ghdl_for_simulation(expected_seconds=expected_seconds)
         self.ghdl, self.backend = ghdl.path, ghdl.backend
         self.folder = folder
@@ -334,11 +339,9 @@ class _Shard:
     wall: float = 0.0
 
 
-def parse_results(path: Path, start: int, geometry: Any) -> _Shard:
+def parse_results(path: Path, start: int, geometry: Geometry) -> _Shard:
     """The testbench's result lines; a result word is decoded by the stream format of ``geometry``."""
-    from spiker.hdl.stream_format import StreamFormat
-
-    fmt = StreamFormat.of(geometry)
+    fmt = geometry.format()
     shard = _Shard(start=start)
     for line in path.read_text().splitlines():
         parts = line.split()
@@ -429,7 +432,7 @@ def _compare_trace(qnet, golden, shards_trace: dict, n: int, steps: int) -> tupl
     return bad, first
 
 
-def simulate(design, data: Any, n_samples: int | None = None, trace: bool = False, workers: int = 1,
+def simulate(design: Design, data: Any, n_samples: int | None = None, trace: bool = False, workers: int = 1,
              timeout: float | None = None, wave: str | Path | None = None, wave_sample: int = 0,
              keep: str | Path | None = None) -> SimReport:
     """Simulate ``design`` on ``data`` in GHDL and compare with the golden model.
@@ -452,7 +455,7 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     a = active_inputs(golden.traces)
     bound = event_bound(a)
     scan = scan_cost(a, [layer.n_inputs for layer in qnet.layers])
-    per_sample = cycle_bound(steps, qnet, getattr(design, "neurons_per_cycle", None))
+    per_sample = cycle_bound(steps, qnet, design.neurons_per_cycle)
     workers = threads.workers(min(int(workers), n))  # one GHDL process per core of the budget
     shards = np.array_split(np.arange(n), workers)
     # GHDL runs of the testbench simulate roughly >= 1e3 cycles/s per 1e3 neuron-inputs; be generous.
@@ -468,7 +471,7 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
     tmp = Path(keep).resolve() if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-ghdl-"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        cycles = event_cycles(a, getattr(design, "events_per_cycle", 1)).sum() + n * (len(qnet.layers) + 3)
+        cycles = event_cycles(a, design.events_per_cycle).sum() + n * (len(qnet.layers) + 3)
         build = GhdlBuild(design, tmp, expected_seconds=float(cycles) * work / MCODE_WORK_PER_S / workers)
 
         def job(i: int) -> _Shard:
@@ -523,8 +526,8 @@ def simulate(design, data: Any, n_samples: int | None = None, trace: bool = Fals
         golden_counts=golden.counts, labels=labels, mismatches=len(bad), first_mismatch=first,
         cycles=cycles, bound=bound, scan_cost=scan, ghdl_wall_s=wall, simulated_cycles=total_cycles,
         traced=trace, workers=workers, optim_params=qnet.config.to_dict(), ghdl_backend=build.backend,
-        events_per_cycle=getattr(design, "events_per_cycle", 1),
-        bound_events=event_bound(a, getattr(design, "events_per_cycle", 1)),
+        events_per_cycle=design.events_per_cycle,
+        bound_events=event_bound(a, design.events_per_cycle),
         traces=rtl_traces(traces, golden.traces, n, steps) if trace else None)
     log.info("simulation: %s", report)
     return report

@@ -54,7 +54,7 @@ class StreamFormat:
 
     @classmethod
     def of(cls, geometry: Any, width: int | None = None) -> StreamFormat:
-        """The format of a design's ``geometry`` (:class:`spiker.hdl.generator.Geometry`)."""
+        """The format of a design's ``geometry`` (:class:`spiker.hdl.interface.Geometry`)."""
         return cls(int(geometry.n_inputs), int(geometry.n_classes), int(geometry.count_bits),
                    int(geometry.class_bits), None if width is None else check_width(width))
 

@@ -13,7 +13,8 @@ import torch
 from spiker.golden import IntegerArithmetic, QuantizedNet, accumulator_bits, layer_dynamics
 from spiker.golden.fixed_point import FixedPointConfig
 from spiker.hdl import RTL_DIR, RTL_FILES, VhdlGenerator
-from spiker.hdl.generator import clog2, render_package
+from spiker.hdl.generator import render_package
+from spiker.hdl.interface import clog2
 from spiker.net.spec import LayerSpec, parse_net_dict
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
