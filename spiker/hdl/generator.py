@@ -38,6 +38,12 @@ RESET_CODE = {"subtract": "RESET_SUBTRACT", "zero": "RESET_ZERO", "none": "RESET
 BANK_BITS = 64
 #: Present input spikes a layer visits per cycle (2: dual-port weight ROM).
 EVENTS_PER_CYCLE = 2
+#: the generated files, each rendered from the template of the same name (a layer's part: ``*_layer.vhd``)
+PKG_FILE, CORE_FILE, TOP_FILE, TB_FILE = GEN_FILES
+
+
+def _layer_template(name: str) -> str:
+    return name.replace(".vhd", "_layer.vhd")
 
 
 def _int_vector(values: np.ndarray, per_line: int = 24) -> str:
@@ -88,7 +94,7 @@ def render_package(qnet: QuantizedNet, events_per_cycle: int = EVENTS_PER_CYCLE,
     layers = []
     for i, layer in enumerate(qnet.layers):
         spec = layer.spec
-        text = template("spiker_net_pkg_layer.vhd").substitute(npc=npc[i],
+        text = template(_layer_template(PKG_FILE)).substitute(npc=npc[i],
             P=_prefix(i), name=spec.name, model=spec.neuron_model, reset=spec.reset_mechanism,
             n_in=spec.n_inputs, n_out=spec.n_neurons, acc=layer.acc_bits, thr=int(layer.threshold),
             reg=register_bits(layer.weights, cfg.neurons_bw, int(layer.threshold), spec.neuron_model),
@@ -98,7 +104,7 @@ def render_package(qnet: QuantizedNet, events_per_cycle: int = EVENTS_PER_CYCLE,
             # ROM order: input-major (one word = one input's row for all neurons)
             weights=_int_vector(np.asarray(layer.weights, dtype=np.int64).T))
         layers.append("\n" + text.removesuffix("\n"))
-    return template("spiker_net_pkg.vhd").substitute(
+    return template(PKG_FILE).substitute(
         wb=cfg.weights_bw, nb=cfg.neurons_bw, fp=cfg.fp_dec, n_inputs=g.n_inputs, n_classes=g.n_classes,
         n_cycles=qnet.spec.n_cycles, count_bits=g.count_bits, class_bits=g.class_bits, tdata_bits=g.tdata_bits,
         epc=int(events_per_cycle), layers="\n".join(layers))
@@ -119,14 +125,14 @@ def render_core(qnet: QuantizedNet, neurons_per_cycle: tuple[int, ...] | None = 
     for i, layer in enumerate(qnet.layers):
         spec = layer.spec
         tm = npc[i] < layer.n_neurons
-        layers.append("\n" + template("spiker_core_layer.vhd").substitute(
+        layers.append("\n" + template(_layer_template(CORE_FILE)).substitute(
             entity="snn_layer_tm" if tm else "snn_layer", acc="ACC" if tm else "REG",
             npc_generic=f",\n                 NEURONS_PER_CYCLE => {_prefix(i)}_NEURONS_PER_CYCLE" if tm else "",
             lname=f"l{i}", P=_prefix(i), i=i, j=i + 1, model=MODEL_CODE[spec.neuron_model],
             reset=RESET_CODE[spec.reset_mechanism], bank_bits=BANK_BITS))
         layers.append(f"  l{i}_spk <= t{i + 1}_data;")
     dbg = "".join(f";\n    {p.vhdl(len(ports[0].name))}" for ports in _debug(qnet) for p in ports)
-    return template("spiker_core.vhd").substitute(ports=vhdl_ports(TOP_PORTS), dbg_ports=dbg,
+    return template(CORE_FILE).substitute(ports=vhdl_ports(TOP_PORTS), dbg_ports=dbg,
                                                   signals="\n".join(signals), layers="\n".join(layers),
                                                   n_layers=n_layers)
 
@@ -134,7 +140,7 @@ def render_core(qnet: QuantizedNet, neurons_per_cycle: tuple[int, ...] | None = 
 def render_top(qnet: QuantizedNet) -> str:
     """``spiker_top``: the core behind the stream ports, its debug ports left open."""
     dbg = "".join(", " + ", ".join(associations(ports, {p.name: "open" for p in ports})) for ports in _debug(qnet))
-    return template("spiker_top.vhd").substitute(ports=vhdl_ports(TOP_PORTS), port_map=vhdl_port_map(TOP_PORTS),
+    return template(TOP_FILE).substitute(ports=vhdl_ports(TOP_PORTS), port_map=vhdl_port_map(TOP_PORTS),
                                                  dbg_open=dbg)
 
 
@@ -156,8 +162,8 @@ def render_testbench(qnet: QuantizedNet) -> str:
         syn = ""
         if layer.spec.neuron_model == "syn":
             syn = f"\n        write(o, string'(\" S\"));\n        ints(o, l{i}_s, NEURONS_BW);"
-        monitor.append(template("spiker_tb_layer.vhd").substitute(lname=f"l{i}", index=i, j=i + 1, syn=syn))
-    return template("spiker_tb.vhd").substitute(
+        monitor.append(template(_layer_template(TB_FILE)).substitute(lname=f"l{i}", index=i, j=i + 1, syn=syn))
+    return template(TB_FILE).substitute(
         port_map=vhdl_port_map(TOP_PORTS, _TB_SIGNALS, per_line=3), signals="\n".join(signals),
         dbg_map="".join(dbg_map), monitor="".join(monitor), n_layers=len(qnet.layers))
 
@@ -201,10 +207,9 @@ class VhdlGenerator:
         q = self.quantized
         log.info("generating VHDL for %s at %s", "-".join(map(str, q.spec.sizes)), q.config)
         files = rtl_sources()
-        pkg, core, top, tb = GEN_FILES
-        files[pkg] = render_package(q, self.events_per_cycle, self.neurons_per_cycle)
-        files[core] = render_core(q, self.neurons_per_cycle)
-        files[top] = render_top(q)
-        files[tb] = render_testbench(q)
+        files[PKG_FILE] = render_package(q, self.events_per_cycle, self.neurons_per_cycle)
+        files[CORE_FILE] = render_core(q, self.neurons_per_cycle)
+        files[TOP_FILE] = render_top(q)
+        files[TB_FILE] = render_testbench(q)
         return Design(quantized=q, files=files, events_per_cycle=self.events_per_cycle,
                       neurons_per_cycle=self.neurons_per_cycle)

@@ -22,9 +22,12 @@ Users: :mod:`spiker.hdl.sim` (result parsing), :mod:`spiker.board` (UART bytes),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from spiker.hdl.interface import Geometry
 
 #: widths of the fixed-width stream top (``spiker_stream_top``)
 STREAM_WIDTHS = (8, 16, 32, 64)
@@ -53,7 +56,7 @@ class StreamFormat:
     width: int | None = None
 
     @classmethod
-    def of(cls, geometry: Any, width: int | None = None) -> StreamFormat:
+    def of(cls, geometry: Geometry, width: int | None = None) -> StreamFormat:
         """The format of a design's ``geometry`` (:class:`spiker.hdl.interface.Geometry`)."""
         return cls(int(geometry.n_inputs), int(geometry.n_classes), int(geometry.count_bits),
                    int(geometry.class_bits), None if width is None else check_width(width))

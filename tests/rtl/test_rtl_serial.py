@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -11,7 +9,6 @@ import numpy as np
 import pytest
 
 from spiker.golden import QuantizedNet
-from spiker.hdl import RTL_DIR, RTL_FILES
 from spiker.hdl.generator import render_package
 from spiker.hdl.multiplex import scan_cycles, tm_step_cycles
 from spiker.net.spec import parse_net_dict
@@ -22,27 +19,11 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from hdl_nets import layer, layer_wrapper  # noqa: E402
-
-TM_FILES = ("snn_layer_tm_mem.vhd", "snn_layer_tm.vhd")
-LIB = [RTL_DIR / name for name in RTL_FILES] + [RTL_DIR / name for name in TM_FILES if name not in RTL_FILES]
+from rtl_run import run_cocotb  # noqa: E402
 
 
 def _run(tmp_path: Path, vectors: dict, extra: list[Path]) -> None:
-    runner_mod = pytest.importorskip("cocotb_tools.runner")
-    if shutil.which("ghdl") is None:
-        pytest.skip("GHDL not installed")
-    vec = tmp_path / "vectors.json"
-    vec.write_text(json.dumps(vectors))
-    runner = runner_mod.get_runner("ghdl")
-    runner.build(sources=[*LIB, *extra], hdl_toplevel="layer_wrap", build_args=["--std=08"],
-                 build_dir=tmp_path / "build", always=True)
-    results = runner.test(hdl_toplevel="layer_wrap", test_module="cocotb_serial",
-                          testcase="snn_layer_tm_matches_golden", test_args=["--std=08"],
-                          build_dir=tmp_path / "build", extra_env={"SPIKER_VECTORS": str(vec)})
-    from cocotb_tools.check_results import get_results
-
-    total, failed = get_results(results)
-    assert total >= 1 and failed == 0, f"{failed} of {total} cocotb tests failed; see {results}"
+    run_cocotb(tmp_path, "layer_wrap", "cocotb_serial", vectors, extra, "snn_layer_tm_matches_golden")
 
 
 # case: model, reset, n_in, n_out, P, E, config, stall, saturates

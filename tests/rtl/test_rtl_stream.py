@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,13 +10,15 @@ import pytest
 
 from spiker.golden import QuantizedNet
 from spiker.hdl import VhdlGenerator
-from spiker.hdl.stream_top import STREAM_TOP, beats_per_step, check_width, encode_sample, stream_files
+from spiker.hdl.interface import STREAM_TOP
+from spiker.hdl.stream_top import beats_per_step, check_width, encode_sample, stream_files
 from spiker.net.spec import parse_net_dict
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from hdl_nets import layer  # noqa: E402
+from rtl_run import run_cocotb  # noqa: E402
 
 
 def _net(n_in: int, seed: int) -> QuantizedNet:
@@ -44,40 +44,23 @@ def test_encode_sample_layout():
 @pytest.mark.parametrize("width,n_in,pause_in,pause_out", [(8, 19, 0.3, 0.5), (16, 16, 0.0, 0.7),
                                                           (32, 9, 0.6, 0.2), (64, 70, 0.4, 0.4)])
 def test_stream_top(tmp_path, width, n_in, pause_in, pause_out):
-    runner_mod = pytest.importorskip("cocotb_tools.runner")
     pytest.importorskip("cocotbext.axi")
-    if shutil.which("ghdl") is None:
-        pytest.skip("GHDL not installed")
     q = _net(n_in, seed=width)
     design = VhdlGenerator(q).generate()
     rng = np.random.default_rng(width + n_in)
     x = (rng.random((6, 5, n_in)) < 0.4).astype(np.uint8)
     x[:, 1] = 0  # a sample without any input spike
     golden = q.run(x)
-    geo = design.geometry
-    expected = []
-    for b in range(x.shape[1]):
-        word = int(golden.predictions[b]) << (geo.n_classes * geo.count_bits)
-        for c, count in enumerate(golden.counts[b]):
-            word |= int(count) << (c * geo.count_bits)
-        expected.append(list(word.to_bytes(geo.tdata_bits // 8, "little")))
+    fmt = design.geometry.format(width)
+    expected = [list(fmt.encode_result(c, p).to_bytes(fmt.result_bytes, "little"))
+                for c, p in zip(golden.counts, golden.predictions)]
     vec = {"samples": [list(encode_sample(x[:, b], width)) for b in range(x.shape[1])], "expected": expected,
            "seed": width, "pause_in": pause_in, "pause_out": pause_out,
            "timeout_us": 50 + x.shape[1] * x.shape[0] * (n_in + 20) * 4 * 10 // 1000}
-    (tmp_path / "vectors.json").write_text(json.dumps(vec))
-    files = {n: t for n, t in design.files.items() if not n.endswith("_tb.vhd")}
+    files = {name: design.files[name] for name in design.design_files}
     files.update(stream_files(design, width)[0])
     src = tmp_path / "src"
     src.mkdir()
     for name, text in files.items():
         (src / name).write_text(text)
-    runner = runner_mod.get_runner("ghdl")
-    runner.build(sources=[src / n for n in files], hdl_toplevel=STREAM_TOP, build_args=["--std=08"],
-                 build_dir=tmp_path / "build", always=True)
-    results = runner.test(hdl_toplevel=STREAM_TOP, test_module="cocotb_stream", test_args=["--std=08"],
-                          build_dir=tmp_path / "build",
-                          extra_env={"SPIKER_VECTORS": str(tmp_path / "vectors.json")})
-    from cocotb_tools.check_results import get_results
-
-    total, failed = get_results(results)
-    assert total >= 1 and failed == 0, f"{failed} of {total} cocotb tests failed; see {results}"
+    run_cocotb(tmp_path, STREAM_TOP, "cocotb_stream", vec, [src / n for n in files], library=False)
