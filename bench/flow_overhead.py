@@ -67,7 +67,7 @@ def run_library(spec_path: Path, out: Path) -> dict[str, float]:
 
 def run_gateway(spec_path: Path, store: Path, out: Path) -> tuple[dict[str, float], float, dict]:
     """``spiker run`` as a subprocess; per-stage seconds from its report, total wall time."""
-    cmd = [sys.executable, "-m", "spiker_gateway.cli", "-q", "run", str(spec_path), "--store", str(store),
+    cmd = [sys.executable, "-m", "spiker_app", "-q", "run", str(spec_path), "--store", str(store),
            "--out", str(out), "--no-cache"]
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**_env(), "SPIKER_S3_ENDPOINT": ""})

@@ -101,7 +101,7 @@ class TreeCpu:
 
 def run_flow(spec: Path, tmp: Path) -> dict:
     store, out = tmp / "store", tmp / "out"
-    cmd = [sys.executable, "-m", "spiker_gateway.cli", "-q", "run", str(spec), "--store", str(store), "--out", str(out),
+    cmd = [sys.executable, "-m", "spiker_app", "-q", "run", str(spec), "--store", str(store), "--out", str(out),
            "--no-cache"]
     env = {**os.environ, "SPIKER_S3_ENDPOINT": ""}
     started = time.perf_counter()

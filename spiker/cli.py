@@ -12,7 +12,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,12 +210,8 @@ def cmd_implement(args: argparse.Namespace) -> int:
     return 0 if report.fits else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spiker", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_verbosity(parser, top=True)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_library_commands(sub: Any) -> None:
+    """Add the library's stage commands (train, optimize, hdl, simulate, implement) to ``sub``."""
     def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("spec", help="flow spec (YAML or JSON)")
@@ -247,18 +243,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock-mhz", type=float, help="requested clock in MHz (default 100)")
     p.add_argument("--stream-width", type=int, choices=(8, 16, 32, 64), help="fixed-width AXI4-Stream top")
     p.add_argument("--samples", type=int, help="test samples simulated for the cycles (default 20)")
-    from spiker.serve import add_cli_commands
 
-    add_cli_commands(sub)
-    from spiker_gateway.cli import add_cli_commands as add_gateway_commands
 
-    add_gateway_commands(sub)
+def build_parser(extra: Sequence[Callable[[Any], None]] = ()) -> argparse.ArgumentParser:
+    """The ``spiker`` parser: the library's commands, then each ``extra(subparsers)``'s.
+
+    The library knows no others: the ``spiker`` console script (spiker_app/cli.py) passes the
+    service, local-run and gateway commands here.
+    """
+    parser = argparse.ArgumentParser(prog="spiker", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbosity(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_library_commands(sub)
+    for add in extra:
+        add(sub)
     return finish_parser(parser)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None,
+         parser: Callable[[], argparse.ArgumentParser] = build_parser) -> int:
+    """Parse ``argv`` with ``parser()`` and run the command; returns the exit code."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parser().parse_args(argv)
     except BrokenPipeError:  # ``spiker --help | head``
         _silence_stdout()
         return EXIT_PIPE

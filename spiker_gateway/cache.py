@@ -28,18 +28,17 @@ CACHE_PREFIX = "cache"
 _ROOT = Path(__file__).resolve().parents[1]
 #: code every stage depends on (the CLI and entry points are left out on purpose)
 _COMMON = ("spiker/__init__.py", "spiker/errors.py", "spiker/readout.py", "spiker/net/*.py", "spiker/data/*.py",
-           "spiker/flow/spec.py", "spiker_services/common/*.py", "proto/spiker/v1/*.proto")
+           "spiker/flow/spec.py", "spiker_api/*.py", "spiker_services/common/*.py", "proto/spiker/v1/*.proto")
 #: the code a stage's result depends on, beyond the common part
 STAGE_CODE = {
     # spiker/threads.py: the fixed thread count of float training and evaluation
     "train": ("spiker/training/*.py", "spiker/flow/stages.py", "spiker/threads.py", "spiker_services/trainer/*.py"),
-    # the sweep scores with the trainer's loss and runs through the worker entry point (spiker.serve)
-    "optimize": ("spiker/golden/*.py", "spiker/optimize/*.py", "spiker/training/*.py", "spiker/serve.py",
-                 "spiker/threads.py", "spiker_services/optimizer/*.py"),
+    # the sweep scores with the trainer's loss and runs through the worker (spiker_services/optimizer/worker.py)
+    "optimize": ("spiker/golden/*.py", "spiker/optimize/*.py", "spiker/training/*.py", "spiker/threads.py",
+                 "spiker_services/optimizer/*.py"),
     "hdlgen": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker_services/hdlgen/*.py"),
     "synth": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker_services/hdlgen/*.py"),
-    "simulate": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker_services/simulator/*.py",
-                 "spiker_services/hdlgen/job.py"),
+    "simulate": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker_services/simulator/*.py"),
 }
 
 
@@ -73,7 +72,8 @@ def code_version(stage: str | None = None) -> str:
     import spiker
 
     patterns = (*_COMMON, *STAGE_CODE[stage]) if stage else ("spiker/**/*.py", "spiker/hdl/rtl/*.vhd",
-                                                             "spiker_services/**/*.py", "proto/spiker/v1/*.proto")
+                                                             "spiker_api/*.py", "spiker_services/**/*.py",
+                                                             "proto/spiker/v1/*.proto")
     h = hashlib.sha256(package_versions(stage).encode())
     for path in sorted({p for pattern in patterns for p in _ROOT.glob(pattern)}):
         h.update(str(path.relative_to(_ROOT)).encode())

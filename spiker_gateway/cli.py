@@ -1,17 +1,12 @@
-"""Gateway commands of the ``spiker`` CLI: run, up, gateway, submit, watch, ls, get, cancel.
+"""Gateway commands of the ``spiker`` CLI: gateway, submit, watch, ls, get, cancel, gc.
 
-    spiker run examples/digits.yaml [--store DIR] [--out DIR] [--no-cache]
-    spiker up [--port 50050] [--services-port 50051] [--tokens FILE]
+    spiker gateway [--port 50050] --services HOST:PORT [--tokens FILE]
     spiker submit SPEC --gateway HOST:PORT [--token-file F] [--watch]   (token: F or $SPIKER_TOKEN)
     spiker watch|get|cancel RUN_ID --gateway HOST:PORT [--token-file F]
     spiker ls --gateway HOST:PORT [--token-file F]
 
-``run`` starts the four stage services and the gateway in this process on loopback ephemeral
-ports (store from ``SPIKER_S3_*``, else ``--store`` / ``SPIKER_STORE_DIR`` / ``~/.spiker/store``),
-submits the spec, shows a progress bar per stage and downloads the run's files (model, history,
-sweep, selection, simulation report, resources, plots, VHDL, reports; as ``spiker get --download``)
-to ``--out`` (default ``runs/<run-id>/``). The exit code is 0 only if the run succeeded with 0
-mismatches.
+``spiker run`` and ``spiker up``, which start the stage services too, are the composition
+root's (spiker_app/local.py); they use this module's spec upload, progress views and summary.
 """
 
 from __future__ import annotations
@@ -28,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from spiker.cli import UsageError, register_error_formatter
+from spiker_gateway.events import event_text, progress_text, stage_line
 
 log = logging.getLogger(__name__)
 
@@ -85,49 +81,6 @@ def upload_model(spec: Any, client: Any) -> dict[str, Any]:
     ref = client.upload_bytes(data, "model.nir")
     print(f"uploaded {spec.model.nir} as spiker NIR ({ref.size} bytes) {ref.sha256[:16]}...", file=sys.stderr)
     return {"model": {"artifact": ref.sha256}, "net": snn.spec.to_dict()}
-
-
-def _stage_line(s: Any) -> str:
-    """``train: succeeded in 5.4 s (cached); test_accuracy 0.222`` for a StageRecord."""
-    from spiker.progress import fmt
-    from spiker_gateway.client import stage_state_name
-
-    state = stage_state_name(s.state)
-    text = f"{s.name}: {state}" + (f" in {s.seconds:.1f} s" if state != "skipped" else "")
-    text += " (cached)" if s.cached else ""
-    if s.HasField("error") and s.error.message:
-        text += f"; {s.error.message}"
-    metrics = [f"{k} {fmt(v)}" for k, v in sorted(s.metrics.items()) if k != "seconds"][:6]
-    return text + ("; " + ", ".join(metrics) if metrics else "")
-
-
-def _progress_text(p: Any) -> str:
-    """The message of a ProgressEvent (its phase only when it has none), with ``n/N`` when counted."""
-    text = p.message or p.phase
-    count = f"{p.current}/{p.total}"
-    if p.total > 0 and count not in text:
-        text += f" ({count})"
-    return text
-
-
-def event_text(ev: Any) -> str | None:
-    """The plain line of a RunEvent (``None`` for the summary): the CLI's lines and the web page's log."""
-    from spiker_gateway.client import state_name
-
-    kind = ev.WhichOneof("event")
-    if kind == "state_change":
-        c = ev.state_change
-        queue = f" (queue position {c.queue_position})" if c.queue_position else ""
-        return f"run {ev.run_id}: {c.message or state_name(c.state)}{queue}"
-    if kind == "stage_started":
-        s = ev.stage_started
-        return f"{s.stage}: " + ("cache lookup" if s.attempt == 0 else "started" if s.attempt == 1
-                                 else f"attempt {s.attempt} (retry)")
-    if kind == "progress":
-        return f"{ev.progress.stage}: {_progress_text(ev.progress)}"
-    if kind == "stage_finished":
-        return _stage_line(ev.stage_finished)
-    return None
 
 
 class LineView:
@@ -204,13 +157,13 @@ class BarView:
             if p.total > 0:
                 bar.total = p.total
                 bar.n = min(p.current, p.total)
-            text = _progress_text(p)
+            text = progress_text(p)
             bar.set_postfix_str(text if len(text) <= 70 else text[:67] + "...")
         elif kind == "stage_finished":
             s = ev.stage_finished
             bar = self._bar(s.name)
             bar.n = bar.total
-            bar.set_postfix_str(_stage_line(s).partition(": ")[2][:70])
+            bar.set_postfix_str(stage_line(s).partition(": ")[2][:70])
             bar.close()
 
     def close(self) -> None:
@@ -301,48 +254,6 @@ def print_summary(run: Any) -> int:
 
 
 # -- commands --------------------------------------------------------------------------------
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from spiker.flow.spec import load_flow_spec
-    from spiker_services.common.jobserver import start_job_server
-
-    spec = load_flow_spec(args.spec)  # bad spec or bad dataset file: exit 2 before anything starts
-    try:
-        check_dataset(spec)
-    except UsageError as exc:
-        raise UsageError(f"{args.spec}: {exc}") from None
-    start_job_server()  # its preload runs while this process imports the stack
-    from spiker.store import open_store
-    from spiker_gateway.client import GatewayClient
-    from spiker_gateway.server import LocalStack
-    from spiker_gateway.validate import Limits
-
-    if not args.verbose:  # the run's events are shown; the in-process services' own logs would repeat them
-        for name in ("spiker_services", "spiker_gateway", "spiker"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    store = open_store(args.store)
-    limits = Limits(max_concurrent_runs=1)
-    with LocalStack(store, limits=limits, max_jobs=args.max_jobs) as stack, \
-            GatewayClient(stack.target, stack.token) as client:
-        text = spec_text_for(args.spec, client)
-        run = client.submit(text, no_cache=args.no_cache)
-        print(f"run {run.run_id} on {store!r}", file=sys.stderr)
-
-        def on_term(*_: Any) -> None:
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, on_term)  # stop like Ctrl-C: the run is cancelled, not left running
-        try:
-            final = follow(client, run.run_id, progress=not args.quiet)
-        except KeyboardInterrupt:
-            client.cancel(run.run_id)
-            raise
-        out = Path(args.out) if args.out else Path("runs") / final.run_id
-        if final.report_json:  # the same files as `spiker get --download`, through the same RPC
-            files = client.download_run(final.run_id, out)
-            print(f"wrote {len(files)} files to {out}", file=sys.stderr)
-        return print_summary(final)
-
 
 def _client(args: argparse.Namespace) -> Any:
     from spiker_gateway.client import GatewayClient
@@ -444,7 +355,7 @@ def rpc_error_line(exc: BaseException) -> str | None:
     grpc = sys.modules.get("grpc")
     if grpc is None or not isinstance(exc, grpc.RpcError) or not hasattr(exc, "code"):
         return None
-    from spiker_services.common.errors import error_detail
+    from spiker_api.errors import error_detail
 
     detail = error_detail(exc)
     field = f" [{detail['field']}]" if detail["field"] else ""
@@ -492,7 +403,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
                              "--hdlgen/--simulator")
     from spiker_gateway.auth import TokenAuth
 
-    tokens = _tokens(args.tokens)
+    tokens = token_table(args.tokens)
     if not tokens:
         raise UsageError("no tokens configured: give --tokens FILE or set SPIKER_GATEWAY_TOKENS")
     tokens = TokenAuth(tokens, args.tokens)  # SIGHUP re-reads the file
@@ -540,59 +451,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    """Start the services and the gateway as two child processes; stop both on Ctrl-C/SIGTERM."""
-    from spiker_gateway.auth import ENV_VAR, new_token
-
-    env = dict(os.environ)
-    token = None
-    if not args.tokens and not env.get(ENV_VAR):
-        token = new_token()
-        env[ENV_VAR] = f"{token}:{os.environ.get('USER', 'local') or 'local'}"
-    else:
-        _tokens(args.tokens)  # fail early on a bad file
-    store = ["--store", args.store] if args.store else []
-    services_cmd = [sys.executable, "-m", "spiker.serve", "serve", "all", "--host", "127.0.0.1",
-                    "--port", str(args.services_port), "--max-jobs", str(args.max_jobs), *store]
-    gateway_cmd = [sys.executable, "-m", "spiker_gateway.cli", "gateway", "--host", args.host, "--port", str(args.port),
-                   "--services", f"127.0.0.1:{args.services_port}", "--max-runs", str(args.max_runs),
-                   "--web-port", str(args.web_port), *store]
-    if args.tokens:
-        gateway_cmd += ["--tokens", args.tokens]
-    for flag in ("tls_cert", "tls_key"):
-        if getattr(args, flag):
-            gateway_cmd += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
-    from spiker_gateway.supervise import Supervisor
-
-    if not env.get("SPIKER_SERVICE_TOKEN") and not env.get("SPIKER_SERVICE_TOKEN_FILE"):
-        env["SPIKER_SERVICE_TOKEN"] = new_token()  # only this gateway may call these services
-    supervisor = Supervisor({"services": services_cmd, "gateway": gateway_cmd}, env)
-    supervisor.start()  # a child that dies is restarted with back-off (and logged)
-    procs = [c.proc for c in supervisor.children]
-    tls = bool(args.tls_cert and args.tls_key)
-    print(f"spiker up: services pid {procs[0].pid} on 127.0.0.1:{args.services_port}, gateway pid "
-          f"{procs[1].pid} on {args.host}:{args.port}"
-          + (f", run browser on {'https' if tls else 'http'}://{web_bind_host(None, args.host, tls)}:{args.web_port}"
-             if args.web_port >= 0 else ""), flush=True)
-    if token:
-        print(f"spiker up: token {token} (export {TOKEN_ENV}={token})", flush=True)
-    stopping = {"flag": False}
-
-    def on_signal(*_: Any) -> None:
-        stopping["flag"] = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    try:
-        supervisor.run(lambda: stopping["flag"])
-    finally:
-        supervisor.stop()
-    return 0
-
-
 # -- registration ------------------------------------------------------------------------------
 
-def _tokens(path: str | None) -> dict[str, str]:
+def token_table(path: str | None) -> dict[str, str]:
     """The token table of ``--tokens``/``$SPIKER_GATEWAY_TOKENS``; a missing or bad file is a UsageError."""
     from spiker_gateway.auth import load_tokens
 
@@ -621,31 +482,6 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 def add_cli_commands(subparsers: Any) -> None:
     """Add the gateway commands to a ``spiker`` CLI's subparsers (each sets ``func``)."""
-    p = subparsers.add_parser("run", help="run a flow spec end to end on this machine (gateway + services)")
-    p.add_argument("spec", help="flow spec (YAML or JSON)")
-    p.add_argument("--store", help="local store directory when SPIKER_S3_ENDPOINT is unset "
-                                   "(default $SPIKER_STORE_DIR or ~/.spiker/store)")
-    p.add_argument("--out", help="write the run's files here: model.pt, history.json, sweep.csv/.json, sim.json, "
-                                 "resources.json, plots/, vhdl/, report.md/.json (default runs/<run-id>)")
-    p.add_argument("--no-cache", action="store_true", help="recompute every stage")
-    p.add_argument("--max-jobs", type=int, default=2, help="stage jobs at once per service (default 2)")
-    p.set_defaults(func=cmd_run)
-
-    p = subparsers.add_parser("up", help="start the stage services and the gateway as separate processes")
-    p.add_argument("--host", default="127.0.0.1", help="gateway bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=50050, help="gateway port (default 50050)")
-    p.add_argument("--services-port", type=int, default=50051, help="stage services port (default 50051)")
-    p.add_argument("--store", help="local store directory when SPIKER_S3_ENDPOINT is unset")
-    p.add_argument("--tokens", help="token file: lines 'TOKEN USER' (else $SPIKER_GATEWAY_TOKENS, else one "
-                                    "random token is printed)")
-    p.add_argument("--max-runs", type=int, default=2, help="runs at once; more queue (default 2)")
-    p.add_argument("--web-port", type=int, default=WEB_PORT, help=f"port of the web run browser (default "
-                   f"{WEB_PORT}; -1: none)")
-    p.add_argument("--max-jobs", type=int, default=2, help="stage jobs at once (default 2)")
-    p.add_argument("--tls-cert", help="TLS certificate (PEM) of the gateway")
-    p.add_argument("--tls-key", help="TLS private key (PEM) of the gateway")
-    p.set_defaults(func=cmd_up)
-
     p = subparsers.add_parser("gateway", help="serve the gateway (stage services run elsewhere)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=50050, help="port (0: any free port; default 50050)")

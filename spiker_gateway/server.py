@@ -1,8 +1,8 @@
-"""Build and run the gateway server (health, reflection, optional TLS) and the one-process stack.
+"""Build and run the gateway server (health, reflection, optional TLS).
 
 :func:`build_gateway` starts a gateway on ``host:port`` (0: ephemeral) that calls the stage
-services at ``targets``. :class:`LocalStack` is what ``spiker run`` uses: the four stage
-services and the gateway in this process, on loopback ephemeral ports, sharing one store.
+services at ``targets``. The one-process stack of ``spiker run`` (services and gateway together)
+is the composition root's: :class:`spiker_app.local.LocalStack`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import tempfile
 import threading
 from collections.abc import Coroutine, Mapping
 from concurrent import futures
@@ -23,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from spiker.store import ArtifactStore
-from spiker_gateway.auth import TokenAuth, new_token
+from spiker_gateway.auth import TokenAuth
 from spiker_gateway.lease import DEFAULT_TTL
 from spiker_gateway.runs import RunManager
 from spiker_gateway.servicer import SERVICE_NAME, GatewayServicer, add_to_server
@@ -193,50 +192,3 @@ def build_gateway(store: ArtifactStore, targets: Mapping[str, str], tokens: Mapp
 def all_targets(target: str) -> dict[str, str]:
     """Every stage service at one address (``spiker serve all``)."""
     return {name: target for name in SERVICE_OF.values()}
-
-
-class LocalStack:
-    """The four stage services and a gateway in this process on loopback ephemeral ports."""
-
-    def __init__(self, store: ArtifactStore, limits: Limits | None = None, token: str | None = None,
-                 max_jobs: int = 2, work_root: str | Path | None = None,
-                 worker_env: Mapping[str, str] | None = None, policy: RetryPolicy | None = None,
-                 resume: bool = False) -> None:
-        from spiker_services.common.runtime import Runtime
-        from spiker_services.common.server import SERVICE_NAMES, build_server
-
-        self.store = store
-        self.token = token or new_token()
-        self._work = None if work_root else tempfile.TemporaryDirectory(prefix="spiker-run-")
-        root = Path(work_root) if work_root else Path(self._work.name)  # type: ignore[union-attr]
-        self.runtime = Runtime(store, max_jobs=max_jobs, work_root=root, worker_env=worker_env)
-        service_token = new_token()  # only this process's gateway may call its services
-        self.services = build_server(list(SERVICE_NAMES), self.runtime, host=DEFAULT_HOST, port=0,
-                                     service_token=service_token)
-        try:
-            self.gateway = build_gateway(store, all_targets(f"{DEFAULT_HOST}:{self.services.port}"),
-                                         {self.token: "local"}, limits=limits, policy=policy, resume=resume,
-                                         service_token=service_token)
-        except BaseException:
-            self.services.stop(0)
-            raise
-        self._closed = threading.Event()
-
-    @property
-    def target(self) -> str:
-        return self.gateway.target
-
-    def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self.gateway.stop(1.0)
-        self.services.stop(1.0).wait(10)
-        if self._work is not None:
-            self._work.cleanup()
-
-    def __enter__(self) -> LocalStack:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -21,13 +21,13 @@ from spiker.data.datasets import check_npz_headers
 from spiker.errors import DataError, SpecError
 from spiker.nir import HDF5_MAGIC
 from spiker.store import ArtifactNotFound, ArtifactStore, StoreError, artifact_key
+from spiker_api.errors import ErrorInfo, abort, rich_status
 from spiker_api.v1 import gateway_pb2, gateway_pb2_grpc
 from spiker_gateway.auth import TokenAuth, Unauthenticated
 from spiker_gateway.fairness import QuotaExceeded
 from spiker_gateway.runs import RUN_ID_RE, RunManager, RunNotFound, scrub_paths
 from spiker_gateway.stages import ref_msg
 from spiker_gateway.validate import Limits, validate_spec
-from spiker_services.common.errors import ErrorInfo, abort, rich_status
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from spiker.flow.spec import FlowSpec
+from spiker_api import convert
+from spiker_api.errors import error_detail
+from spiker_api.service_token import authorized_channel, load_service_token
 from spiker_api.v1 import (
     common_pb2,
     hdlgen_pb2,
@@ -34,9 +37,6 @@ from spiker_api.v1 import (
     trainer_pb2,
     trainer_pb2_grpc,
 )
-from spiker_services.common import convert
-from spiker_services.common.errors import error_detail
-from spiker_services.common.service_auth import authorized_channel, load_service_token
 
 log = logging.getLogger(__name__)
 

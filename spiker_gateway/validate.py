@@ -17,7 +17,7 @@ from spiker.errors import SpecError
 from spiker.flow.spec import FlowSpec, parse_flow_spec
 from spiker.flow.spec_text import parse_spec_text
 from spiker.optimize.optimizer import count_configs
-from spiker_services.common.limits import SizeLimits, check_net
+from spiker_api.limits import SizeLimits, check_net
 
 log = logging.getLogger(__name__)
 

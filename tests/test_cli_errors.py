@@ -12,14 +12,15 @@ import grpc
 import pytest
 import yaml
 
-from spiker.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PIPE, _subparsers, build_parser, main, run_command
+from spiker.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PIPE, _subparsers, run_command
+from spiker_app.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _spiker(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SPIKER_S3_ENDPOINT": "", "SPIKER_GATEWAY": "", "SPIKER_GATEWAY_TOKENS": ""}
-    return subprocess.run([sys.executable, "-m", "spiker.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "spiker_app", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -125,7 +126,7 @@ def test_a_bug_is_not_hidden() -> None:
 
 
 def test_help_into_a_closed_pipe(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "spiker.cli", "--help"], cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "spiker_app", "--help"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before the help is written
     err = proc.stderr.read().decode()

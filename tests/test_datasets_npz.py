@@ -127,7 +127,7 @@ def test_spiker_run_refuses_a_bad_npz_in_one_line_before_starting(tmp_path: Path
     spec = {"name": "bad", "dataset": {"name": "bad.npz"},
             "net": {"n_cycles": 3, "n_inputs": 4, "layer_0": {"neuron_model": "lif", "n_neurons": 3, "beta": 0.75}}}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
-    proc = subprocess.run([sys.executable, "-m", "spiker.cli", "run", str(tmp_path / "bad.yaml"), "--store",
+    proc = subprocess.run([sys.executable, "-m", "spiker_app", "run", str(tmp_path / "bad.yaml"), "--store",
                            str(tmp_path / "store")], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "SPIKER_S3_ENDPOINT": "", "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2, proc.stderr

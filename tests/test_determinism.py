@@ -82,7 +82,7 @@ def test_spiker_run_stage_command_and_library_train_alike(tmp_path: Path) -> Non
            "hdl": {"resources": False}, "simulate": {"samples": 3}}
     (tmp_path / "same.yaml").write_text(yaml.safe_dump(doc))
     env = {**os.environ, "SPIKER_S3_ENDPOINT": "", "SPIKER_CPUS": "2", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, "-m", "spiker.cli", "-q", "run", str(tmp_path / "same.yaml"), "--store",
+    proc = subprocess.run([sys.executable, "-m", "spiker_app", "-q", "run", str(tmp_path / "same.yaml"), "--store",
                            str(tmp_path / "store"), "--out", str(tmp_path / "run")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

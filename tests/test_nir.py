@@ -323,7 +323,7 @@ def test_spiker_run_with_a_nir_file_has_no_mismatches_in_ghdl(tmp_path):
     spec = _nir_flow(tmp_path)
     out, store = tmp_path / "out", tmp_path / "store"
     env = {**os.environ, "SPIKER_S3_ENDPOINT": ""}
-    cmd = [sys.executable, "-m", "spiker.cli", "-q", "run", str(spec), "--store", str(store), "--out", str(out)]
+    cmd = [sys.executable, "-m", "spiker_app", "-q", "run", str(spec), "--store", str(store), "--out", str(out)]
     proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]

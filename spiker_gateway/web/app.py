@@ -275,7 +275,7 @@ class WebApp:
 
     # -- live progress and cancel ----------------------------------------------------------
     def events(self, request: Request, user: str) -> Response:
-        from spiker_gateway.cli import event_text
+        from spiker_gateway.events import event_text
 
         run_id = request.path_params["run_id"]
         self._record(user, run_id)

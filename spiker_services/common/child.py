@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from spiker_services.common.errors import describe_error
+from spiker_api.errors import describe_error
 
 log = logging.getLogger(__name__)
 

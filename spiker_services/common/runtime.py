@@ -3,11 +3,11 @@
 A streaming RPC method is written as a generator over :class:`Call` that yields
 ``ProgressEvent`` messages and finally one result message; :func:`streaming` wraps it into a
 gRPC handler that wraps each item in the stage's response message, maps errors to status codes
-(:mod:`spiker_services.common.errors`), and always removes the call's work folder.
+(:mod:`spiker_api.errors`), and always removes the call's work folder.
 
 Cancellation and deadlines: the call registers ``context.add_callback``; when the RPC ends early
 every child process of the call is killed (its whole process group) at once, and the generator
-stops at its next poll with :class:`~spiker_services.common.errors.Cancelled`.
+stops at its next poll with :class:`~spiker_api.errors.Cancelled`.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import grpc
 
 from spiker.store import ArtifactRef, ArtifactStore, LocalStore, S3Store, StoreConfigError
 from spiker.threads import JobCounter
+from spiker_api import convert
+from spiker_api.errors import Cancelled, ErrorInfo, RemoteError, abort, describe_error
 from spiker_api.v1 import common_pb2
-from spiker_services.common import convert
-from spiker_services.common.errors import Cancelled, ErrorInfo, RemoteError, abort, describe_error
 from spiker_services.common.jobserver import job_context
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from spiker_api.limits import SizeLimits
+from spiker_api.service_token import TOKEN_ENV, TOKEN_FILE_ENV, load_service_token
 from spiker_services.common.jobserver import start_job_server
-from spiker_services.common.limits import SizeLimits
 from spiker_services.common.runtime import Runtime
-from spiker_services.common.service_auth import TOKEN_ENV, TOKEN_FILE_ENV, ServiceGuard, load_service_token
+from spiker_services.common.service_auth import ServiceGuard
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +46,6 @@ class ServiceEntry:
     full_name: str
     make: Callable[[Runtime], Any]
     add: Callable[[Any, grpc.Server], None]
-
-
-def registry() -> dict[str, ServiceEntry]:
-    """The stage services by CLI name: trainer, optimizer, hdlgen, simulator."""
-    from spiker_api.v1 import hdlgen_pb2_grpc, optimizer_pb2_grpc, simulator_pb2_grpc, trainer_pb2_grpc
-    from spiker_services.hdlgen.servicer import SERVICE_NAME as HDLGEN
-    from spiker_services.hdlgen.servicer import HdlgenServicer
-    from spiker_services.optimizer.servicer import SERVICE_NAME as OPTIMIZER
-    from spiker_services.optimizer.servicer import OptimizerServicer
-    from spiker_services.simulator.servicer import SERVICE_NAME as SIMULATOR
-    from spiker_services.simulator.servicer import SimulatorServicer
-    from spiker_services.trainer.servicer import SERVICE_NAME as TRAINER
-    from spiker_services.trainer.servicer import TrainerServicer
-
-    return {
-        "trainer": ServiceEntry("trainer", TRAINER, TrainerServicer,
-                                trainer_pb2_grpc.add_TrainerServiceServicer_to_server),
-        "optimizer": ServiceEntry("optimizer", OPTIMIZER, OptimizerServicer,
-                                  optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server),
-        "hdlgen": ServiceEntry("hdlgen", HDLGEN, HdlgenServicer,
-                               hdlgen_pb2_grpc.add_HdlgenServiceServicer_to_server),
-        "simulator": ServiceEntry("simulator", SIMULATOR, SimulatorServicer,
-                                  simulator_pb2_grpc.add_SimulatorServiceServicer_to_server),
-    }
-
-
-SERVICE_NAMES = ("trainer", "optimizer", "hdlgen", "simulator")
 
 
 class StageServer:
@@ -94,10 +68,13 @@ class StageServer:
         return self.server.wait_for_termination(timeout)
 
 
-def build_server(names: Sequence[str], runtime: Runtime, host: str = DEFAULT_HOST, port: int = 0,
+def build_server(services: Sequence[ServiceEntry], runtime: Runtime, host: str = DEFAULT_HOST, port: int = 0,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_queue: int = 16,
                  service_token: str | None = None, limits: SizeLimits | None = None) -> StageServer:
-    """Create, bind and start a server for ``names`` (``port=0``: an ephemeral port).
+    """Create, bind and start a server for ``services`` (``port=0``: an ephemeral port).
+
+    The services are given, not looked up: which servicers exist is the composition root's to
+    say (spiker_app/services.py), so this module imports none of them.
 
     ``service_token``: the secret callers must present (default: ``$SPIKER_SERVICE_TOKEN_FILE`` /
     ``$SPIKER_SERVICE_TOKEN``; none configured: any caller, with a warning off loopback).
@@ -108,10 +85,8 @@ def build_server(names: Sequence[str], runtime: Runtime, host: str = DEFAULT_HOS
         log.warning("stage services on %s accept calls from anyone: set %s (or %s) here and on the gateway",
                     host, TOKEN_FILE_ENV, TOKEN_ENV)
     guard = ServiceGuard(token, limits or SizeLimits.from_env())
-    entries = registry()
-    unknown = [n for n in names if n not in entries]
-    if unknown or not names:
-        raise ValueError(f"unknown service {unknown or names}; choose from {', '.join(SERVICE_NAMES)}")
+    if not services:
+        raise ValueError("a stage server needs at least one service")
     threads = runtime.max_jobs + max_queue + SPARE_THREADS
     options = [("grpc.max_receive_message_length", max_message_bytes),
                ("grpc.max_send_message_length", max_message_bytes),
@@ -121,8 +96,7 @@ def build_server(names: Sequence[str], runtime: Runtime, host: str = DEFAULT_HOS
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     full_names = []
-    for name in dict.fromkeys(names):
-        entry = entries[name]
+    for entry in {e.name: e for e in services}.values():
         entry.add(entry.make(runtime), server)
         full_names.append(entry.full_name)
     reflection.enable_server_reflection([*full_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)

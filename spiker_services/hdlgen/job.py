@@ -1,45 +1,16 @@
-"""The hdlgen job and the VHDL tar format, run in a child process on local files."""
+"""The hdlgen job, run in a child process on local files."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from pathlib import Path
 from typing import Any
 
 from spiker.hdl import VhdlGenerator
 from spiker.net.model import SpikingNet
+from spiker_api.convert import dataset_in_workdir
 from spiker_services.common.child import report
-from spiker_services.common.convert import dataset_in_workdir
-
-#: the tar's index: file names in analysis order, one per line (written by Design.write)
-INDEX = "files.txt"
-
-
-def write_tar(folder: Path, names: list[str], dest: Path) -> Path:
-    """A reproducible, uncompressed tar of ``folder``'s ``names`` plus the index (same bytes for
-    the same files, so equal designs get equal artifacts)."""
-    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name in [INDEX, *names]:
-            data = (folder / name).read_bytes()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    return dest
-
-
-def read_tar(path: Path) -> dict[str, str]:
-    """The files of a VHDL tar in analysis order (name -> text)."""
-    with tarfile.open(path, "r") as tar:
-        def text(name: str) -> str:
-            member = tar.extractfile(name)
-            if member is None:
-                raise KeyError(name)
-            return member.read().decode()
-
-        names = [n for n in text(INDEX).splitlines() if n]
-        return {name: text(name) for name in names}
+from spiker_services.common.vhdl_tar import INDEX, write_tar
 
 
 def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimate_resources: bool,

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from spiker.hdl.targets import TargetError, target
+from spiker_api import convert
+from spiker_api.errors import FieldError
 from spiker_api.v1 import hdlgen_pb2, hdlgen_pb2_grpc
-from spiker_services.common import convert
-from spiker_services.common.errors import FieldError
 from spiker_services.common.runtime import Call, Runtime, streaming
 from spiker_services.hdlgen.job import generate_job
 

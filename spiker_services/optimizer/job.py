@@ -10,7 +10,7 @@ from typing import Any
 from spiker.errors import SpikerError
 from spiker.optimize import SweepResult
 from spiker.optimize.optimizer import parse_optim_config
-from spiker.serve import worker_sweep
+from spiker_services.optimizer.worker import worker_sweep
 
 
 def shard_job(workdir: str, store_env: dict[str, str], task: str, index: int, count: int) -> str:

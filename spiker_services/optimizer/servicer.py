@@ -15,9 +15,9 @@ from spiker.net.spec import parse_net_dict
 from spiker.optimize.optimizer import parse_hardware, parse_optim_config
 from spiker.optimize.sweep import OBJECTIVES
 from spiker.store import ArtifactNotFound
+from spiker_api import convert
+from spiker_api.errors import FieldError, remap_field
 from spiker_api.v1 import optimizer_pb2, optimizer_pb2_grpc
-from spiker_services.common import convert
-from spiker_services.common.errors import FieldError, remap_field
 from spiker_services.common.runtime import Call, Runtime, drain, streaming, unary
 from spiker_services.optimizer import task as tasks
 from spiker_services.optimizer.job import merge_job, shard_job

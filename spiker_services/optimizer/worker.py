@@ -8,6 +8,7 @@ preloaded job processes. No gRPC here: only the store and the library.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from spiker import data
 from spiker.errors import SpecError
 from spiker.net.model import SpikingNet
 from spiker.optimize import Optimizer
-from spiker.store import ArtifactRef, ArtifactStore
+from spiker.store import ArtifactRef, ArtifactStore, open_store
 from spiker_services.optimizer.task import TASK_KIND, shard_key
 
 log = logging.getLogger(__name__)
@@ -45,3 +46,18 @@ def run_shard(store: ArtifactStore, task: str, index: int, count: int) -> str:
     store.put_json(key, result.to_dict(), overwrite=True)
     log.info("sweep worker: wrote %s", key)
     return key
+
+
+def worker_sweep(task_key: str, index: int | None, count: int) -> str:
+    """``spiker worker sweep``: shard ``index`` of ``count`` of the task at ``task_key``, on the
+    environment's store (``SPIKER_S3_*`` / ``SPIKER_STORE_DIR``).
+
+    ``index`` None: taken from ``JOB_COMPLETION_INDEX`` (a Kubernetes Indexed Job). Returns the
+    key of the shard result.
+    """
+    if index is None:
+        raw = os.environ.get("JOB_COMPLETION_INDEX", "")
+        if not raw.strip().isdigit():
+            raise SpecError("index", "give --index or set JOB_COMPLETION_INDEX (Kubernetes Indexed Job)")
+        index = int(raw)
+    return run_shard(open_store(), task_key, index, count)

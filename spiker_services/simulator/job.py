@@ -9,9 +9,9 @@ from typing import Any
 from spiker import data
 from spiker.hdl import Design, VhdlGenerator
 from spiker.net.model import SpikingNet
+from spiker_api.convert import dataset_in_workdir
 from spiker_services.common.child import report
-from spiker_services.common.convert import dataset_in_workdir
-from spiker_services.hdlgen.job import read_tar
+from spiker_services.common.vhdl_tar import read_tar
 
 
 def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_tar: str | None,

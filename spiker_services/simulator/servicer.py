@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from spiker_api import convert
+from spiker_api.errors import FieldError
 from spiker_api.v1 import simulator_pb2, simulator_pb2_grpc
-from spiker_services.common import convert
-from spiker_services.common.errors import FieldError
 from spiker_services.common.runtime import Call, Runtime, streaming
 from spiker_services.simulator.job import simulate_job
 

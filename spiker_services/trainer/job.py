@@ -8,8 +8,8 @@ from typing import Any
 from spiker.flow import stages
 from spiker.flow.spec import parse_flow_spec
 from spiker.training import History
+from spiker_api.convert import dataset_in_workdir
 from spiker_services.common.child import report
-from spiker_services.common.convert import dataset_in_workdir
 
 
 def _epoch_reporter(total: int):

@@ -8,9 +8,9 @@ from typing import Any
 
 from spiker.errors import SpecError
 from spiker.flow.spec import parse_flow_spec
+from spiker_api import convert
+from spiker_api.errors import FieldError, remap_field
 from spiker_api.v1 import trainer_pb2, trainer_pb2_grpc
-from spiker_services.common import convert
-from spiker_services.common.errors import FieldError, remap_field
 from spiker_services.common.runtime import Call, Runtime, streaming
 from spiker_services.trainer.job import train_job
 

@@ -186,7 +186,7 @@ def test_serve_stage_in_container(client: Any, image: str) -> None:
     try:
         client.containers.run(image, ["serve", "--help"], network_mode="host", remove=True)
     except docker.errors.ContainerError as exc:
-        pytest.fail("the image's `spiker` CLI has no `serve` command (spiker/cli.py must wire spiker.serve):\n"
+        pytest.fail("the image's `spiker` CLI has no `serve` command (spiker_app/cli.py must wire spiker_app.serve):\n"
                     + str(exc.stderr)[-800:])
     port = _free_port()
     container = client.containers.run(

@@ -39,11 +39,11 @@ from test_deploy_sweep_workers import DATASET, NET, RANGES, _npz, _rows
 
 from spiker import NetBuilder, Optimizer, SweepResult, data
 from spiker.store import ArtifactStore, LocalStore, open_store
+from spiker_api.convert import net_dict_to_proto, ref_from_proto, ref_to_proto
+from spiker_api.errors import describe_error
 from spiker_api.v1 import common_pb2, optimizer_pb2, optimizer_pb2_grpc
-from spiker_services.common.convert import net_dict_to_proto, ref_from_proto, ref_to_proto
-from spiker_services.common.errors import describe_error
+from spiker_app.services import build_stage_server
 from spiker_services.common.runtime import Runtime
-from spiker_services.common.server import build_server
 from spiker_services.optimizer import docker_job as dj
 from spiker_services.optimizer.task import shard_key
 
@@ -123,7 +123,7 @@ def optimizer(engine: tuple[Any, str], test_image: str, tmp_path: Path, monkeypa
         monkeypatch.setenv(var, value)
     store = open_store() if real_image else LocalStore(tmp_path / "store")
     runtime = Runtime(store, max_jobs=2, work_root=tmp_path / "work")
-    server = build_server(["optimizer"], runtime, port=0)
+    server = build_stage_server(["optimizer"], runtime, port=0)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     snn = NetBuilder(NET).build(seed=0)
     with torch.no_grad():
@@ -463,7 +463,7 @@ def test_optimizer_service_reports_unreachable_engine(tmp_path: Path, monkeypatc
     monkeypatch.setenv("SPIKER_SWEEP_EXECUTOR", "docker")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     store = LocalStore(tmp_path / "store")
-    server = build_server(["optimizer"], Runtime(store, work_root=tmp_path / "work"), port=0)
+    server = build_stage_server(["optimizer"], Runtime(store, work_root=tmp_path / "work"), port=0)
     try:
         model = store.put_file(NetBuilder(NET).build(seed=0).save(tmp_path / "m.pt"), kind="checkpoint")
         settings = optimizer_pb2.SweepSettings(

@@ -69,7 +69,7 @@ def test_indexed_workers_equal_in_process_sweep(s3_env: Any, tmp_path: Path) -> 
     env_task = {e["name"]: e.get("value") for e in container["env"]}["TASK_KEY"]
     args = [a.replace("$(TASK_KEY)", env_task) for a in container["args"]]
     assert args == ["worker", "sweep", "--task", key, "--count", str(SHARDS)]
-    cmd = [sys.executable, "-m", "spiker.serve", *args]
+    cmd = [sys.executable, "-m", "spiker_app.serve", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd, env={**env, "JOB_COMPLETION_INDEX": str(i)}, cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(SHARDS)]

@@ -24,11 +24,11 @@ def session_store(tmp_path_factory: pytest.TempPathFactory) -> LocalStore:
 @pytest.fixture(scope="session")
 def services(session_store: LocalStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The four stage services in this process on one ephemeral port; yields host:port."""
+    from spiker_app.services import SERVICE_NAMES, build_stage_server
     from spiker_services.common.runtime import Runtime
-    from spiker_services.common.server import SERVICE_NAMES, build_server
 
     runtime = Runtime(session_store, max_jobs=2, work_root=tmp_path_factory.mktemp("gw-work"))
-    server = build_server(list(SERVICE_NAMES), runtime, port=0)
+    server = build_stage_server(SERVICE_NAMES, runtime, port=0)
     yield f"127.0.0.1:{server.port}"
     server.stop(0).wait(10)
 

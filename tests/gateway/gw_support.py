@@ -76,7 +76,7 @@ def wait_healthy(target: str, timeout: float = 120.0) -> None:
 
 
 class ServicesProcess:
-    """``python -m spiker.serve serve all`` as a child process (its own session), on a fixed port."""
+    """``python -m spiker_app.serve serve all`` as a child process (its own session), on a fixed port."""
 
     def __init__(self, port: int, env: dict[str, str], log_path: Path) -> None:
         self.port = port
@@ -89,7 +89,7 @@ class ServicesProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "spiker.serve", "serve", "all", "--host", "127.0.0.1", "--port",
+        cmd = [sys.executable, "-m", "spiker_app.serve", "serve", "all", "--host", "127.0.0.1", "--port",
                str(self.port), "--max-jobs", "2"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, env={**os.environ, **self.env}, cwd=ROOT, stdout=log, stderr=log,

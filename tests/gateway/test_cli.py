@@ -24,7 +24,7 @@ def test_spiker_run_tiny_spec(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(spec))
     out, store = tmp_path / "out", tmp_path / "store"
     env = {**os.environ, "SPIKER_S3_ENDPOINT": ""}
-    cmd = [sys.executable, "-m", "spiker.cli", "-q", "run", str(tmp_path / "tiny.yaml"), "--store", str(store),
+    cmd = [sys.executable, "-m", "spiker_app", "-q", "run", str(tmp_path / "tiny.yaml"), "--store", str(store),
            "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -10,9 +10,9 @@ import grpc
 import pytest
 from gw_support import ALICE, BOB
 
+from spiker_api.errors import error_detail
 from spiker_gateway.cli import main
 from spiker_gateway.client import GatewayClient
-from spiker_services.common.errors import error_detail
 
 pytestmark = pytest.mark.slow  # one tiny real run per user (train, hdlgen, GHDL simulation)
 
@@ -81,7 +81,7 @@ def test_spiker_get_into_a_closed_pipe(finished_runs) -> None:  # noqa: ANN001
 
     gw, alice_run, _ = finished_runs
     env = {**os.environ, "SPIKER_TOKEN": ALICE, "SPIKER_GATEWAY": gw.target}
-    proc = subprocess.Popen([sys.executable, "-m", "spiker.cli", "get", alice_run, "--json"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "spiker_app", "get", alice_run, "--json"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # `| head -0`: gone before the first line
     err = proc.stderr.read().decode()

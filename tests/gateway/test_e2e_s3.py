@@ -33,13 +33,13 @@ def digits_spec() -> dict:
 
 @pytest.mark.timeout(1800)
 def test_digits_flow_on_s3_then_from_cache(s3_server, tmp_path) -> None:
+    from spiker_app.services import SERVICE_NAMES, build_stage_server
     from spiker_services.common.runtime import Runtime
-    from spiker_services.common.server import SERVICE_NAMES, build_server
 
     info = s3_server.make_bucket()
     store = S3Store(info.endpoint, info.access_key, info.secret_key, info.bucket, info.secure)
     runtime = Runtime(store, max_jobs=2, work_root=tmp_path / "work", worker_env=info.env())
-    services = build_server(list(SERVICE_NAMES), runtime, port=0)
+    services = build_stage_server(SERVICE_NAMES, runtime, port=0)
     gw = build_gateway(store, all_targets(f"127.0.0.1:{services.port}"), {ALICE: "alice"})
     try:
         with GatewayClient(gw.target, ALICE) as c:

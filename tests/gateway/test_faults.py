@@ -106,7 +106,7 @@ def test_store_outage_unavailable_then_run_resumes(services, make_gateway, sessi
 
     import grpc
 
-    from spiker_services.common.errors import error_detail
+    from spiker_api.errors import error_detail
 
     store = FlakyStore(session_store)
     gw = make_gateway(services, store=store)

@@ -20,11 +20,11 @@ from spiker.data.datasets import check_npz_headers
 from spiker.errors import DataError, SpecError
 from spiker.flow.spec import load_flow_spec
 from spiker.flow.spec_text import parse_spec_text
+from spiker_api.errors import error_detail
 from spiker_api.v1 import gateway_pb2
 from spiker_gateway.client import GatewayClient
 from spiker_gateway.runs import scrub_paths
 from spiker_gateway.validate import Limits, validate_spec
-from spiker_services.common.errors import error_detail
 
 
 def _fails(code: grpc.StatusCode, fn, *args, **kwargs) -> dict[str, str]:
@@ -193,7 +193,7 @@ def test_bad_datasets_are_data_errors(tmp_path, case: str) -> None:
     with pytest.raises(DataError) as info:
         load_data(spec)
     assert str(tmp_path) not in str(info.value)
-    from spiker_services.common.errors import describe_error
+    from spiker_api.errors import describe_error
 
     assert describe_error(info.value).code == "INVALID_ARGUMENT"
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from spiker.store import LocalStore
+from spiker_api.errors import RemoteError, describe_error
 from spiker_services.common.child import job_memory_limit, parse_bytes
-from spiker_services.common.errors import RemoteError, describe_error
 from spiker_services.common.runtime import Call, Runtime, drain
 from tests.services import hardening_jobs
 

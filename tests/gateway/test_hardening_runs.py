@@ -10,13 +10,13 @@ import pytest
 from gw_support import ALICE, BOB, free_port, tiny_npz, tiny_spec, wait_for
 
 from spiker.store import LocalStore, StoreUnavailable
+from spiker_api.errors import error_detail
 from spiker_api.v1 import gateway_pb2, trainer_pb2
 from spiker_gateway.client import GatewayClient
 from spiker_gateway.fairness import FairQueue, RateLimiter
 from spiker_gateway.runs import RunManager
 from spiker_gateway.stages import CallSlot, RetryPolicy, StageFailed, call_stage
 from spiker_gateway.validate import Limits
-from spiker_services.common.errors import error_detail
 
 #: unreachable services, a patient policy: the first run keeps RUNNING, the others stay queued
 PATIENT = RetryPolicy(max_attempts=1000, initial_delay=30.0, max_delay=30.0)

@@ -10,9 +10,9 @@ from gw_support import ALICE, BOB, tiny_spec, wait_for
 
 import spiker.nir as snir
 from spiker import NetBuilder
+from spiker_api.errors import error_detail
 from spiker_api.v1 import gateway_pb2
 from spiker_gateway.client import GatewayClient
-from spiker_services.common.errors import error_detail
 
 
 def _nir_bytes(net: dict) -> bytes:

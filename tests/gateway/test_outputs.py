@@ -54,7 +54,7 @@ def test_spiker_run_out_holds_every_result_readable(tmp_path: Path) -> None:
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(outputs_spec()))
     out, store = tmp_path / "out", tmp_path / "store"
     env = {**os.environ, "SPIKER_S3_ENDPOINT": ""}
-    proc = subprocess.run([sys.executable, "-m", "spiker.cli", "-q", "run", str(tmp_path / "spec.yaml"), "--store",
+    proc = subprocess.run([sys.executable, "-m", "spiker_app", "-q", "run", str(tmp_path / "spec.yaml"), "--store",
                            str(store), "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

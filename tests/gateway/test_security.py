@@ -11,10 +11,10 @@ from gw_support import ALICE, BOB, tiny_npz, tiny_spec, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
+from spiker_api.errors import error_detail
 from spiker_api.v1 import gateway_pb2
 from spiker_gateway.auth import TokenAuth, load_tokens, parse_tokens
 from spiker_gateway.client import GatewayClient
-from spiker_services.common.errors import error_detail
 
 
 def _fails(code: grpc.StatusCode, fn, *args, **kwargs) -> dict[str, str]:

@@ -125,8 +125,8 @@ def test_flow_synthesizes_beside_the_simulation(tmp_path) -> None:
     """Through the services: synth and simulate overlap in time; the report has the estimate."""
     from spiker.store import LocalStore
     from spiker_api.v1 import gateway_pb2
+    from spiker_app.local import LocalStack
     from spiker_gateway.client import GatewayClient
-    from spiker_gateway.server import LocalStack
 
     with LocalStack(LocalStore(tmp_path / "store"), work_root=tmp_path / "work") as stack, \
             GatewayClient(stack.target, stack.token) as client:

@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:  # spiker_services/ and spiker_api/ until pyprojec
     sys.path.insert(0, str(ROOT))
 
 from spiker.store import ArtifactStore  # noqa: E402
+from spiker_api.errors import error_detail  # noqa: E402
 from spiker_api.v1 import (  # noqa: E402
     common_pb2,
     hdlgen_pb2_grpc,
@@ -27,9 +28,9 @@ from spiker_api.v1 import (  # noqa: E402
     trainer_pb2,
     trainer_pb2_grpc,
 )
-from spiker_services.common.errors import error_detail  # noqa: E402
+from spiker_app.services import SERVICE_NAMES, build_stage_server  # noqa: E402
 from spiker_services.common.runtime import Runtime  # noqa: E402
-from spiker_services.common.server import SERVICE_NAMES, StageServer, build_server  # noqa: E402
+from spiker_services.common.server import StageServer  # noqa: E402
 
 N_INPUTS, SIZES, N_CYCLES = 8, (6, 3), 5
 #: small message cap of the test servers, so the oversized-request test sends little
@@ -67,15 +68,15 @@ class Stack:
                  worker_env: dict[str, str] | None = None) -> None:
         self.store = store
         self.runtime = Runtime(store, max_jobs=max_jobs, work_root=work_root, worker_env=worker_env)
-        self.server: StageServer = build_server(list(SERVICE_NAMES), self.runtime, port=0,
-                                                max_message_bytes=MAX_MESSAGE_BYTES, max_queue=4)
+        self.server: StageServer = build_stage_server(SERVICE_NAMES, self.runtime, port=0,
+                                                      max_message_bytes=MAX_MESSAGE_BYTES, max_queue=4)
         self.target = f"127.0.0.1:{self.server.port}"
         self.channel = grpc.insecure_channel(self.target)
         self.trainer = trainer_pb2_grpc.TrainerServiceStub(self.channel)
         self.optimizer = optimizer_pb2_grpc.OptimizerServiceStub(self.channel)
         self.hdlgen = hdlgen_pb2_grpc.HdlgenServiceStub(self.channel)
         self.simulator = simulator_pb2_grpc.SimulatorServiceStub(self.channel)
-        from spiker_services.common.convert import ref_to_proto
+        from spiker_api.convert import ref_to_proto
 
         self.npz = ref_to_proto(store.put_bytes(tiny_npz(), kind="dataset"))
         self._model: common_pb2.ArtifactRef | None = None

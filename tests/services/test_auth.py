@@ -8,11 +8,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from svc_support import dataset_spec, expect_error, tiny_net
 
 from spiker.store import LocalStore
+from spiker_api.limits import SizeLimits
+from spiker_api.service_token import authorized_channel, load_service_token
 from spiker_api.v1 import common_pb2, simulator_pb2, simulator_pb2_grpc, trainer_pb2, trainer_pb2_grpc
-from spiker_services.common.limits import SizeLimits
+from spiker_app.services import SERVICE_NAMES, build_stage_server
 from spiker_services.common.runtime import Runtime
-from spiker_services.common.server import SERVICE_NAMES, build_server
-from spiker_services.common.service_auth import authorized_channel, load_service_token
 
 SECRET = "service-secret-0123456789abcdefghijkl"
 
@@ -21,8 +21,8 @@ SECRET = "service-secret-0123456789abcdefghijkl"
 def guarded(tmp_path_factory):
     store = LocalStore(tmp_path_factory.mktemp("auth-store"))
     runtime = Runtime(store, max_jobs=1, work_root=tmp_path_factory.mktemp("auth-work"))
-    server = build_server(list(SERVICE_NAMES), runtime, port=0, service_token=SECRET,
-                          limits=SizeLimits(max_epochs=50, max_samples=100))
+    server = build_stage_server(SERVICE_NAMES, runtime, port=0, service_token=SECRET,
+                                limits=SizeLimits(max_epochs=50, max_samples=100))
     yield f"127.0.0.1:{server.port}", store
     server.stop(0).wait(10)
 
@@ -30,7 +30,7 @@ def guarded(tmp_path_factory):
 def _train_request(store: LocalStore, epochs: int) -> trainer_pb2.TrainRequest:
     from svc_support import tiny_npz
 
-    from spiker_services.common.convert import ref_to_proto
+    from spiker_api.convert import ref_to_proto
 
     npz = ref_to_proto(store.put_bytes(tiny_npz(), kind="dataset"))
     return trainer_pb2.TrainRequest(net_dict=tiny_net(), dataset=dataset_spec(npz),

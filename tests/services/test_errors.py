@@ -7,10 +7,10 @@ import pytest
 from svc_support import Stack, dataset_spec, expect_error, tiny_net
 
 from spiker.store import S3Store
+from spiker_api.errors import remap_field
 from spiker_api.v1 import common_pb2, hdlgen_pb2, hdlgen_pb2_grpc, optimizer_pb2, simulator_pb2, trainer_pb2
-from spiker_services.common.errors import remap_field
+from spiker_app.services import build_stage_server
 from spiker_services.common.runtime import Runtime
-from spiker_services.common.server import build_server
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 MISSING_SHA = "0" * 64
@@ -128,7 +128,7 @@ def test_store_down_is_unavailable(tmp_path) -> None:  # noqa: ANN001
 
     store = S3Store(f"127.0.0.1:{free_port()}", "k", "secret-key", "spiker", False, connect_timeout=0.5,
                     retries=0)
-    server = build_server(["hdlgen"], Runtime(store, work_root=tmp_path, worker_env={}), port=0)
+    server = build_stage_server(["hdlgen"], Runtime(store, work_root=tmp_path, worker_env={}), port=0)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = hdlgen_pb2_grpc.HdlgenServiceStub(channel)

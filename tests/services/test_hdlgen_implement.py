@@ -8,8 +8,8 @@ import grpc
 import pytest
 from svc_support import Stack, drain, expect_error
 
+from spiker_api.convert import ref_from_proto
 from spiker_api.v1 import common_pb2, hdlgen_pb2
-from spiker_services.common.convert import ref_from_proto
 
 
 @pytest.mark.slow

@@ -27,12 +27,12 @@ from svc_support import (
 )
 
 from spiker.errors import SpecError
-from spiker.serve import worker_sweep
 from spiker.store import LocalStore
+from spiker_api.convert import ref_from_proto
 from spiker_api.v1 import optimizer_pb2, trainer_pb2, trainer_pb2_grpc
-from spiker_services.common.convert import ref_from_proto
+from spiker_app.services import build_stage_server
 from spiker_services.common.runtime import Runtime
-from spiker_services.common.server import build_server
+from spiker_services.optimizer.worker import worker_sweep
 
 SERVICES = ["spiker.v1.TrainerService", "spiker.v1.OptimizerService", "spiker.v1.HdlgenService",
             "spiker.v1.SimulatorService"]
@@ -85,7 +85,7 @@ def test_deadline_stops_the_work(local_stack: Stack) -> None:
 @pytest.mark.slow
 def test_second_call_waits_in_queue(tmp_path: Path, local_stack: Stack) -> None:
     runtime = Runtime(local_stack.store, max_jobs=1, work_root=tmp_path / "work")
-    server = build_server(["trainer"], runtime, port=0)
+    server = build_stage_server(["trainer"], runtime, port=0)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = trainer_pb2_grpc.TrainerServiceStub(channel)
@@ -106,7 +106,7 @@ def test_second_call_waits_in_queue(tmp_path: Path, local_stack: Stack) -> None:
 @pytest.mark.slow
 def test_serve_cli_sigterm_graceful(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SPIKER_S3_ENDPOINT": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "spiker.serve", "serve", "hdlgen", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "spiker_app.serve", "serve", "hdlgen", "--port", "0",
                              "--store", str(tmp_path / "store"), "--grace", "2"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -138,7 +138,7 @@ def test_worker_cli_as_indexed_job(local_stack: Stack) -> None:
     assert task.n_configs == 8 and task.shard_count == 2 and len(task.shard_keys) == 2
     assert local_stack.store.get_json(task.task_key)["ranges"]["fp_dec"] == {"min": 2, "max": 3}
     base = {**os.environ, **local_stack.runtime.worker_env}
-    worker = [sys.executable, "-m", "spiker.serve", "worker", "sweep", "--task", task.task_key]
+    worker = [sys.executable, "-m", "spiker_app.serve", "worker", "sweep", "--task", task.task_key]
     procs = [subprocess.Popen([*worker, "--count", "2"], env={**base, "JOB_COMPLETION_INDEX": str(i)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from spiker.store import LocalStore
-from spiker_services.common.errors import RemoteError
+from spiker_api.errors import RemoteError
 from spiker_services.common.runtime import Call, Runtime, drain
 from tests.services import runtime_jobs
 

@@ -17,8 +17,8 @@ from svc_support import RANGES, Stack, dataset_spec, drain, ranges_proto, tiny_n
 from spiker import data
 from spiker.net.model import SpikingNet
 from spiker.optimize import Optimizer, SweepResult
+from spiker_api.convert import ref_from_proto
 from spiker_api.v1 import common_pb2, hdlgen_pb2, optimizer_pb2, simulator_pb2, trainer_pb2
-from spiker_services.common.convert import ref_from_proto
 
 
 def _rows(result: SweepResult) -> list[dict]:

@@ -3,8 +3,8 @@
     spiker serve trainer --port 50051 [--host 127.0.0.1] [--store DIR]
     spiker worker sweep --task tasks/sweep/<id>/task.json --count 8 [--index 3]
 
-The services live in the top-level ``spiker_services`` package and need gRPC; this module imports
-them only when called, so the ``spiker`` library itself never requires gRPC. Without
+The services live in the ``spiker_services`` package and need gRPC; this module imports them
+only when called, so ``spiker --help`` and the library commands never load gRPC. Without
 ``--index`` the worker reads ``JOB_COMPLETION_INDEX`` (a Kubernetes Indexed Job).
 """
 
@@ -13,11 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from typing import Any
-
-from spiker.errors import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -33,33 +30,18 @@ def serve(name: str, host: str = "127.0.0.1", port: int = 50051, store_dir: str 
     ``SPIKER_STORE_DIR`` / ``~/.spiker/store``), see docs/store.md.
     """
     from spiker.store import open_store
+    from spiker_app.services import SERVICE_NAMES, build_stage_server
     from spiker_services.common.runtime import Runtime
-    from spiker_services.common.server import SERVICE_NAMES, build_server, run_until_signal
+    from spiker_services.common.server import run_until_signal
 
     names = list(SERVICE_NAMES) if name == "all" else [name]
     store = open_store(store_dir)
     runtime = Runtime(store, max_jobs=max_jobs, work_root=work_dir)
-    server = build_server(names, runtime, host=host, port=port, max_message_bytes=max_message_bytes,
-                          max_queue=max_queue)
+    server = build_stage_server(names, runtime, host=host, port=port, max_message_bytes=max_message_bytes,
+                                max_queue=max_queue)
     print(f"spiker serve: {', '.join(names)} listening on {host}:{server.port}", flush=True)
     run_until_signal(server, grace)
     return 0
-
-
-def worker_sweep(task_key: str, index: int | None, count: int) -> str:
-    """Score shard ``index`` of ``count`` of the sweep task at store key ``task_key``.
-
-    ``index`` None: taken from ``JOB_COMPLETION_INDEX``. Returns the key of the shard result.
-    """
-    from spiker.store import open_store
-    from spiker_services.optimizer.worker import run_shard
-
-    if index is None:
-        raw = os.environ.get("JOB_COMPLETION_INDEX", "")
-        if not raw.strip().isdigit():
-            raise SpecError("index", "give --index or set JOB_COMPLETION_INDEX (Kubernetes Indexed Job)")
-        index = int(raw)
-    return run_shard(open_store(), task_key, index, count)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -69,9 +51,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_worker_sweep(args: argparse.Namespace) -> int:
     try:
+        from spiker_services.optimizer.worker import worker_sweep
+
         key = worker_sweep(args.task, args.index, args.count)
     except Exception as exc:  # noqa: BLE001 - reported as one parseable line for the service
-        from spiker_services.common.errors import describe_error
+        from spiker_api.errors import describe_error
         from spiker_services.common.runtime import WORKER_ERROR_PREFIX
 
         info = describe_error(exc)
@@ -106,7 +90,7 @@ def add_cli_commands(subparsers: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m spiker.serve serve|worker ...`` (the same commands as the ``spiker`` CLI)."""
+    """``python -m spiker_app.serve serve|worker ...`` (the same commands as the ``spiker`` CLI)."""
     parser = argparse.ArgumentParser(prog="spiker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -2,7 +2,7 @@
 
 One definition, so a direct call to a stage service cannot do what the gateway refuses (a
 100,000-epoch training, a 10^6-sample simulation). A limit that is exceeded raises
-:class:`~spiker_services.common.errors.FieldError` naming the request field.
+:class:`~spiker_api.errors.FieldError` naming the request field.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from spiker.net.spec import NetSpec
-from spiker_services.common.errors import FieldError
+from spiker_api.errors import FieldError
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def check_request(request: Any, limits: SizeLimits) -> None:
     workers is covered.
     """
     from spiker.net.spec import parse_net_dict
-    from spiker_services.common.convert import net_dict_from_proto
+    from spiker_api.convert import net_dict_from_proto
 
     for name in ("net_dict", "settings.net_dict"):
         msg = request

@@ -2,7 +2,7 @@
 
 Validation of content stays in the library (``parse_net_dict``, ``parse_flow_spec``,
 ``parse_optim_config``, ``FixedPointConfig``); here only the shape of the messages is checked,
-and errors name the request field (:class:`~spiker_services.common.errors.FieldError`).
+and errors name the request field (:class:`~spiker_api.errors.FieldError`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from spiker.errors import SpecError
 from spiker.flow.spec import parse_flow_spec
 from spiker.store import ArtifactRef, InvalidKeyError, validate_key
+from spiker_api.errors import FieldError, remap_field
 from spiker_api.v1 import common_pb2
-from spiker_services.common.errors import FieldError, remap_field
 
 NEURON_MODELS = {common_pb2.NEURON_MODEL_LIF: "lif", common_pb2.NEURON_MODEL_SYN: "syn",
                  common_pb2.NEURON_MODEL_IF: "if"}
