@@ -36,9 +36,12 @@ STAGE_CODE = {
     # the sweep scores with the trainer's loss and runs through the worker (spiker_services/optimizer/worker.py)
     "optimize": ("spiker/golden/*.py", "spiker/optimize/*.py", "spiker/training/*.py", "spiker/threads.py",
                  "spiker_services/optimizer/*.py"),
-    "hdlgen": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker_services/hdlgen/*.py"),
-    "synth": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker_services/hdlgen/*.py"),
-    "simulate": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker_services/simulator/*.py"),
+    "hdlgen": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker/hdl/templates/*",
+               "spiker_services/hdlgen/*.py"),
+    "synth": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker/hdl/templates/*",
+              "spiker_services/hdlgen/*.py"),
+    "simulate": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker/hdl/templates/*",
+                 "spiker_services/simulator/*.py"),
 }
 
 
@@ -72,8 +75,8 @@ def code_version(stage: str | None = None) -> str:
     import spiker
 
     patterns = (*_COMMON, *STAGE_CODE[stage]) if stage else ("spiker/**/*.py", "spiker/hdl/rtl/*.vhd",
-                                                             "spiker_api/*.py", "spiker_services/**/*.py",
-                                                             "proto/spiker/v1/*.proto")
+                                                             "spiker/hdl/templates/*", "spiker_api/*.py",
+                                                             "spiker_services/**/*.py", "proto/spiker/v1/*.proto")
     h = hashlib.sha256(package_versions(stage).encode())
     for path in sorted({p for pattern in patterns for p in _ROOT.glob(pattern)}):
         h.update(str(path.relative_to(_ROOT)).encode())
