@@ -19,11 +19,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from spiker.errors import DataError, ToolError
+
+if TYPE_CHECKING:
+    from spiker.hdl.design import Design
+    from spiker.hdl.implement import ImplementReport
 
 log = logging.getLogger(__name__)
 
@@ -48,31 +52,25 @@ def _spikes(spikes: Any, n_inputs: int) -> np.ndarray:
     return x.astype(np.uint8)
 
 
-def encode(spikes: Any, design: Any) -> bytes:
+def encode(spikes: Any, design: Design) -> bytes:
     """The bytes the host sends for ``spikes [T, B, n]``: each sample's ``T`` steps (T must be the
     net's ``n_cycles``: the board counts a sample's bytes) of ``ceil(n / 8)`` bytes."""
-    from spiker.hdl.stream_format import StreamFormat
-
     spec = design.quantized.spec
     x = _spikes(spikes, spec.n_inputs)
     if x.shape[0] != spec.n_cycles:
         raise DataError(f"the board takes samples of exactly n_cycles={spec.n_cycles} steps, got {x.shape[0]}")
-    fmt = StreamFormat.of(design.geometry, 8)
+    fmt = design.geometry.format(8)
     return b"".join(fmt.encode_bytes(x[:, b]) for b in range(x.shape[1]))
 
 
-def result_bytes(design: Any) -> int:
+def result_bytes(design: Design) -> int:
     """Bytes the board sends back per sample."""
-    from spiker.hdl.stream_format import StreamFormat
-
-    return StreamFormat.of(design.geometry).result_bytes
+    return design.geometry.format().result_bytes
 
 
-def decode(data: bytes, design: Any) -> tuple[np.ndarray, np.ndarray]:
+def decode(data: bytes, design: Design) -> tuple[np.ndarray, np.ndarray]:
     """Class counts ``[B, classes]`` and predicted classes ``[B]`` from the board's answer bytes."""
-    from spiker.hdl.stream_format import StreamFormat
-
-    fmt = StreamFormat.of(design.geometry)
+    fmt = design.geometry.format()
     size = fmt.result_bytes
     if len(data) % size:
         raise DataError(f"{len(data)} result bytes are not whole results of {size} bytes")
@@ -84,7 +82,7 @@ def decode(data: bytes, design: Any) -> tuple[np.ndarray, np.ndarray]:
 class Board:
     """A board running ``uart_board_top`` on a serial port (``/dev/ttyUSB0`` for the ULX3S)."""
 
-    def __init__(self, design: Any, port: str, baud: int = BAUD, timeout: float = 5.0) -> None:
+    def __init__(self, design: Design, port: str, baud: int = BAUD, timeout: float = 5.0) -> None:
         try:
             import serial  # pyserial: only needed with a real board
         except ImportError as exc:
@@ -106,17 +104,17 @@ class Board:
         self.serial.close()
 
 
-def board_files(design: Any, clks_per_bit: int | None = None) -> dict[str, str]:
+def board_files(design: Design, clks_per_bit: int | None = None) -> dict[str, str]:
     """The VHDL to add to the design's for the board top: the 8-bit stream top and the UART files."""
-    from spiker.hdl.interface import RTL_DIR
+    from spiker.hdl.interface import rtl_sources
     from spiker.hdl.stream_top import stream_files
 
     files, _ = stream_files(design, 8)
-    files.update({name: (RTL_DIR / name).read_text() for name in BOARD_RTL})
+    files.update(rtl_sources(BOARD_RTL))
     return files
 
 
-def build(design: Any, board: str = "ulx3s", keep: str | Path | None = None, **kwargs: Any):
+def build(design: Design, board: str = "ulx3s", keep: str | Path | None = None, **kwargs: Any) -> ImplementReport:
     """Place and route the board top and pack its bitstream (``<keep>/uart_board_top.bit``); returns
     the :class:`~spiker.hdl.implement.ImplementReport` (its ``bitstream``)."""
     if board not in BOARDS:
@@ -137,7 +135,7 @@ class UartSimReport:
     bytes_received: int
 
 
-def simulate_uart(design: Any, spikes: Any, clks_per_bit: int = 4, keep: str | Path | None = None,
+def simulate_uart(design: Design, spikes: Any, clks_per_bit: int = 4, keep: str | Path | None = None,
                   timeout: float = 3600) -> UartSimReport:
     """Run ``uart_board_top`` in GHDL with :func:`encode`'s bytes on its serial input (``clks_per_bit``
     cycles a bit, 4 for speed; the board build uses 25 MHz / 115200), decode its answer with
