@@ -1,31 +1,44 @@
 """Training throughput: spiker's Trainer vs. a plain snnTorch tutorial training loop.
 
-Same network (digits 64-128-10 LIF, 25 steps, no bias), same data and batch size, same
-epochs, each followed by a test pass per epoch. The reference is written the way the
-snnTorch tutorials write it (step loop, ``snn.Leaky`` per step, ``SF.ce_rate_loss``,
-Adam). Prints samples/s of both and the ratio (target >= 1.0).
+Both sides train the same network on the same data and batch size for the same epochs, each
+epoch followed by a test pass. The reference is written the way the snnTorch tutorials write
+it (step loop, ``snn.Leaky`` per step, ``SF.ce_rate_loss``, Adam).
 
-A second part trains the issue's 40-128-10 net over 73 steps (MNIST-1D, 40 inputs, rate coded;
-``--p2-epochs`` epochs) with the Trainer and with the tutorial loop at the same thread count
-(:data:`spiker.threads.TRAIN_THREADS`, the Trainer's fixed count), once on the machine as it is
-and once beside a busy process (a 2-thread torch matmul loop): the thread policy holds the ratio.
-The tutorial loop at torch's default thread count (every core) beside the busy process shows
-what oversubscription costs.
+* digits 64-128-10 LIF, 25 steps: the tutorial loop as written, with flush-to-zero, and the Trainer.
+* the issue's 40-128-10 net over 73 steps (MNIST-1D, 40 inputs, rate coded): the Trainer and
+  the tutorial loop at the same thread count (:data:`spiker.threads.TRAIN_THREADS`, the
+  Trainer's fixed count), once on the machine as it is and once beside a busy process (a
+  2-thread torch matmul loop): the thread policy holds the ratio. The tutorial loop at torch's
+  default thread count (every core) beside the busy process shows what oversubscription costs.
 
-    .venv/bin/python bench/train_throughput.py [--epochs 3] [--p2-epochs 1] [--no-digits]
+On a shared machine one timing says little, so every row runs its sides ``--repeats`` times,
+interleaved (A B, B A, A B, ...: a change of load lands on both), after one warm-up of each,
+and prints the median and the spread (min-max) of the seconds and of the per-repeat ratio, wall
+and CPU (this process's CPU seconds: what the other processes cannot inflate much), and the
+load: the cores the other processes kept busy during the row (from /proc/stat) and the load
+average. Run it niced on a shared machine: ``nice -n 5``.
+
+    .venv/bin/python bench/train_throughput.py [--epochs 3] [--p2-epochs 1] [--repeats 5] [--no-digits]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import snntorch as snn
 import torch
 from snntorch import functional as SF
 from torch import nn
+from torch.utils.data import DataLoader, Subset
 
 import spiker
 from spiker import threads
@@ -77,7 +90,99 @@ def tutorial_training(train_loader, test_loader, epochs: int, lr: float, seed: i
     return time.perf_counter() - started, correct / total
 
 
+# -- timing on a shared machine ---------------------------------------------------------------------------
+
+@dataclass
+class Runs:
+    """Wall and CPU seconds of one side over the repeats."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
+def _busy_jiffies() -> tuple[int, int] | None:
+    """(non-idle, total) CPU jiffies of the whole machine so far, or None without /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already inside user
+    return total - idle, total
+
+
+@dataclass
+class Load:
+    """The machine's load during a block: cores kept busy by other processes, and the load average."""
+
+    others: float | None = None  # average cores busy with other processes' work
+    cores: int = 0
+    loadavg: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
+
+    def __str__(self) -> str:
+        others = "n/a" if self.others is None else f"{self.others:.1f}"
+        return f"others busy {others}/{self.cores} cores, loadavg {self.loadavg[0]:.1f}->{self.loadavg[1]:.1f}"
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def measured_load() -> Iterator[Load]:
+    """Yields a :class:`Load` filled in when the block ends."""
+    load = Load(cores=os.cpu_count() or 1)
+    before, own, wall, avg = _busy_jiffies(), _self_cpu(), time.perf_counter(), os.getloadavg()[0]
+    yield load
+    after, own, wall = _busy_jiffies(), _self_cpu() - own, time.perf_counter() - wall
+    load.loadavg = (avg, os.getloadavg()[0])
+    if before is not None and after is not None and after[1] > before[1]:
+        busy_cores = (after[0] - before[0]) / (after[1] - before[1]) * load.cores
+        load.others = max(0.0, busy_cores - own / wall)
+
+
+def interleaved(sides: dict[str, Callable[[], object]], repeats: int, warm_up: bool = True) -> dict[str, Runs]:
+    """Each side run once to warm up (the first training in a process pays one-off kernel and allocator
+    set-up, ~1.5 CPU s here), then ``repeats`` times in alternating order; seconds per run."""
+    if warm_up:
+        for run in sides.values():
+            run()
+    runs = {name: Runs() for name in sides}
+    order = list(sides)
+    for repeat in range(repeats):
+        for name in (order if repeat % 2 == 0 else order[::-1]):
+            wall, cpu = time.perf_counter(), time.process_time()
+            sides[name]()
+            runs[name].wall.append(time.perf_counter() - wall)
+            runs[name].cpu.append(time.process_time() - cpu)
+    return runs
+
+
+def spread(values: list[float], unit: str = "") -> str:
+    """``median [min-max]``."""
+    return f"{statistics.median(values):.2f}{unit} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def ratios(ref: Runs, ours: Runs) -> tuple[list[float], list[float]]:
+    """Per-repeat ratios ref / ours (higher: ours faster), wall and CPU."""
+    return ([r / o for r, o in zip(ref.wall, ours.wall)], [r / o for r, o in zip(ref.cpu, ours.cpu)])
+
+
 BUSY = "import torch\ntorch.set_num_threads(2)\na = torch.randn(768, 768)\nwhile True:\n    a @ a\n"
+
+
+@contextmanager
+def busy_process() -> Iterator[None]:
+    """A second process keeping two cores busy (a 2-thread torch matmul loop) for the block."""
+    busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2)  # torch imported, the loop running
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 def p2_net_dict() -> dict:
@@ -86,101 +191,115 @@ def p2_net_dict() -> dict:
             "layer_1": {**layer, "n_neurons": 10, "reset_mechanism": "none"}}
 
 
-def p2_pair(train_loader, test_loader, epochs: int, tutorial_threads: int) -> tuple[float, float, float, float]:
-    """Wall seconds of the Trainer and of the tutorial loop (at ``tutorial_threads``) on the 40-128-10
-    net, then the CPU seconds of each (this process)."""
-    snn_model = spiker.NetBuilder(p2_net_dict()).build(seed=0)
-    started, cpu = time.perf_counter(), time.process_time()
-    spiker.Trainer(snn_model, epochs=epochs, lr=2e-3, progress=False).train(train_loader, test_loader)
-    ours, ours_cpu = time.perf_counter() - started, time.process_time() - cpu
-    previous = torch.get_num_threads()
-    torch.set_num_threads(tutorial_threads)
-    torch.set_flush_denormal(True)
-    try:
-        cpu = time.process_time()
-        ref, _ = tutorial_training(train_loader, test_loader, epochs, 2e-3, 0, sizes=(40, 128, 10))
-        ref_cpu = time.process_time() - cpu
-    finally:
-        torch.set_num_threads(previous)
-    return ours, ref, ours_cpu, ref_cpu
+def trainer_run(net: dict, train_loader, test_loader, epochs: int) -> Callable[[], float]:
+    """A run of the Trainer on a fresh ``net`` (seed 0); returns its final test accuracy."""
+    def run() -> float:
+        model = spiker.NetBuilder(net).build(seed=0)
+        history = spiker.Trainer(model, epochs=epochs, lr=2e-3, progress=False).train(train_loader, test_loader)
+        return history.final_test_accuracy
+    return run
 
 
-def p2_rows(epochs: int) -> None:
+def tutorial_run(train_loader, test_loader, epochs: int, sizes: tuple[int, int, int], n_threads: int,
+                 flush: bool = True) -> Callable[[], float]:
+    """A run of the tutorial loop at ``n_threads`` torch threads (flush-to-zero unless ``flush=False``)."""
+    def run() -> float:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(n_threads)
+        torch.set_flush_denormal(flush)
+        try:
+            return tutorial_training(train_loader, test_loader, epochs, 2e-3, 0, sizes=sizes)[1]
+        finally:
+            torch.set_flush_denormal(False)
+            torch.set_num_threads(previous)
+    return run
+
+
+def few(loader: DataLoader, n: int) -> DataLoader:
+    """The first ``n`` samples of a loader's dataset, unshuffled, same batch size and collation."""
+    return DataLoader(Subset(loader.dataset, range(n)), batch_size=loader.batch_size, collate_fn=loader.collate_fn)
+
+
+def p2_rows(epochs: int, repeats: int) -> None:
     train_loader, test_loader = spiker.data.load("mnist1d", n_cycles=73, batch_size=64, seed=0)
     n = len(train_loader.dataset) * epochs
     same = threads.TRAIN_THREADS
-    print(f"\n40-128-10, 73 steps (MNIST-1D, {n} training samples); tutorial loop at {same} thread(s) = the "
-          f"Trainer's fixed count")
-    print(f"{'':44}{'Trainer s':>10}{'tutorial s':>11}{'ratio':>8}{'CPU s ours/tut':>16}{'CPU ratio':>10}")
+    sides = {"trainer": trainer_run(p2_net_dict(), train_loader, test_loader, epochs),
+             "tutorial": tutorial_run(train_loader, test_loader, epochs, (40, 128, 10), same)}
+    print(f"\n40-128-10, 73 steps (MNIST-1D, {n} training samples, {len(test_loader.dataset)} test), {repeats} "
+          f"interleaved repeats after a warm-up (the oversubscribed row: 1 run); tutorial loop at {same} thread(s) = "
+          "the Trainer's fixed count")
+    print(f"{'':36}{'Trainer s':>22}{'tutorial s':>22}{'ratio wall':>22}{'ratio CPU':>22}  load")
 
-    def row(label: str, r: tuple[float, float, float, float]) -> tuple[float, float]:
-        ours, ref, ours_cpu, ref_cpu = r
-        print(f"{label:44}{ours:>10.1f}{ref:>11.1f}{ref / ours:>7.2f}x{f'{ours_cpu:.1f}/{ref_cpu:.1f}':>16}"
-              f"{ref_cpu / ours_cpu:>9.2f}x")
-        return ref / ours, ref_cpu / ours_cpu
+    def row(label: str) -> tuple[float, float]:
+        with measured_load() as load:
+            runs = interleaved(sides, repeats)
+        wall, cpu = ratios(runs["tutorial"], runs["trainer"])
+        print(f"{label:36}{spread(runs['trainer'].wall):>22}{spread(runs['tutorial'].wall):>22}"
+              f"{spread(wall, 'x'):>22}{spread(cpu, 'x'):>22}  {load}")
+        return statistics.median(wall), statistics.median(cpu)
 
-    # warm-up: the first training in a process pays one-off costs (kernel and allocator set-up: ~1.5 CPU s
-    # here), which would land on whichever side runs first
-    from torch.utils.data import DataLoader, Subset
-
-    def few(loader: DataLoader, n: int = 128) -> DataLoader:
-        return DataLoader(Subset(loader.dataset, range(n)), batch_size=64, collate_fn=loader.collate_fn)
-
-    p2_pair(few(train_loader), few(test_loader), 1, same)
-    ratio, ratio_cpu = row("machine as it is", p2_pair(train_loader, test_loader, epochs, same))
-    busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(2)
-        ours_b = p2_pair(train_loader, test_loader, epochs, same)
-        ratio_b, ratio_b_cpu = row("beside a busy 2-thread process", ours_b)
+    ratio, ratio_cpu = row("machine as it is")
+    with busy_process():
+        ratio_b, ratio_b_cpu = row("beside a busy 2-thread process")
         # a tenth of the data: oversubscribed threads are slow enough to dominate the bench otherwise
         part = len(train_loader.dataset) // 10
-        ours_p, ref_all, _, ref_all_cpu = p2_pair(few(train_loader, part), few(test_loader, part // 4), epochs,
-                                                 threads.cores())
-        print(f"{f'  1/10 of it, tutorial at {threads.cores()} threads (torch default)':44}{ours_p:>10.1f}"
-              f"{ref_all:>11.1f}{ours_p / ref_all:>7.2f}x{f'-/{ref_all_cpu:.1f}':>16}   (oversubscribed)")
-    finally:
-        busy.kill()
-        busy.wait()
-    print(f"ratio Trainer / tutorial at the same thread count: {ratio:.2f}x wall ({ratio_cpu:.2f}x CPU), beside a "
-          f"busy process {ratio_b:.2f}x wall ({ratio_b_cpu:.2f}x CPU) (target >= 1.0)")
+        small_train, small_test = few(train_loader, part), few(test_loader, part // 4)
+        over = {"trainer": trainer_run(p2_net_dict(), small_train, small_test, epochs),
+                "tutorial": tutorial_run(small_train, small_test, epochs, (40, 128, 10), threads.cores())}
+        with measured_load() as load:
+            runs = interleaved(over, 1, warm_up=False)  # warm from the rows above
+        print(f"{f'  1/10 of it, tutorial at {threads.cores()} threads':36}{spread(runs['trainer'].wall):>22}"
+              f"{spread(runs['tutorial'].wall):>22}{spread(ratios(runs['tutorial'], runs['trainer'])[0], 'x'):>22}"
+              f"{'(oversubscribed)':>22}  {load}")
+    print(f"median ratio Trainer / tutorial at the same thread count: {ratio:.2f}x wall ({ratio_cpu:.2f}x CPU), "
+          f"beside a busy process {ratio_b:.2f}x wall ({ratio_b_cpu:.2f}x CPU) (target >= 1.0)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--p2-epochs", type=int, default=1, help="epochs of the 40-128-10 rows (0: skip them)")
-    parser.add_argument("--no-digits", action="store_true", help="only the 40-128-10 rows")
-    args = parser.parse_args()
-    if not args.no_digits:
-        digits_rows(args.epochs)
-    if args.p2_epochs > 0:
-        p2_rows(args.p2_epochs)
-
-
-def digits_rows(epochs: int) -> None:
+def digits_rows(epochs: int, repeats: int) -> None:
     """The digits 64-128-10 rows: the tutorial loop (as written and with flush-to-zero) vs the Trainer."""
     spec = load_flow_spec("examples/digits.yaml")
     train_loader, test_loader = spiker.data.load("digits", n_cycles=25, batch_size=64, seed=0)
     n_train = len(train_loader.dataset) * epochs
+    sizes = (64, 128, 10)
+    accuracy: dict[str, float] = {}
 
-    torch.set_flush_denormal(False)  # the tutorial as written
-    ref_s, ref_acc = tutorial_training(train_loader, test_loader, epochs, 2e-3, 0)
-    torch.set_flush_denormal(True)
-    ref_ftz_s, ref_ftz_acc = tutorial_training(train_loader, test_loader, epochs, 2e-3, 0)
+    def keep(name: str, run: Callable[[], float]) -> Callable[[], None]:
+        def kept() -> None:
+            accuracy[name] = run()
+        return kept
 
-    snn_model = spiker.NetBuilder(spec.net).build(seed=0)
-    started = time.perf_counter()
-    history = spiker.Trainer(snn_model, epochs=epochs, lr=2e-3, progress=False).train(
-        train_loader, test_loader)
-    ours_s = time.perf_counter() - started
+    sides = {"tutorial": keep("tutorial", tutorial_run(train_loader, test_loader, epochs, sizes, 1, flush=False)),
+             "tutorial_ftz": keep("tutorial_ftz", tutorial_run(train_loader, test_loader, epochs, sizes, 1)),
+             "trainer": keep("trainer", trainer_run(spec.net, train_loader, test_loader, epochs))}
+    with measured_load() as load:
+        runs = interleaved(sides, repeats)
+    print(f"digits 64-128-10, 25 steps, {epochs} epochs, 1 thread, {repeats} interleaved repeats; {load}")
+    print(f"{'':32}{'samples/s':>22}{'test acc':>10}")
+    labels = {"tutorial": "snnTorch tutorial loop", "tutorial_ftz": "snnTorch tutorial loop + FTZ",
+              "trainer": "spiker Trainer"}
+    for name, label in labels.items():
+        rates = [n_train / wall for wall in runs[name].wall]
+        print(f"{label:32}{spread(rates):>22}{accuracy[name]:>10.3f}")
+    wall = ratios(runs["tutorial"], runs["trainer"])[0]
+    wall_ftz, cpu_ftz = ratios(runs["tutorial_ftz"], runs["trainer"])
+    print(f"ratio spiker / tutorial: {spread(wall, 'x')} wall (target >= 1.0); vs tutorial with flush-denormal: "
+          f"{spread(wall_ftz, 'x')} wall, {spread(cpu_ftz, 'x')} CPU")
 
-    print(f"{'':32}{'samples/s':>10}{'test acc':>10}")
-    print(f"{'snnTorch tutorial loop':32}{n_train / ref_s:>10.0f}{ref_acc:>10.3f}")
-    print(f"{'snnTorch tutorial loop + FTZ':32}{n_train / ref_ftz_s:>10.0f}{ref_ftz_acc:>10.3f}")
-    print(f"{'spiker Trainer':32}{n_train / ours_s:>10.0f}{history.final_test_accuracy:>10.3f}")
-    print(f"ratio spiker / tutorial: {ref_s / ours_s:.2f}x (target >= 1.0); "
-          f"vs tutorial with flush-denormal: {ref_ftz_s / ours_s:.2f}x")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the digits rows")
+    parser.add_argument("--p2-epochs", type=int, default=1, help="epochs of the 40-128-10 rows (0: skip them)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed runs of each side per row")
+    parser.add_argument("--no-digits", action="store_true", help="only the 40-128-10 rows")
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if not args.no_digits:
+        digits_rows(args.epochs, args.repeats)
+    if args.p2_epochs > 0:
+        p2_rows(args.p2_epochs, args.repeats)
 
 
 if __name__ == "__main__":
