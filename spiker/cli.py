@@ -72,7 +72,7 @@ def cmd_hdl(args: argparse.Namespace) -> int:
 
     spec = load_flow_spec(args.spec)
     out = _out_dir(args, spec)
-    stages.hdl(spec, out, progress=not args.quiet, resources=False if args.no_resources else None,
+    stages.hdl(spec, out, progress=not args.quiet, resources=False if args.no_resources else args.resources,
                testbench=args.testbench)
     wrote = [out / "hdl"] + ([out / "resources.json"] if (out / "resources.json").is_file() else [])
     if args.testbench or spec.hdl.testbench:
@@ -89,7 +89,10 @@ def _print_resources(out: Path) -> None:
     files = {name: out / f"{name}.json" for name in ("selection", "resources")}
     docs = {k: json.loads(p.read_text()) if p.is_file() else {} for k, p in files.items()}
     est, res = docs["selection"].get("estimate") or {}, docs["resources"]
-    if est or res:
+    if res.get("method") == "fast":  # hdl.resources: fast — an estimate, not a synthesized count
+        print("resources (cost-model estimate, not synthesized): " + ", ".join(
+            f"{k.upper()} {res.get(k, '-')}" for k in ("lut", "ff", "bram", "dsp")))
+    elif est or res:
         print("resources (estimated / measured): " + ", ".join(
             f"{k.upper()} {est.get(k, '-')} / {res.get(k, '-')}" for k in ("lut", "ff", "bram", "dsp")))
 
@@ -227,7 +230,10 @@ def add_library_commands(sub: Any) -> None:
         p.add_argument(f"--max-{name}", type=float, help=f"budget on the estimated {name.upper()}"
                        if name != "cycles" else "budget on cycles per inference")
     p = stage("hdl", cmd_hdl, "generate the VHDL accelerator (and estimate its resources)")
-    p.add_argument("--no-resources", action="store_true", help="skip GHDL synth + yosys")
+    p.add_argument("--no-resources", action="store_true", help="skip the resource estimate")
+    p.add_argument("--resources", choices=["synth", "fast"], default=None,
+                   help="over the spec's hdl.resources: synth (GHDL synth + yosys) or fast (the cost model's "
+                        "estimate, no synthesis)")
     p.add_argument("--testbench", type=int, metavar="N", help="also write the verification kit (self-checking "
                    "AXI4-Stream testbench, golden vectors, run_ghdl.sh) on N test samples into <out>/testbench")
     p = stage("simulate", cmd_simulate, "co-simulate the VHDL in GHDL against the golden model")

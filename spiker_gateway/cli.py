@@ -235,7 +235,10 @@ def print_summary(run: Any) -> int:
         print(f"cycles/inference: mean {fmt(r['cycles_mean'], 1)}{bound}")
     res = {k: v for k, v in (r.get("resources") or {}).items() if k in ("lut", "ff", "bram", "dsp") and v is not None}
     est = {k: v for k, v in (r.get("resources_estimated") or {}).items() if v is not None}
-    if res or est:  # the cost model's estimate beside yosys' count (when synthesis ran)
+    if (r.get("resources") or {}).get("method") == "fast":  # hdl.resources: fast — no synthesis ran
+        print("resources (cost-model estimate, not synthesized): " + ", ".join(
+            f"{k.upper()} {fmt(res[k], 1)}" for k in ("lut", "ff", "bram", "dsp") if k in res))
+    elif res or est:  # the cost model's estimate beside yosys' count (when synthesis ran)
         print("resources (estimated / measured): " + ", ".join(
             f"{k.upper()} {fmt(est.get(k), 1) if k in est else '-'} / {fmt(res.get(k), 1) if k in res else '-'}"
             for k in ("lut", "ff", "bram", "dsp") if k in res or k in est))

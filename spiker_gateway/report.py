@@ -180,7 +180,8 @@ DOWNLOADED_AS = {"train.training_plot": "plots/training.png", "optimize.pareto_p
 FILE_NOTES = {"model.pt": "trained model (SpikingNet.save)", "history.json": "training history per epoch",
               "sweep.csv": "bit-width sweep, one row per config and hardware variant", "sweep.json": "the sweep",
               "selection.json": "the selected config and why", "optim_params.json": "the selected bit-widths",
-              "sim.json": "GHDL simulation report", "resources.json": "yosys resource estimate",
+              "sim.json": "GHDL simulation report",
+              "resources.json": "resource estimate (yosys counts; hdl.resources: fast: the cost model's)",
               "report.json": "this report's numbers", "record.json": "the run record (spec, stages, timings)",
               "plots/training.png": "training curve", "plots/pareto.png": "accuracy vs. LUTs of the sweep"}
 
@@ -246,7 +247,9 @@ def _selection_lines(r: dict[str, Any]) -> list[str]:
                   f"{_count(est.get('bram'))} BRAM, "
                   f"{_fmt(runner.get('cycles'), 1)} cycles/inference.", ""]
     est, res = sel.get("estimate") or {}, r["resources"]
-    lines += ["| resource | estimated (cost model) | measured (yosys) |", "| --- | --- | --- |"]
+    fast = res.get("method") == "fast"
+    measured = "hdl.resources: fast (cost model, not synthesized)" if fast else "measured (yosys)"
+    lines += [f"| resource | estimated (cost model) | {measured} |", "| --- | --- | --- |"]
     lines += [f"| {k.upper()} | {_count(est.get(k))} | {_count(res.get(k))} |" for k in RESOURCE_KEYS]
     lines += [f"| cycles/inference | {_fmt(sel.get('cycles'), 1)} (golden-model activity, test set) | "
               f"{_fmt(r.get('cycles_mean'), 1)} (GHDL, simulated samples) |", ""]
@@ -274,7 +277,8 @@ def render_markdown(report: dict[str, Any]) -> str:
               f"({r['cycles_min']}..{r['cycles_max']}), measured in GHDL |", *_bound_rows(r)]
     if r.get("sweep"):
         lines.append(f"| sweep | {r['sweep']['configs']} configs, {r['sweep']['feasible']} feasible |")
-    lines += [f"| LUT / FF / BRAM / DSP | {_count(res['lut'])} / {_count(res['ff'])} / {_count(res['bram'])} / "
+    label = " (cost-model estimate, not synthesized)" if res.get("method") == "fast" else ""
+    lines += [f"| LUT / FF / BRAM / DSP{label} | {_count(res['lut'])} / {_count(res['ff'])} / {_count(res['bram'])} / "
               f"{_count(res['dsp'])} |"]
     impl = r.get("implementation")
     if impl:

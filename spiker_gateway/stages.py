@@ -226,8 +226,11 @@ def plan(stage: str, spec: FlowSpec, results: dict[str, Any], npz: dict[str, Any
         if not spec.hdl.resources and implement is None:
             return StagePlan(stage, None, skip_reason="hdl.resources is false")
         request = hdlgen_pb2.GenerateRequest(model=model, optim_params=convert.optim_params_to_proto(params),
-                                             estimate_resources=bool(spec.hdl.resources), **knobs)
+                                             estimate_resources=bool(spec.hdl.resources),
+                                             resources_method=spec.hdl.resources or "", **knobs)
         config = {"optim_params": params, "resources": bool(spec.hdl.resources), **knobs}
+        if spec.hdl.resources == "fast":  # synthesized counts stay cached under the config they had before
+            config["resources_method"] = "fast"
         if implement is not None:
             request.implement.CopyFrom(hdlgen_pb2.ImplementRequest(
                 target=implement.target, clock_mhz=implement.clock_mhz, speed=implement.speed or 0,

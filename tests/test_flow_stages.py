@@ -33,3 +33,24 @@ def test_hdl_stage_drops_the_resources_of_a_previous_design(tmp_path):
     stages.hdl(parse_flow_spec(yaml.safe_load(yaml.safe_dump(raw))), tmp_path, progress=False)
     assert not resources.exists()
     assert (tmp_path / "hdl" / "spiker_net_pkg.vhd").read_text() != package
+
+
+def test_hdl_resources_fast_writes_the_cost_models_estimate(tmp_path):
+    import json
+
+    import pytest
+
+    from spiker.errors import SpecError
+
+    raw = copy.deepcopy(TINY)
+    raw["hdl"] = {"resources": "fast"}
+    spec = parse_flow_spec(raw)
+    assert spec.hdl.resources == "fast"
+    stages.hdl(spec, tmp_path, progress=False)
+    doc = json.loads((tmp_path / "resources.json").read_text())
+    assert doc["method"] == "fast" and "not synthesized" in doc["note"] and doc["lut"] > 0 and doc["carry"] is None
+    assert parse_flow_spec({**raw, "hdl": {"resources": True}}).hdl.resources == "synth"
+    assert parse_flow_spec({**raw, "hdl": {"resources": "synth"}}).hdl.resources == "synth"
+    assert parse_flow_spec({**raw, "hdl": {"resources": False}}).hdl.resources is None
+    with pytest.raises(SpecError, match="hdl.resources.*'synth', 'fast'"):
+        parse_flow_spec({**raw, "hdl": {"resources": "quick"}})

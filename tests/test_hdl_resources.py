@@ -56,3 +56,22 @@ def test_block_memories_marks_only_large_memories():
     out = block_memories(text, 2048)
     assert '(* rom_style = "block" *) reg [63:0] n23[63:0]' in out
     assert '(* rom_style = "block" *) reg [5:0] n9' not in out and "reg [5:0] n9[3:0]" in out
+
+
+def test_fast_estimate_is_the_cost_models_and_says_so():
+    import dataclasses
+
+    from spiker.optimize.cost_model import default_model, shapes_of_quantized
+
+    q = random_net(3, max_layers=2)
+    design = VhdlGenerator(q, events_per_cycle=1).generate()
+    res = design.estimate_resources(method="fast")  # no tool runs: microseconds
+    est = default_model().estimate(shapes_of_quantized(q), q.spec.n_cycles, q.config, events_per_cycle=1)
+    assert (res.lut, res.ff, res.bram, res.dsp) == (est.lut, est.ff, est.bram, est.dsp)
+    assert res.method == "fast" and res.estimated and "not synthesized" in res.note
+    assert res.carry is None and res.lutram is None and res.latches is None
+    assert res.to_dict()["method"] == "fast" and "not synthesized" in res.summary()
+    two = dataclasses.replace(design, events_per_cycle=2)
+    assert two.estimate_resources(method="fast").lut != res.lut  # the knobs reach the model
+    with pytest.raises(ValueError, match="synth, fast"):
+        design.estimate_resources(method="quick")

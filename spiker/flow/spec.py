@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,10 @@ class SelectSection:
 
 @dataclass(frozen=True)
 class HdlSection:
-    #: estimate LUT/FF/BRAM/DSP with GHDL synth + yosys when generating (slow for big nets)
-    resources: bool = True
+    #: how the hdl stage estimates LUT/FF/BRAM/DSP (spiker.hdl.resources.METHODS): "synth" GHDL
+    #: synth + yosys (the spec's ``true``; minutes for big nets), "fast" the cost model's calibrated
+    #: estimate (no synthesis, reported as an estimate), None no estimate (the spec's ``false``)
+    resources: str | None = "synth"
     #: the generator's knobs, over the optimizer's selection (None: the selection's, else the
     #: defaults): present spikes per cycle (1 or 2) and neuron update units P per layer
     #: (VhdlGenerator ``neurons_per_cycle``: an int, a list or a mapping layer -> P, resolved
@@ -353,8 +355,9 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
 def _hdl_section(raw: Mapping[str, Any], net_spec: NetSpec) -> HdlSection:
     from spiker.hdl.multiplex import resolve_neurons_per_cycle
 
-    hdl = _section(raw, "hdl", HdlSection, {"resources": (bool,), "events_per_cycle": (int,),
+    hdl = _section(raw, "hdl", HdlSection, {"resources": (bool, str), "events_per_cycle": (int,),
                                             "neurons_per_cycle": (int, list, dict), "testbench": (int,)})
+    hdl = replace(hdl, resources=resource_method(hdl.resources, "hdl.resources"))
     if hdl.testbench is not None and hdl.testbench < 1:
         raise SpecError("hdl.testbench", f"must be a number of samples >= 1, got {hdl.testbench}")
     if hdl.events_per_cycle is not None and hdl.events_per_cycle not in (1, 2):
@@ -368,6 +371,21 @@ def _hdl_section(raw: Mapping[str, Any], net_spec: NetSpec) -> HdlSection:
         raise SpecError(f"hdl.{exc.key}", exc.message) from None
     return HdlSection(resources=hdl.resources, events_per_cycle=hdl.events_per_cycle, neurons_per_cycle=units,
                       testbench=hdl.testbench)
+
+
+def resource_method(value: bool | str | None, key: str = "resources") -> str | None:
+    """The resource estimate method of an ``hdl.resources`` value: ``true``/``"synth"`` -> "synth",
+    ``"fast"`` -> "fast", ``false``/None -> None (no estimate)."""
+    from spiker.hdl.resources import METHODS
+
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "synth"
+    if isinstance(value, str) and value in METHODS:
+        return value
+    raise SpecError(key, f"must be true, false or one of {', '.join(repr(m) for m in METHODS)} "
+                         f"(\"fast\": the cost model's estimate, no synthesis), got {value!r}")
 
 
 def _implement_section(raw: Mapping[str, Any]) -> ImplementSection | None:

@@ -153,11 +153,13 @@ def select(spec: FlowSpec, out: Path, progress: bool = True) -> dict[str, int]:
     return params
 
 
-def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | None = None,
+def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | str | None = None,
         testbench: int | None = None):
     """Generate the accelerator at the selected bit-widths into ``out/hdl`` (and ``resources.json``
-    when ``resources``, by default the spec's ``hdl.resources``; the verification kit on
-    ``testbench`` test samples into ``out/testbench``, by default the spec's ``hdl.testbench``)."""
+    when ``resources``: a method of ``spiker.hdl.resources.METHODS``, True for "synth", False for
+    none, by default the spec's ``hdl.resources``; the verification kit on ``testbench`` test
+    samples into ``out/testbench``, by default the spec's ``hdl.testbench``)."""
+    from spiker.flow.spec import resource_method
     from spiker.hdl import VhdlGenerator
 
     snn, _ = train(spec, out, progress)
@@ -174,11 +176,11 @@ def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | None
     if not unchanged and (out / "resources.json").exists():
         (out / "resources.json").unlink()  # it describes the previous design
         log.info("removed resources.json of the previous design")
-    if spec.hdl.resources if resources is None else resources:
-        res = design.estimate_resources()
+    method = spec.hdl.resources if resources is None else resource_method(resources)
+    if method:
+        res = design.estimate_resources(method=method)
         (out / "resources.json").write_text(json.dumps(res.to_dict(), indent=1))
-        log.info("resources: %d LUT, %d FF, %d carry, %s BRAM, %d DSP", res.lut, res.ff, res.carry,
-                 res.bram, res.dsp)
+        log.info("resources: %s", res.summary())
     n_tb = spec.hdl.testbench if testbench is None else testbench
     if n_tb:
         _, test_loader = load_data(spec)

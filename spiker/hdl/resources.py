@@ -1,10 +1,18 @@
 """Resource estimate without a vendor tool, and post-synthesis simulation of the netlist.
 
-``ghdl synth --std=08 --out=verilog`` turns the design into Verilog; yosys
-``synth_xilinx -flatten`` maps it to 7-series cells (flattened before ``stat``, whose
-JSON is not valid for hierarchical designs in yosys 0.23). A netlist with latches is
-refused. :func:`postsynth_simulate` runs the mapped netlist in Icarus Verilog with
-yosys' own cell models and compares its outputs with the golden model.
+Two methods (:data:`METHODS`):
+
+* ``synth``: ``ghdl synth --std=08 --out=verilog`` turns the design into Verilog; yosys
+  ``synth_xilinx -flatten`` maps it to 7-series cells (flattened: cross-module constants and
+  the debug outputs the layers leave open are optimized away, and ``stat``'s JSON is not valid
+  for hierarchical designs in yosys 0.23). A netlist with latches is refused. The counts of a
+  real netlist; seconds to minutes (docs/cost-model.md, "Synthesis options" for what was
+  measured against it).
+* ``fast``: the cost model's calibrated estimate (:mod:`spiker.optimize.cost_model`), no
+  synthesis, microseconds; labelled as an estimate (``method``, ``note``), never as counts.
+
+:func:`postsynth_simulate` runs the mapped netlist in Icarus Verilog with yosys' own cell
+models and compares its outputs with the golden model.
 """
 
 from __future__ import annotations
@@ -36,21 +44,41 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+#: how :func:`estimate_resources` gets the counts: ``synth`` (GHDL + yosys, the cells of a
+#: mapped netlist) or ``fast`` (the cost model's calibrated estimate, no synthesis)
+METHODS = ("synth", "fast")
+
+
 @dataclass
 class Resources:
-    """Cell counts of the mapped netlist (Xilinx 7-series cells as yosys maps them)."""
+    """Cell counts of the mapped netlist (Xilinx 7-series cells as yosys maps them), or with
+    ``method == "fast"`` the cost model's estimate of them (``carry``/``lutram``/``latches`` are
+    None then: the model does not estimate them; ``note`` says what the numbers are)."""
 
     lut: int
     ff: int
-    carry: int
+    carry: int | None
     bram: float          # RAMB36 = 1, RAMB18 = 0.5
-    lutram: int
+    lutram: int | None
     dsp: int
-    latches: int
+    latches: int | None
     cells: dict[str, int] = field(default_factory=dict)
+    method: str = "synth"
+    note: str = "yosys synth_xilinx -flatten cell counts"
+
+    @property
+    def estimated(self) -> bool:
+        """True for the cost model's estimate (no netlist behind the numbers)."""
+        return self.method == "fast"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def summary(self) -> str:
+        """One line for logs and the CLI: the counts and what they are."""
+        parts = [f"{self.lut} LUT", f"{self.ff} FF"] + ([f"{self.carry} carry"] if self.carry is not None else [])
+        parts += [f"{self.bram:g} BRAM", f"{self.dsp} DSP"]
+        return ", ".join(parts) + f" ({self.note})"
 
 
 def classify(cells: dict[str, int]) -> Resources:
@@ -143,8 +171,14 @@ def synthesize(design: Design, folder: Path, timeout: float = 1800,
     return res, (folder / "netlist.v") if netlist else None
 
 
-def estimate_resources(design: Design, keep: str | Path | None = None, timeout: float = 1800) -> Resources:
-    """LUT/FF/carry/BRAM/LUTRAM/DSP/latch counts of ``design`` (GHDL synth + yosys synth_xilinx)."""
+def estimate_resources(design: Design, keep: str | Path | None = None, timeout: float = 1800,
+                       method: str = "synth") -> Resources:
+    """LUT/FF/carry/BRAM/LUTRAM/DSP/latch counts of ``design`` (GHDL synth + yosys synth_xilinx),
+    or with ``method="fast"`` the cost model's estimate of LUT/FF/BRAM/DSP (:func:`fast_estimate`)."""
+    if method not in METHODS:
+        raise ValueError(f"resource estimate method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "fast":
+        return fast_estimate(design)
     folder = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-synth-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -153,6 +187,22 @@ def estimate_resources(design: Design, keep: str | Path | None = None, timeout: 
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def fast_estimate(design: Design) -> Resources:
+    """The cost model's calibrated LUT/FF/BRAM/DSP estimate of ``design`` (microseconds, no
+    synthesis; docs/cost-model.md has its measured error against the ``synth`` counts)."""
+    from spiker.optimize.cost_model import default_model, shapes_of_quantized
+
+    model = default_model()
+    qnet = design.quantized
+    units = list(design.neurons_per_cycle) if design.neurons_per_cycle is not None else None
+    est = model.estimate(shapes_of_quantized(qnet), qnet.spec.n_cycles, qnet.config,
+                         events_per_cycle=design.events_per_cycle, neurons_per_cycle=units)
+    note = (f"cost-model estimate, not synthesized (spiker.optimize.cost_model, coefficients of RTL "
+            f"{model.version or 'unknown'})")
+    return Resources(lut=est.lut, ff=est.ff, carry=None, bram=est.bram, lutram=None, dsp=est.dsp, latches=None,
+                     method="fast", note=note)
 
 
 #: the post-synthesis testbench's signals on spiker_top's ports
@@ -167,8 +217,6 @@ def render_verilog_testbench(design: Design, max_beats: int) -> str:
     return (TEMPLATE_DIR / "spiker_vtb.v").read_text().format(
         n_in=design.geometry.n_inputs, tdata=design.geometry.tdata_bits, max_beats=int(max_beats), top=design.top,
         ports=verilog_connections(TOP_PORTS, _VTB_SIGNALS))
-
-
 
 
 def xilinx_cell_models() -> Path:

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "optim_params", "estimate_resources", "events_per_cycle", "neurons_per_cycle", "implement", "testbench", "dataset")
+    __slots__ = ("model", "optim_params", "estimate_resources", "events_per_cycle", "neurons_per_cycle", "implement", "testbench", "dataset", "resources_method")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
     ESTIMATE_RESOURCES_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class GenerateRequest(_message.Message):
     IMPLEMENT_FIELD_NUMBER: _ClassVar[int]
     TESTBENCH_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_METHOD_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ArtifactRef
     optim_params: _common_pb2.OptimParams
     estimate_resources: bool
@@ -26,7 +27,8 @@ class GenerateRequest(_message.Message):
     implement: ImplementRequest
     testbench: int
     dataset: _common_pb2.DatasetSpec
-    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., implement: _Optional[_Union[ImplementRequest, _Mapping]] = ..., testbench: _Optional[int] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ...) -> None: ...
+    resources_method: str
+    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., implement: _Optional[_Union[ImplementRequest, _Mapping]] = ..., testbench: _Optional[int] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ..., resources_method: _Optional[str] = ...) -> None: ...
 
 class ImplementRequest(_message.Message):
     __slots__ = ("target", "clock_mhz", "speed", "package", "stream_width")
@@ -77,7 +79,7 @@ class Implementation(_message.Message):
     def __init__(self, fits: _Optional[bool] = ..., met: _Optional[bool] = ..., status: _Optional[str] = ..., fmax_mhz: _Optional[float] = ..., critical_path: _Optional[str] = ..., used: _Optional[_Mapping[str, int]] = ..., available: _Optional[_Mapping[str, int]] = ..., report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class ResourceEstimate(_message.Message):
-    __slots__ = ("counts", "report")
+    __slots__ = ("counts", "report", "method")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,9 +89,11 @@ class ResourceEstimate(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
     counts: _containers.ScalarMap[str, int]
     report: _common_pb2.ArtifactRef
-    def __init__(self, counts: _Optional[_Mapping[str, int]] = ..., report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
+    method: str
+    def __init__(self, counts: _Optional[_Mapping[str, int]] = ..., report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., method: _Optional[str] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
     __slots__ = ("vhdl_tar", "files", "optim_params", "top_entity", "resources", "neurons_per_cycle", "events_per_cycle", "implementation", "testbench_tar")

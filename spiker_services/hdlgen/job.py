@@ -14,13 +14,15 @@ from spiker_services.common.vhdl_tar import INDEX, write_tar
 
 
 def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimate_resources: bool,
-                 events_per_cycle: int | None = None, neurons_per_cycle: Any = None,
+                 events_per_cycle: int | None = None, neurons_per_cycle: Any = None, resources_method: str = "synth",
                  implement: dict[str, Any] | None = None, testbench: int | None = None,
                  dataset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Generate the design, write it as a tar; optionally estimate resources.
 
     ``events_per_cycle`` (None: the generator's default) and ``neurons_per_cycle`` are
-    VhdlGenerator's knobs; ``implement``: keyword arguments of ``design.implement`` (target, ...);
+    VhdlGenerator's knobs; ``resources_method``: ``synth`` (GHDL + yosys) or ``fast`` (the cost
+    model's estimate, no synthesis; spiker.hdl.resources.METHODS); ``implement``: keyword
+    arguments of ``design.implement`` (target, ...);
     ``testbench``: samples of ``dataset``'s test split for the verification kit (its own tar).
     """
     out = Path(workdir) / "out"
@@ -38,11 +40,13 @@ def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimat
                               "events_per_cycle": design.events_per_cycle,
                               "neurons_per_cycle": list(design.neurons_per_cycle or []), "resources": None}
     if estimate_resources:
-        report("synthesizing", "GHDL + yosys resource estimate")
-        resources = design.estimate_resources().to_dict()
+        report("synthesizing" if resources_method == "synth" else "estimating",
+               "GHDL + yosys resource estimate" if resources_method == "synth" else "cost-model resource estimate")
+        resources = design.estimate_resources(method=resources_method).to_dict()
         (out / "resources.json").write_text(json.dumps(resources, indent=1, sort_keys=True) + "\n")
-        result["resources"] = {"path": str(out / "resources.json"),
-                               "counts": {k: v for k, v in resources.items() if isinstance(v, (int, float))}}
+        result["resources"] = {"path": str(out / "resources.json"), "method": resources["method"],
+                               "counts": {k: v for k, v in resources.items()
+                                          if isinstance(v, (int, float)) and not isinstance(v, bool)}}
     result["testbench_tar"] = None
     if testbench:
         from spiker import data

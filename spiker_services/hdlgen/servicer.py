@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from spiker.hdl.resources import METHODS
 from spiker.hdl.targets import TargetError, target
 from spiker_api import convert
 from spiker_api.errors import FieldError
@@ -35,6 +36,10 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
         params = convert.optim_params_from_proto(request.optim_params)
         # one entry: every layer; several: one per layer (0 = fully parallel); the generator checks the ranges
         knobs = convert.hardware_knobs(request.events_per_cycle, request.neurons_per_cycle)
+        method = request.resources_method or "synth"
+        if method not in METHODS:
+            raise FieldError("resources_method", f"must be empty, {' or '.join(repr(m) for m in METHODS)}, "
+                                                 f"got {request.resources_method!r}")
         implement = None
         if request.HasField("implement"):
             imp = request.implement
@@ -63,6 +68,7 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
             call.fetch(npz, convert.NPZ_NAME, "dataset.npz")
         out = yield from call.run_job(generate_job, model=str(path), optim_params=params,
                                       estimate_resources=request.estimate_resources,
+                                      resources_method=method,
                                       **knobs,
                                       implement=implement, testbench=request.testbench or None, dataset=dataset)
         result = hdlgen_pb2.GenerateResult(vhdl_tar=call.put(out["tar"], "vhdl", "application/x-tar"),
@@ -75,6 +81,7 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
             result.resources.report.CopyFrom(call.put(res["path"], "resources", "application/json"))
             for name, value in res["counts"].items():
                 result.resources.counts[name] = int(value)
+            result.resources.method = res["method"]
         if out["implementation"] is not None:
             imp = out["implementation"]
             impl = result.implementation

@@ -117,6 +117,11 @@ def test_hdlgen_generates_only_and_synth_estimates() -> None:
     assert synth.inputs == hdl.inputs == {"model": REF}
     off = validate_spec(json.dumps(tiny_spec("c" * 64)), Limits())
     assert plan("synth", off, results, REF).request is None  # hdl.resources: false skips it
+    assert synth.request.resources_method == "synth" and "resources_method" not in synth.config
+    fast = validate_spec(json.dumps(tiny_spec("c" * 64, hdl={"resources": "fast"})), Limits())
+    planned = plan("synth", fast, results, REF)
+    assert planned.request.estimate_resources is True and planned.request.resources_method == "fast"
+    assert planned.config["resources_method"] == "fast"  # not the synthesized counts' cache entry
 
 
 @pytest.mark.slow

@@ -36,3 +36,17 @@ def test_bad_target_is_invalid_argument(local_stack: Stack) -> None:
     request.implement.target = "ecp5-99k"
     details = expect_error(grpc.StatusCode.INVALID_ARGUMENT, lambda: drain(local_stack.hdlgen.Generate(request)))
     assert "unknown target 'ecp5-99k'" in str(details)
+
+
+def test_generate_with_the_fast_resource_estimate(local_stack: Stack) -> None:
+    params = common_pb2.OptimParams(weights_bw=4, neurons_bw=6, fp_dec=2)
+    request = hdlgen_pb2.GenerateRequest(model=local_stack.model(), optim_params=params, estimate_resources=True,
+                                         resources_method="fast")
+    progress, result = drain(local_stack.hdlgen.Generate(request, timeout=120))
+    assert any(p.phase == "estimating" for p in progress) and not any(p.phase == "synthesizing" for p in progress)
+    assert result.resources.method == "fast" and result.resources.counts["lut"] > 0
+    doc = json.loads(local_stack.store.get_bytes(ref_from_proto(result.resources.report, "report")))
+    assert doc["method"] == "fast" and "not synthesized" in doc["note"] and doc["lut"] == result.resources.counts["lut"]
+    request.resources_method = "quick"
+    details = expect_error(grpc.StatusCode.INVALID_ARGUMENT, lambda: drain(local_stack.hdlgen.Generate(request)))
+    assert "resources_method" in str(details)
