@@ -21,6 +21,7 @@ from spiker.hdl.design import Design
 from spiker.hdl.interface import (
     GEN_FILES,
     TOP_PORTS,
+    Port,
     associations,
     debug_ports,
     geometry,
@@ -110,7 +111,7 @@ def render_package(qnet: QuantizedNet, events_per_cycle: int = EVENTS_PER_CYCLE,
         epc=int(events_per_cycle), layers="\n".join(layers))
 
 
-def _debug(qnet: QuantizedNet) -> tuple:
+def _debug(qnet: QuantizedNet) -> tuple[tuple[Port, ...], ...]:
     return debug_ports(geometry(qnet).layer_neurons)
 
 
@@ -132,16 +133,15 @@ def render_core(qnet: QuantizedNet, neurons_per_cycle: tuple[int, ...] | None = 
             reset=RESET_CODE[spec.reset_mechanism], bank_bits=BANK_BITS))
         layers.append(f"  l{i}_spk <= t{i + 1}_data;")
     dbg = "".join(f";\n    {p.vhdl(len(ports[0].name))}" for ports in _debug(qnet) for p in ports)
-    return template(CORE_FILE).substitute(ports=vhdl_ports(TOP_PORTS), dbg_ports=dbg,
-                                                  signals="\n".join(signals), layers="\n".join(layers),
-                                                  n_layers=n_layers)
+    return template(CORE_FILE).substitute(ports=vhdl_ports(TOP_PORTS), dbg_ports=dbg, signals="\n".join(signals),
+                                          layers="\n".join(layers), n_layers=n_layers)
 
 
 def render_top(qnet: QuantizedNet) -> str:
     """``spiker_top``: the core behind the stream ports, its debug ports left open."""
     dbg = "".join(", " + ", ".join(associations(ports, {p.name: "open" for p in ports})) for ports in _debug(qnet))
     return template(TOP_FILE).substitute(ports=vhdl_ports(TOP_PORTS), port_map=vhdl_port_map(TOP_PORTS),
-                                                 dbg_open=dbg)
+                                         dbg_open=dbg)
 
 
 #: the testbench's signals on the core's stream ports
