@@ -1,4 +1,4 @@
--- neuron_unit: one neuron of the fully parallel layer, a lean sequential datapath.
+-- neuron_unit: the N neurons of the fully parallel layer, each a lean sequential datapath.
 --
 -- One wide register x (ACC bits) per neuron and ONE adder x + b, b chosen by a small mux
 -- (a weight, the leak term, or a constant); zeroing uses the register's synchronous reset.
@@ -18,6 +18,10 @@
 -- order equal to the golden model; tests/rtl checks this entity against it.
 -- Width: |leak(v) - thr| <= 2**NB and the step's weights add at most n*2**(WB-1) in
 -- magnitude, so x (ACC = the golden accumulator_bits) never wraps.
+-- Simulation speed: all N neurons are one clocked process, a register x is one integer
+-- signal (ACC bits when synthesized) and the weights are added as integers, so GHDL updates
+-- N scalar signals an event cycle instead of N*ACC std_logic ones through N processes; the
+-- update phases take the same bit-level logic as before on to_signed(x) (free wiring).
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -25,8 +29,9 @@ use work.spiker_pkg.all;
 
 entity neuron_unit is
   generic (
+    N           : positive := 1;               -- neurons
     NB          : positive;
-    ACC         : positive;
+    ACC         : positive range 2 to 31;      -- register bits (an integer's range)
     WB          : positive;
     MODEL       : natural := MODEL_LIF;
     RESET       : natural := RESET_SUBTRACT;
@@ -40,14 +45,16 @@ entity neuron_unit is
     rst   : in  std_logic;
     add1  : in  std_logic;                     -- event cycle: add w1
     add2  : in  std_logic := '0';              -- event cycle: add w2 (EVENTS = 2)
-    w1    : in  signed(WB - 1 downto 0);
-    w2    : in  signed(WB - 1 downto 0) := (others => '0');
+    -- neuron j's weight in bits (j + 1) * WB - 1 downto j * WB (a weight ROM row)
+    w1    : in  std_logic_vector(N * WB - 1 downto 0);
+    w2    : in  std_logic_vector(N * WB - 1 downto 0) := (others => '0');
     u     : in  std_logic_vector(1 to 3);      -- update phase k is active (at most one)
     clear : in  std_logic;                     -- with the last phase: restart at zero
     fresh : in  std_logic;                     -- this update is a sample's first step
-    spike : out std_logic;
-    v_dbg : out signed(NB - 1 downto 0);       -- v(t), valid after VA
-    s_dbg : out signed(NB - 1 downto 0)        -- syn current c(t), valid after U1
+    spike : out std_logic_vector(N - 1 downto 0);
+    -- neuron j's v(t) (valid after VA) and syn current c(t) (valid after U1), NB bits each
+    v_dbg : out std_logic_vector(N * NB - 1 downto 0) := (others => '0');
+    s_dbg : out std_logic_vector(N * NB - 1 downto 0) := (others => '0')
   );
 end entity;
 
@@ -100,167 +107,193 @@ architecture rtl of neuron_unit is
   constant PA : natural := phase_a;      -- VA
   constant PB : natural := phase_a + 1;  -- VB (the last phase)
 
-  signal x, y : signed(ACC - 1 downto 0) := (others => '0');
-  signal spk, fsat, fhi, ysat, yhi : std_logic := '0';
-  signal vd, sd : signed(NB - 1 downto 0) := (others => '0');
+  subtype reg_t is integer range -(2 ** (ACC - 1)) to 2 ** (ACC - 1) - 1;
+  type reg_array is array (0 to N - 1) of reg_t;
+  signal x, y : reg_array := (others => 0);
+  signal spk, fsat, fhi, ysat, yhi : std_logic_vector(N - 1 downto 0) := (others => '0');
 
-  function wide(v : integer) return signed is
+  -- neuron j's weight of a row, as an integer: to_integer(signed(its WB bits)) written as a
+  -- loop over the bits (GHDL synthesizes both to the same wiring; numeric_std's to_integer
+  -- costs ~10x more simulation time, most of it on this path)
+  function weight(row : std_logic_vector; j : natural) return integer is
+    constant L : natural := row'low + j * WB;
+    variable r : integer;
   begin
-    return to_signed(v, ACC);
+    if row(L + WB - 1) = '1' then
+      r := -1;
+    else
+      r := 0;
+    end if;
+    for b in WB - 2 downto 0 loop
+      if row(L + b) = '1' then
+        r := 2 * r + 1;
+      else
+        r := 2 * r;
+      end if;
+    end loop;
+    return r;
+  end function;
+  function nb_bits(v : integer) return std_logic_vector is
+  begin
+    return std_logic_vector(to_signed(v, NB));
   end function;
 begin
   process (clk)
-    variable b1, b2, c : signed(ACC - 1 downto 0);
+    variable b1, b2, c : integer;
+    variable xs, ys : signed(ACC - 1 downto 0);
     variable oh, ol, s, zr, en, dir : std_logic;
   begin
     if rising_edge(clk) then
       if rst = '1' then
-        x <= (others => '0');
-        y <= (others => '0');
-        spk <= '0';
-        fsat <= '0';
-        fhi <= '0';
-        ysat <= '0';
-        yhi <= '0';
+        x <= (others => 0);
+        y <= (others => 0);
+        spk <= (others => '0');
+        fsat <= (others => '0');
+        fhi <= (others => '0');
+        ysat <= (others => '0');
+        yhi <= (others => '0');
       else
-        -- membrane register x: x := 0 (zr) or x := x + b1 (+ b2) (en)
-        b1 := (others => '0');
-        b2 := (others => '0');
-        zr := '0';
-        en := '0';
-        if not SYN then
-          if add1 = '1' then
-            b1 := resize(w1, ACC);
-          end if;
-          if EVENTS = 2 and add2 = '1' then
-            b2 := resize(w2, ACC);
-          end if;
-          en := add1 or add2;
-        end if;
-        if SYN and u(1) = '1' then
-          -- c(t) = sat(y) enters the membrane; a zero reset after a spike gives v = 0
-          oh := over_hi(y, NB);
-          ol := over_lo(y, NB);
-          c := y;
-          if oh = '1' then
-            c := wide(HI);
-          elsif ol = '1' then
-            c := wide(LO);
-          end if;
-          sd <= resize(c, NB);
-          b1 := c;
-          en := '1';
-          if RESET = RESET_ZERO and spk = '1' and fresh = '0' then
-            zr := '1';
-          end if;
-        end if;
-        if u(PA) = '1' then
-          oh := over_hi(x, NB);
-          ol := over_lo(x, NB);
-          -- saturated high: v = HI spikes only when HI > thr; saturated low never spikes
-          s := not ol and gt_const(x(NB - 1 downto 0), THRESHOLD) and not oh;
-          if HI_SPIKES then
-            s := s or oh;
-          end if;
-          spk <= s;
-          fsat <= oh or ol;
-          fhi <= oh;
-          if oh = '1' then
-            vd <= to_signed(HI, NB);
-          elsif ol = '1' then
-            vd <= to_signed(LO, NB);
-          else
-            vd <= x(NB - 1 downto 0);
-          end if;
-          zr := oh or ol;
-          if ZNOW then
-            zr := zr or s;
-          end if;
-          if BK >= 0 then
-            b1 := not asr(x, BK);   -- x - (x >> k) - 1
-            en := '1';
-          end if;
-        end if;
-        if u(PB) = '1' then
-          if HI_SPIKES then
-            dir := spk;
-          else
-            dir := fhi;
-          end if;
-          if fsat = '1' and dir = '1' then
-            b1 := wide(K_HI);
-          elsif fsat = '1' then
-            b1 := wide(K_LO);
-          elsif spk = '1' then
-            b1 := wide(C_S);
-          else
-            b1 := wide(C_N);
-          end if;
-          en := '1';
-          zr := clear;
-        end if;
-        if zr = '1' then
-          x <= (others => '0');
-        elsif en = '1' then
-          if EVENTS = 2 and not SYN then
-            x <= x + b1 + b2;
-          else
-            x <= x + b1;
-          end if;
-        end if;
-
-        -- syn current register y: the weights, then its own leak and saturation
-        if SYN then
-          b1 := (others => '0');
-          b2 := (others => '0');
+        for j in 0 to N - 1 loop
+          -- membrane register x: x := 0 (zr) or x := x + b1 (+ b2) (en)
+          b1 := 0;
+          b2 := 0;
           zr := '0';
           en := '0';
-          if add1 = '1' then
-            b1 := resize(w1, ACC);
+          if not SYN then
+            if add1 = '1' then
+              b1 := weight(w1, j);
+            end if;
+            if EVENTS = 2 and add2 = '1' then
+              b2 := weight(w2, j);
+            end if;
+            en := add1 or add2;
           end if;
-          if EVENTS = 2 and add2 = '1' then
-            b2 := resize(w2, ACC);
+          if SYN and u(1) = '1' then
+            -- c(t) = sat(y) enters the membrane; a zero reset after a spike gives v = 0
+            ys := to_signed(y(j), ACC);
+            oh := over_hi(ys, NB);
+            ol := over_lo(ys, NB);
+            c := y(j);
+            if oh = '1' then
+              c := HI;
+            elsif ol = '1' then
+              c := LO;
+            end if;
+            s_dbg(j * NB + NB - 1 downto j * NB) <= nb_bits(c);
+            b1 := c;
+            en := '1';
+            if RESET = RESET_ZERO and spk(j) = '1' and fresh = '0' then
+              zr := '1';
+            end if;
           end if;
-          en := add1 or add2;
-          if u(1) = '1' then
-            oh := over_hi(y, NB);
-            ol := over_lo(y, NB);
-            ysat <= oh or ol;
-            yhi <= oh;
+          if u(PA) = '1' then
+            xs := to_signed(x(j), ACC);
+            oh := over_hi(xs, NB);
+            ol := over_lo(xs, NB);
+            -- saturated high: v = HI spikes only when HI > thr; saturated low never spikes
+            s := not ol and gt_const(xs(NB - 1 downto 0), THRESHOLD) and not oh;
+            if HI_SPIKES then
+              s := s or oh;
+            end if;
+            spk(j) <= s;
+            fsat(j) <= oh or ol;
+            fhi(j) <= oh;
+            if oh = '1' then
+              v_dbg(j * NB + NB - 1 downto j * NB) <= nb_bits(HI);
+            elsif ol = '1' then
+              v_dbg(j * NB + NB - 1 downto j * NB) <= nb_bits(LO);
+            else
+              v_dbg(j * NB + NB - 1 downto j * NB) <= std_logic_vector(xs(NB - 1 downto 0));
+            end if;
             zr := oh or ol;
-            if AK >= 0 then
-              b1 := not asr(y, AK);
+            if ZNOW then
+              zr := zr or s;
+            end if;
+            if BK >= 0 then
+              b1 := to_integer(not asr(xs, BK));   -- x - (x >> k) - 1
               en := '1';
             end if;
           end if;
-          if u(2) = '1' then
-            if ysat = '1' and yhi = '1' then
-              b1 := wide(KA_HI);
-            elsif ysat = '1' then
-              b1 := wide(KA_LO);
+          if u(PB) = '1' then
+            if HI_SPIKES then
+              dir := spk(j);
             else
-              b1 := wide(A_ONE);
+              dir := fhi(j);
+            end if;
+            if fsat(j) = '1' and dir = '1' then
+              b1 := K_HI;
+            elsif fsat(j) = '1' then
+              b1 := K_LO;
+            elsif spk(j) = '1' then
+              b1 := C_S;
+            else
+              b1 := C_N;
             end if;
             en := '1';
-          end if;
-          if u(PB) = '1' and clear = '1' then
-            zr := '1';
+            zr := clear;
           end if;
           if zr = '1' then
-            y <= (others => '0');
+            x(j) <= 0;
           elsif en = '1' then
-            if EVENTS = 2 then
-              y <= y + b1 + b2;
+            if EVENTS = 2 and not SYN then
+              x(j) <= x(j) + b1 + b2;
             else
-              y <= y + b1;
+              x(j) <= x(j) + b1;
             end if;
           end if;
-        end if;
+
+          -- syn current register y: the weights, then its own leak and saturation
+          if SYN then
+            b1 := 0;
+            b2 := 0;
+            zr := '0';
+            en := '0';
+            if add1 = '1' then
+              b1 := weight(w1, j);
+            end if;
+            if EVENTS = 2 and add2 = '1' then
+              b2 := weight(w2, j);
+            end if;
+            en := add1 or add2;
+            if u(1) = '1' then
+              ys := to_signed(y(j), ACC);
+              oh := over_hi(ys, NB);
+              ol := over_lo(ys, NB);
+              ysat(j) <= oh or ol;
+              yhi(j) <= oh;
+              zr := oh or ol;
+              if AK >= 0 then
+                b1 := to_integer(not asr(ys, AK));
+                en := '1';
+              end if;
+            end if;
+            if u(2) = '1' then
+              if ysat(j) = '1' and yhi(j) = '1' then
+                b1 := KA_HI;
+              elsif ysat(j) = '1' then
+                b1 := KA_LO;
+              else
+                b1 := A_ONE;
+              end if;
+              en := '1';
+            end if;
+            if u(PB) = '1' and clear = '1' then
+              zr := '1';
+            end if;
+            if zr = '1' then
+              y(j) <= 0;
+            elsif en = '1' then
+              if EVENTS = 2 then
+                y(j) <= y(j) + b1 + b2;
+              else
+                y(j) <= y(j) + b1;
+              end if;
+            end if;
+          end if;
+        end loop;
       end if;
     end if;
   end process;
 
   spike <= spk;
-  v_dbg <= vd;
-  s_dbg <= sd;
 end architecture;

@@ -9,7 +9,7 @@
 --     (lowest, and highest with 2), their addresses go straight into the synchronous
 --     weight ROM (a block RAM's address register) and the picked bits are cleared; the
 --     step's last pick (or an empty step) carries an end mark.
---   neurons: N_OUT neuron_unit instances, each with one register and one adder (two
+--   neurons: neuron_unit, N_OUT neurons each with one register and one adder (two
 --     with 2 events a cycle): an event cycle adds the ROM row(s) read in the previous
 --     cycle, then UPDATE_PHASES cycles apply saturation, threshold, leak and reset
 --     (neuron_unit). While they run, the next token is loaded and its first events are
@@ -180,20 +180,12 @@ begin
   u(2) <= '1' when uph = 2 else '0';
   u(3) <= '1' when uph = 3 else '0';
 
-  neurons : for j in 0 to N_OUT - 1 generate
-    signal vd, sd : signed(NB - 1 downto 0);
-  begin
-    u_n : entity work.neuron_unit
-      generic map (NB => NB, ACC => ACC, WB => WB, MODEL => MODEL, RESET => RESET,
-                   BETA_SHIFT => BETA_SHIFT, ALPHA_SHIFT => ALPHA_SHIFT, THRESHOLD => THRESHOLD,
-                   EVENTS => EVENTS_PER_CYCLE)
-      port map (clk => clk, rst => rst, add1 => add1, add2 => add2,
-                w1 => signed(row((j + 1) * WB - 1 downto j * WB)),
-                w2 => signed(row2((j + 1) * WB - 1 downto j * WB)),
-                u => u, clear => cur_last, fresh => fresh, spike => spk(j), v_dbg => vd, s_dbg => sd);
-    dbg_v((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(vd);
-    dbg_s((j + 1) * NB - 1 downto j * NB) <= std_logic_vector(sd);
-  end generate;
+  u_neurons : entity work.neuron_unit
+    generic map (N => N_OUT, NB => NB, ACC => ACC, WB => WB, MODEL => MODEL, RESET => RESET,
+                 BETA_SHIFT => BETA_SHIFT, ALPHA_SHIFT => ALPHA_SHIFT, THRESHOLD => THRESHOLD,
+                 EVENTS => EVENTS_PER_CYCLE)
+    port map (clk => clk, rst => rst, add1 => add1, add2 => add2, w1 => row, w2 => row2,
+              u => u, clear => cur_last, fresh => fresh, spike => spk, v_dbg => dbg_v, s_dbg => dbg_s);
 
   process (clk)
   begin
