@@ -59,6 +59,8 @@ CANCEL_WAIT_S = 5.0
 FOLLOW_POLL_S = 2.0
 #: stage states after which a stage does not change in this run
 STAGE_FINAL = ("succeeded", "failed", "cancelled", "skipped")
+#: the log line of a run taken from the queue: run id, runs now running here, at most at once
+STARTED_LOG = "run %s: started (%d of %d at once)"
 
 
 #: an absolute server path (a store root, a job's work folder): never shown to a client
@@ -216,9 +218,6 @@ class RunManager:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._seq = 0
-        #: order in which runs started, and the most that ran at once (for tests of the queue)
-        self.start_order: list[str] = []
-        self.peak_running = 0
 
     # -- start / stop -----------------------------------------------------------------------
     def start(self, resume: bool = True) -> None:
@@ -354,6 +353,21 @@ class RunManager:
         if handle.record["owner"] != owner:
             raise RunNotFound(run_id)
         return handle
+
+    def running_ids(self) -> frozenset[str]:
+        """The runs this gateway executes now (their thread started; it may still await the lease)."""
+        with self._lock:
+            return frozenset(self._running)
+
+    def active_ids(self) -> frozenset[str]:
+        """The runs held in memory: queued or running here (finished ones live in the store)."""
+        with self._lock:
+            return frozenset(self._runs)
+
+    def active(self, run_id: str) -> RunHandle | None:
+        """The in-memory handle of the queued or running run ``run_id``; None when it is not active here."""
+        with self._lock:
+            return self._runs.get(run_id)
 
     def _trim_recent(self) -> None:
         while len(self._recent) > RECENT_RUNS:
@@ -560,8 +574,7 @@ class RunManager:
                 thread = threading.Thread(target=self._run, args=(self._runs[run_id],), daemon=True,
                                           name=f"run-{run_id}")
                 self._running[run_id] = thread
-                self.start_order.append(run_id)
-                self.peak_running = max(self.peak_running, len(self._running))
+                log.info(STARTED_LOG, run_id, len(self._running), self.limits.max_concurrent_runs)
                 thread.start()
 
     def _finish(self, handle: RunHandle, state: str, error: dict[str, Any] | None) -> None:

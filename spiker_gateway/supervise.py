@@ -11,7 +11,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Child:
     restarts: int = 0
     failures: int = 0  # consecutive quick exits (sets the back-off)
     next_start: float = 0.0
-    exits: list[int] = field(default_factory=list)
+    last_exit: int | None = None  # exit status of the latest exit
 
 
 class Supervisor:
@@ -58,7 +58,7 @@ class Supervisor:
         for child in self.children:
             if child.proc is not None and child.proc.poll() is not None:
                 code = child.proc.returncode
-                child.exits.append(code)
+                child.last_exit = code
                 up = now - child.started
                 child.failures = 0 if up >= self.healthy_after else child.failures + 1
                 delay = min(self.max_delay, self.initial_delay * 2 ** max(0, child.failures - 1))

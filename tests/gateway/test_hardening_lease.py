@@ -67,18 +67,18 @@ def test_two_gateways_on_one_s3_store_never_run_a_run_twice(make_gateway, s3_sto
     a = make_gateway(target, store=s3_store, limits=limits, policy=PATIENT, lease_ttl=LEASE_TTL)
     with GatewayClient(a.target, ALICE) as alice:
         runs = [alice.submit(tiny_spec(name=f"lease-{i}")).run_id for i in range(4)]
-        wait_for(lambda: set(a.manager._running) == set(runs), 30, "A runs all four")
+        wait_for(lambda: a.manager.running_ids() == set(runs), 30, "A runs all four")
     b = make_gateway(target, store=s3_store, limits=limits, policy=PATIENT, lease_ttl=LEASE_TTL)  # resumes them too
     overlap: list[set[str]] = []
     stop_sampling = threading.Event()
 
     def executing(manager, run_id: str) -> bool:  # past the lease (a gateway still acquiring, or refused, is not)
-        handle = manager._runs.get(run_id)
+        handle = manager.active(run_id)
         return handle is not None and not handle.lost and handle.record.get("state") == "running"
 
     def sample() -> None:  # at no moment may both gateways run the same run
         while not stop_sampling.is_set():
-            both = set(a.manager._running) & set(b.manager._running)
+            both = a.manager.running_ids() & b.manager.running_ids()
             both = {r for r in both if all(executing(m, r) for m in (a.manager, b.manager))}
             if both:
                 overlap.append(both)
@@ -88,10 +88,10 @@ def test_two_gateways_on_one_s3_store_never_run_a_run_twice(make_gateway, s3_sto
     sampler.start()
     try:
         time.sleep(2.0)  # well inside the lease (A renews every LEASE_TTL / 3), even on a loaded machine
-        assert not set(b.manager._running) & set(runs)  # A holds the leases: B runs none of them
+        assert not b.manager.running_ids() & set(runs)  # A holds the leases: B runs none of them
         assert all(b.manager.leases.holder_of(r)[0] == a.manager.leases.holder for r in runs)
         a.stop(0.5)  # A goes away (its leases are released); B adopts its runs
-        wait_for(lambda: set(b.manager._running) == set(runs), 60, "B to take the runs over")
+        wait_for(lambda: b.manager.running_ids() == set(runs), 60, "B to take the runs over")
         assert all(b.manager.leases.holder_of(r)[0] == b.manager.leases.holder for r in runs)
     finally:
         stop_sampling.set()
@@ -109,11 +109,11 @@ def test_a_run_whose_lease_is_lost_leaves_this_gateways_runs(make_gateway, tmp_p
     a = make_gateway(f"127.0.0.1:{free_port()}", store=store, policy=PATIENT, lease_ttl=1.5)
     with GatewayClient(a.target, ALICE) as alice:
         run_id = alice.submit(tiny_spec(name="lost")).run_id
-        wait_for(lambda: run_id in a.manager._running, 30, "A runs it")
+        wait_for(lambda: run_id in a.manager.running_ids(), 30, "A runs it")
         other = Leases(store, "gw-other", ttl=3600, clock=lambda: time.time() + 60)  # A's lease looks expired
         wait_for(lambda: other.acquire(run_id), 30, "the other gateway to take the lease (A renews meanwhile)")
-        wait_for(lambda: run_id not in a.manager._running, 30, "A to stop the run it lost")
-        assert run_id not in a.manager._runs
+        wait_for(lambda: run_id not in a.manager.running_ids(), 30, "A to stop the run it lost")
+        assert run_id not in a.manager.active_ids()
         assert alice.get(run_id).state in (gateway_pb2.RUN_STATE_QUEUED, gateway_pb2.RUN_STATE_RUNNING)  # store's
 
 
@@ -128,7 +128,7 @@ def test_watching_a_run_another_gateway_runs_follows_its_record_to_the_end(make_
     b = make_gateway(f"127.0.0.1:{free_port()}", store=store, policy=PATIENT)
     with GatewayClient(a.target, ALICE) as on_a, GatewayClient(b.target, ALICE) as on_b:
         run_id = on_a.submit(tiny_spec(name="followed")).run_id
-        wait_for(lambda: run_id in a.manager._running, 30, "A runs it")
+        wait_for(lambda: run_id in a.manager.running_ids(), 30, "A runs it")
         events: list = []
         errors: list = []
 

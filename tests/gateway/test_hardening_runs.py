@@ -145,7 +145,7 @@ def test_finished_runs_stay_in_the_store_not_in_memory(make_gateway, tmp_path) -
         ids = [alice.submit(tiny_spec()).run_id for _ in range(5)]
         for run_id in ids:
             assert alice.wait(run_id, timeout=60).state == gateway_pb2.RUN_STATE_FAILED
-    assert not gw.manager._runs  # no active run in memory
+    assert not gw.manager.active_ids()  # no active run in memory
     gw.stop(0.5)
     CountingStore.reads = 0
     again = RunManager(store, gw.clients, Limits(), FAIL_FAST)
@@ -153,7 +153,7 @@ def test_finished_runs_stay_in_the_store_not_in_memory(make_gateway, tmp_path) -
     assert CountingStore.reads == 0  # start-up read no finished record
     run = again.get("alice", ids[0])
     assert run.state == gateway_pb2.RUN_STATE_FAILED and CountingStore.reads == 1  # read on demand
-    assert not again._runs
+    assert not again.active_ids()
     again.stop()
 
 
@@ -196,7 +196,7 @@ def test_a_final_state_is_shown_only_once_the_store_holds_it(make_gateway, tmp_p
     try:
         with GatewayClient(gw.target, ALICE) as alice:
             run = alice.submit(tiny_spec())
-            wait_for(lambda: gw.manager._runs[run.run_id].record["stages"][0]["state"] == "failed", 30,
+            wait_for(lambda: gw.manager.active(run.run_id).record["stages"][0]["state"] == "failed", 30,
                      "the stage failure (services unreachable)")
             for _ in range(5):  # while the final write waits for the store, clients still see RUNNING
                 assert alice.get(run.run_id).state == gateway_pb2.RUN_STATE_RUNNING

@@ -51,8 +51,7 @@ def test_whole_flow(stack: Stack, tmp_path: Path) -> None:
         assert ref.bucket == store.bucket
     history = json.loads(store.get_bytes(ref_from_proto(trained.history, "history")))
     assert history["epoch"] == [1, 2]
-    if stack._model is None:
-        stack._model = trained.model
+    stack.offer_model(trained.model)
 
     # -- optimize in 2 local worker processes: same table as the in-process sweep
     settings = optimizer_pb2.SweepSettings(model=trained.model, dataset=dataset_spec(stack.npz),
