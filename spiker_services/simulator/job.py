@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,26 @@ from spiker_services.common.child import report
 from spiker_services.common.vhdl_tar import read_tar
 
 
+@dataclass(frozen=True)
+class SimulateOutput:
+    """A simulate job's result: its files (in the work folder) and the report's headline numbers."""
+
+    report: str  #: sim_report.json: ``SimReport.to_dict()``, the whole report
+    waveform: str | None  #: the waveform file, when one was asked for
+    samples: int
+    mismatches: int
+    first_mismatch: str | None
+    hw_accuracy: float | None
+    golden_accuracy: float | None
+    cycles_min: int
+    cycles_mean: float
+    cycles_max: int
+
+
 def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_tar: str | None,
                  dataset: dict[str, Any], n_samples: int | None, trace: bool, workers: int,
                  knobs: dict[str, Any] | None = None, wave: str | None = None,
-                 wave_sample: int = 0) -> dict[str, Any]:
+                 wave_sample: int = 0) -> SimulateOutput:
     """Simulate the design (the given tar, or regenerated) on the test split; write the report.
 
     ``knobs``: the generator's ``events_per_cycle``/``neurons_per_cycle`` the tar was made with;
@@ -39,6 +56,8 @@ def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_ta
     path = folder / "out" / "sim_report.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    return {"report": str(path), "waveform": None if waveform is None else str(waveform), **{k: summary[k] for k in (
-        "samples", "mismatches", "first_mismatch", "hw_accuracy", "golden_accuracy", "cycles_min",
-        "cycles_mean", "cycles_max")}}
+    return SimulateOutput(
+        report=str(path), waveform=None if waveform is None else str(waveform), samples=sim.n_samples,
+        mismatches=int(sim.mismatches), first_mismatch=None if sim.first_mismatch is None else str(sim.first_mismatch),
+        hw_accuracy=sim.hw_accuracy, golden_accuracy=sim.golden_accuracy, cycles_min=sim.cycles_min,
+        cycles_mean=sim.cycles_mean, cycles_max=sim.cycles_max)

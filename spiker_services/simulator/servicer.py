@@ -10,7 +10,7 @@ from spiker_api import convert
 from spiker_api.errors import FieldError
 from spiker_api.v1 import simulator_pb2, simulator_pb2_grpc
 from spiker_services.common.runtime import Call, Runtime, streaming
-from spiker_services.simulator.job import simulate_job
+from spiker_services.simulator.job import SimulateOutput, simulate_job
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,21 @@ class SimulatorServicer(simulator_pb2_grpc.SimulatorServiceServicer):
             vhdl_tar=None if tar_path is None else str(tar_path), dataset=dataset,
             n_samples=request.n_samples or None, trace=request.trace, workers=request.workers or 1, knobs=knobs,
             wave=WAVE_FILES.get(request.wave), wave_sample=request.wave_sample)
-        result = simulator_pb2.SimulateResult(
-            report=call.put(out["report"], "sim-report", "application/json"), samples=out["samples"],
-            mismatches=out["mismatches"], passed=out["mismatches"] == 0,
-            first_mismatch=out["first_mismatch"] or "", cycles_min=out["cycles_min"],
-            cycles_mean=out["cycles_mean"], cycles_max=out["cycles_max"])
-        for name in ("hw_accuracy", "golden_accuracy"):
-            if out[name] is not None:
-                setattr(result, name, out[name])
-        if out.get("waveform"):
-            result.waveform.CopyFrom(call.put(out["waveform"], "waveform", "application/octet-stream"))
+        result = simulate_result(out, call)
         log.info("simulate: %d samples, %d mismatches", result.samples, result.mismatches)
         yield result
+
+
+def simulate_result(out: SimulateOutput, call: Call) -> simulator_pb2.SimulateResult:
+    """The reply of a finished job: its files uploaded as artifacts, its numbers copied once."""
+    result = simulator_pb2.SimulateResult(
+        report=call.put(out.report, "sim-report", "application/json"), samples=out.samples,
+        mismatches=out.mismatches, passed=out.mismatches == 0, first_mismatch=out.first_mismatch or "",
+        cycles_min=out.cycles_min, cycles_mean=out.cycles_mean, cycles_max=out.cycles_max)
+    if out.hw_accuracy is not None:
+        result.hw_accuracy = out.hw_accuracy
+    if out.golden_accuracy is not None:
+        result.golden_accuracy = out.golden_accuracy
+    if out.waveform:
+        result.waveform.CopyFrom(call.put(out.waveform, "waveform", "application/octet-stream"))
+    return result
