@@ -25,16 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spiker.cli import UsageError
-from spiker_gateway.cli import (
-    TOKEN_ENV,
-    WEB_PORT,
-    check_dataset,
-    follow,
-    print_summary,
-    spec_text_for,
-    token_table,
-    web_bind_host,
-)
+from spiker_gateway.cli import TOKEN_ENV, WEB_PORT, check_dataset, spec_text_for, token_table, web_bind_host
+from spiker_gateway.watch import follow, print_summary
 
 if TYPE_CHECKING:  # gRPC and the stack load when a command runs, after the job server has started
     from spiker.store import ArtifactStore

@@ -104,7 +104,7 @@ def _event(**kw):  # noqa: ANN003, ANN202
 
 def test_run_view_lines_show_messages_not_phase_words() -> None:
     from spiker_api.v1 import common_pb2, gateway_pb2
-    from spiker_gateway.cli import LineView
+    from spiker_gateway.watch import LineView
 
     out = io.StringIO()
     view = LineView(out)
@@ -127,7 +127,7 @@ def test_run_view_lines_show_messages_not_phase_words() -> None:
 
 def test_run_view_heartbeat() -> None:
     from spiker_api.v1 import gateway_pb2
-    from spiker_gateway.cli import LineView
+    from spiker_gateway.watch import LineView
 
     progress.configure(interval=0.01)
     out = io.StringIO()
@@ -142,7 +142,7 @@ def test_run_view_heartbeat() -> None:
 
 def test_summary_is_rounded_without_none_rows(capsys) -> None:  # noqa: ANN001
     from spiker_api.v1 import gateway_pb2
-    from spiker_gateway.cli import print_summary
+    from spiker_gateway.watch import print_summary
 
     report = {"float_accuracy": 0.2222222222, "quant_accuracy": 0.2, "hw_accuracy": None, "mismatches": 0,
               "samples": 10, "optim_params": {"weights_bw": 5, "neurons_bw": 8, "fp_dec": 3}, "cycles_mean": 14.7,
