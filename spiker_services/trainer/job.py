@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,26 @@ def _epoch_reporter(total: int):
     return on_epoch
 
 
+@dataclass(frozen=True)
+class TrainOutput:
+    """A train job's result: its files (in the work folder) and the training's numbers."""
+
+    model: str
+    history: str
+    plot: str
+    test_accuracy: float
+    epochs: int
+    seconds: float
+
+
 def train_job(workdir: str, net: dict[str, Any], dataset: dict[str, Any], train: dict[str, Any],
-              ) -> dict[str, Any]:
+              ) -> TrainOutput:
     """Train with the library's train stage in ``workdir/out``; returns output paths and numbers."""
     folder = Path(workdir)
     spec = parse_flow_spec({"name": "train", "dataset": dataset_in_workdir(dataset, folder), "net": net,
                             "train": train})
     out = folder / "out"
     _, history = stages.train(spec, out, progress=False, on_epoch=_epoch_reporter(spec.train.epochs))
-    return {"model": str(out / "model.pt"), "history": str(out / "history.json"),
-            "plot": str(out / "training.png"), "test_accuracy": history.final_test_accuracy,
-            "epochs": len(history.epoch), "seconds": history.wall_time}
+    return TrainOutput(model=str(out / "model.pt"), history=str(out / "history.json"),
+                       plot=str(out / "training.png"), test_accuracy=history.final_test_accuracy,
+                       epochs=len(history.epoch), seconds=history.wall_time)

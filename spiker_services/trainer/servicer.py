@@ -55,9 +55,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         out = yield from call.run_job(train_job, net=net, dataset=dataset, train=train)
         yield call.progress("uploading", "storing model, history and plot")
         result = trainer_pb2.TrainResult(
-            model=call.put(out["model"], "model"),
-            history=call.put(out["history"], "history", "application/json"),
-            training_plot=call.put(out["plot"], "plot", "image/png"),
-            test_accuracy=out["test_accuracy"], epochs=out["epochs"], seconds=out["seconds"])
+            model=call.put(out.model, "model"), history=call.put(out.history, "history", "application/json"),
+            training_plot=call.put(out.plot, "plot", "image/png"),
+            test_accuracy=out.test_accuracy, epochs=out.epochs, seconds=out.seconds)
         log.info("train: test accuracy %.4f, model %s", result.test_accuracy, result.model.key)
         yield result
