@@ -47,51 +47,60 @@ def _alpha(neuron: snn.Leaky) -> float:
 
 
 class _LeakyLayer(torch.autograd.Function):
-    """``current [T, B, N] -> (spikes, membrane) [T, B, N]``; beta and threshold are constants."""
+    """``current [T, B, N] -> (spikes, membrane) [T, B, N]``; beta and threshold are constants.
+
+    Each step writes into its slice of the outputs (no per-step tensors, copies or indexing);
+    every value is computed by the same float operation on the same operands as in snnTorch
+    (in-place and ``out=`` forms round alike, and ``a * b == b * a``, ``a + b == b + a`` exactly).
+    """
 
     @staticmethod
     def forward(ctx, current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor, mechanism: int,
                 alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-        spikes = torch.empty_like(current)
         membrane = torch.empty_like(current)
+        fired = torch.empty(current.shape, dtype=torch.bool, device=current.device)
+        scratch = torch.empty_like(current[0])
         mem = torch.zeros_like(current[0])
-        reset = (mem - threshold).gt(0).float()  # snnTorch's first reset, on the zero membrane
-        for t, cur in enumerate(current.unbind(0)):
+        reset = torch.gt(mem - threshold, 0)  # snnTorch's first reset, on the zero membrane
+        for cur, new, spike in zip(current.unbind(0), membrane.unbind(0), fired.unbind(0)):
+            if mechanism == ZERO:  # beta * ((1 - reset) * mem) + cur
+                torch.mul(torch.logical_not(reset), mem, out=new)
+                new.mul_(beta)
+            else:  # beta * mem + cur (- reset * threshold)
+                torch.mul(mem, beta, out=new)
+            new.add_(cur)
             if mechanism == SUBTRACT:
-                mem = beta * mem + cur - reset * threshold
-            elif mechanism == ZERO:
-                mem = beta * ((1 - reset) * mem) + cur
-            else:
-                mem = beta * mem + cur
-            membrane[t] = mem
-            spikes[t] = (mem - threshold).gt(0)  # snnTorch's ATan forward: (x > 0).float()
-            reset = spikes[t]  # the next step's reset is this step's spike (graded factor 1)
+                new.sub_(torch.mul(reset, threshold, out=scratch))
+            torch.gt(torch.sub(new, threshold, out=scratch), 0, out=spike)  # ATan's forward: (mem - thr > 0)
+            mem, reset = new, spike  # the next step's reset is this step's spike (graded factor 1)
         ctx.mechanism, ctx.alpha = mechanism, alpha
-        ctx.save_for_backward(membrane, spikes, beta, threshold)
-        return spikes, membrane
+        ctx.save_for_backward(membrane, fired, beta, threshold)
+        ctx.set_materialize_grads(False)  # an output no loss uses gets None, not zeros to add
+        return fired.to(current.dtype), membrane
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor | None, grad_membrane: torch.Tensor | None):
-        membrane, spikes, beta, threshold = ctx.saved_tensors
+        membrane, fired, beta, threshold = ctx.saved_tensors
         alpha = ctx.alpha
-        grad_current = torch.empty_like(membrane)
         if grad_spikes is None:
-            grad_spikes = torch.zeros_like(membrane)
-        # the ATan surrogate's backward, elementwise over all steps at once (same operations as snnTorch's)
-        through_spike = alpha / 2 / (1 + (math.pi / 2 * alpha * (membrane - threshold)).pow_(2)) * grad_spikes
-        later = None  # the gradient of the next step's membrane
-        for t in range(membrane.shape[0] - 1, -1, -1):
-            grad = through_spike[t]
-            if grad_membrane is not None:
-                grad = grad + grad_membrane[t]
-            if later is not None:
-                back = later * beta
-                if ctx.mechanism == ZERO:
-                    back = back * (1 - spikes[t])
-                grad = grad + back
-            grad_current[t] = grad
-            later = grad
-        return grad_current, None, None, None, None
+            grad = torch.zeros_like(membrane)
+        else:  # snnTorch's ATan backward, alpha / 2 / (1 + (pi / 2 * alpha * x).pow_(2)) * grad, all steps at
+            # once: x * c, ^2, + 1, then Tensor.__rdiv__'s reciprocal() * (alpha / 2), then * grad
+            grad = (membrane - threshold).mul_(math.pi / 2 * alpha).pow_(2).add_(1).reciprocal_().mul_(alpha / 2)
+            grad.mul_(grad_spikes)
+        if grad_membrane is not None:
+            grad.add_(grad_membrane)
+        # then back through time: a membrane's gradient also flows into the previous one through beta
+        # (and through the reset-to-zero factor 1 - reset, the previous step's spike)
+        steps = grad.unbind(0)
+        keep = torch.logical_not(fired) if ctx.mechanism == ZERO else None
+        scratch = torch.empty_like(steps[0])
+        for t in range(len(steps) - 2, -1, -1):
+            torch.mul(steps[t + 1], beta, out=scratch)
+            if keep is not None:
+                scratch.mul_(keep[t])
+            steps[t].add_(scratch)
+        return grad, None, None, None, None
 
 
 def leaky_layer(neuron: snn.Leaky, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
