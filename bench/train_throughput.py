@@ -24,19 +24,17 @@ average. Run it niced on a shared machine: ``nice -n 5``.
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import snntorch as snn
 import torch
 from snntorch import functional as SF
+from timing import interleaved, measured_load, ratios, spread
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
@@ -88,86 +86,6 @@ def tutorial_training(train_loader, test_loader, epochs: int, lr: float, seed: i
                 correct += int((net(data).sum(0).argmax(1) == targets).sum())
                 total += len(targets)
     return time.perf_counter() - started, correct / total
-
-
-# -- timing on a shared machine ---------------------------------------------------------------------------
-
-@dataclass
-class Runs:
-    """Wall and CPU seconds of one side over the repeats."""
-
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-
-
-def _busy_jiffies() -> tuple[int, int] | None:
-    """(non-idle, total) CPU jiffies of the whole machine so far, or None without /proc/stat."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    total = sum(fields[:8])  # guest time is already inside user
-    return total - idle, total
-
-
-@dataclass
-class Load:
-    """The machine's load during a block: cores kept busy by other processes, and the load average."""
-
-    others: float | None = None  # average cores busy with other processes' work
-    cores: int = 0
-    loadavg: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
-
-    def __str__(self) -> str:
-        others = "n/a" if self.others is None else f"{self.others:.1f}"
-        return f"others busy {others}/{self.cores} cores, loadavg {self.loadavg[0]:.1f}->{self.loadavg[1]:.1f}"
-
-
-def _self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-@contextmanager
-def measured_load() -> Iterator[Load]:
-    """Yields a :class:`Load` filled in when the block ends."""
-    load = Load(cores=os.cpu_count() or 1)
-    before, own, wall, avg = _busy_jiffies(), _self_cpu(), time.perf_counter(), os.getloadavg()[0]
-    yield load
-    after, own, wall = _busy_jiffies(), _self_cpu() - own, time.perf_counter() - wall
-    load.loadavg = (avg, os.getloadavg()[0])
-    if before is not None and after is not None and after[1] > before[1]:
-        busy_cores = (after[0] - before[0]) / (after[1] - before[1]) * load.cores
-        load.others = max(0.0, busy_cores - own / wall)
-
-
-def interleaved(sides: dict[str, Callable[[], object]], repeats: int, warm_up: bool = True) -> dict[str, Runs]:
-    """Each side run once to warm up (the first training in a process pays one-off kernel and allocator
-    set-up, ~1.5 CPU s here), then ``repeats`` times in alternating order; seconds per run."""
-    if warm_up:
-        for run in sides.values():
-            run()
-    runs = {name: Runs() for name in sides}
-    order = list(sides)
-    for repeat in range(repeats):
-        for name in (order if repeat % 2 == 0 else order[::-1]):
-            wall, cpu = time.perf_counter(), time.process_time()
-            sides[name]()
-            runs[name].wall.append(time.perf_counter() - wall)
-            runs[name].cpu.append(time.process_time() - cpu)
-    return runs
-
-
-def spread(values: list[float], unit: str = "") -> str:
-    """``median [min-max]``."""
-    return f"{statistics.median(values):.2f}{unit} [{min(values):.2f}-{max(values):.2f}]"
-
-
-def ratios(ref: Runs, ours: Runs) -> tuple[list[float], list[float]]:
-    """Per-repeat ratios ref / ours (higher: ours faster), wall and CPU."""
-    return ([r / o for r, o in zip(ref.wall, ours.wall)], [r / o for r, o in zip(ref.cpu, ours.cpu)])
 
 
 BUSY = "import torch\ntorch.set_num_threads(2)\na = torch.randn(768, 768)\nwhile True:\n    a @ a\n"
