@@ -125,22 +125,21 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         yield call.progress("merging", f"merging {count} shard(s)")
         out = yield from call.run_job(merge_job, shards=shard_files, ranges=doc["ranges"],
                                       max_accuracy_drop=max_drop, policy=policy or {})
-        paths = out["paths"]
         result = optimizer_pb2.OptimizeResult(
-            sweep_json=call.put(paths["json"], "sweep", "application/json"),
-            sweep_csv=call.put(paths["csv"], "sweep-csv", "text/csv"),
-            pareto_plot=call.put(paths["plot"], "plot", "image/png"),
-            float_accuracy=out["float_accuracy"], n_configs=out["n_configs"], n_feasible=out["n_feasible"],
-            task_key=task_key, selection_error=out["selection_error"])
-        if out["selected"] is not None:
-            result.selected.CopyFrom(convert.optim_params_to_proto(out["selected"]))
-            result.optim_params.CopyFrom(call.put(paths["optim_params"], "optim-params", "application/json"))
-            result.selected_accuracy = out["selected_accuracy"]
-            result.selection.CopyFrom(call.put(paths["selection"], "selection", "application/json"))
-            knobs = out["selected_hardware"]
-            result.selected_events_per_cycle = int(knobs["events_per_cycle"])
-            result.selected_neurons_per_cycle = int(knobs["neurons_per_cycle"] or 0)
-            result.selection_reason = out["selection_reason"]
+            sweep_json=call.put(out.sweep_json, "sweep", "application/json"),
+            sweep_csv=call.put(out.sweep_csv, "sweep-csv", "text/csv"),
+            pareto_plot=call.put(out.plot, "plot", "image/png"),
+            float_accuracy=out.float_accuracy, n_configs=out.n_configs, n_feasible=out.n_feasible,
+            task_key=task_key, selection_error=out.selection_error)
+        chosen = out.selected
+        if chosen is not None:
+            result.selected.CopyFrom(convert.optim_params_to_proto(chosen.optim_params))
+            result.optim_params.CopyFrom(call.put(chosen.optim_params_file, "optim-params", "application/json"))
+            result.selected_accuracy = chosen.accuracy
+            result.selection.CopyFrom(call.put(chosen.selection_file, "selection", "application/json"))
+            result.selected_events_per_cycle = int(chosen.hardware["events_per_cycle"])
+            result.selected_neurons_per_cycle = int(chosen.hardware["neurons_per_cycle"] or 0)
+            result.selection_reason = chosen.reason
         return result
 
     def _run_local(self, call: Call, key: str, count: int) -> Iterator[Any]:
