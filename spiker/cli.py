@@ -117,20 +117,20 @@ def add_verbosity(parser: argparse.ArgumentParser, top: bool = False) -> None:
                         help="no progress output, warnings and errors only")
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+def all_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     """Every (nested) subcommand parser of ``parser``."""
     out = []
     for action in parser._actions:  # argparse has no public accessor for registered subparsers
         if isinstance(action, argparse._SubParsersAction):
             for sub in dict.fromkeys(action.choices.values()):
                 out.append(sub)
-                out.extend(_subparsers(sub))
+                out.extend(all_subparsers(sub))
     return out
 
 
 def finish_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Accept ``-q/-v`` after every subcommand too (once all subcommands are registered)."""
-    for sub in _subparsers(parser):
+    for sub in all_subparsers(parser):
         if not any(a.dest == "quiet" for a in sub._actions):
             add_verbosity(sub)
     return parser

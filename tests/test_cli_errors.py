@@ -12,7 +12,7 @@ import grpc
 import pytest
 import yaml
 
-from spiker.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PIPE, _subparsers, run_command
+from spiker.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_PIPE, all_subparsers, run_command
 from spiker_app.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def test_gateway_on_a_busy_port(capsys, monkeypatch) -> None:  # noqa: ANN001
 
 def test_quiet_and_verbose_on_every_subcommand() -> None:
     parser = build_parser()
-    subs = _subparsers(parser)
+    subs = all_subparsers(parser)
     assert len(subs) >= 12
     for sub in subs:
         dests = {a.dest for a in sub._actions}

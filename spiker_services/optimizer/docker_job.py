@@ -181,7 +181,7 @@ class DockerSweepExecutor:
         self.timeout_seconds = timeout_seconds
         self.poll_seconds = poll_seconds
         self.client = client if client is not None else self.connect()
-        self._errors = _sdk_errors()
+        self._errors = sdk_errors()
 
     # -- set-up --------------------------------------------------------------------------------
     @staticmethod
@@ -418,7 +418,7 @@ class DockerSweepExecutor:
                                  seconds=time.monotonic() - started)
 
 
-def _sdk_errors() -> Any:
+def sdk_errors() -> Any:
     """``docker.errors`` (or stand-ins when the package is absent, for test doubles)."""
     try:
         from docker import errors

@@ -271,8 +271,8 @@ def job_status(job: dict[str, Any], count: int | None = None) -> SweepJobStatus:
     return out
 
 
-def _to_dict(obj: Any) -> dict[str, Any]:
-    """A Job from the client (a V1Job model) or a test double (a dict) as a camelCase dict."""
+def api_dict(obj: Any) -> dict[str, Any]:
+    """A Kubernetes object from the client (e.g. a V1Job model) or a plain dict, as the API's camelCase dict."""
     if isinstance(obj, dict):
         return obj
     from kubernetes.client import ApiClient
@@ -371,7 +371,7 @@ class KubernetesSweepExecutor:
                 if event.get("type") == "DELETED":
                     raise SweepJobError(f"sweep Job {self.namespace}/{name} was deleted before it finished",
                                         job=name, reason="Deleted")
-                yield _to_dict(event["object"])
+                yield api_dict(event["object"])
         finally:
             watcher.stop()
 
@@ -422,7 +422,7 @@ class KubernetesSweepExecutor:
         try:
             pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"job-name={name}")
             for pod in getattr(pods, "items", None) or []:
-                pod = _to_dict(pod)
+                pod = api_dict(pod)
                 labels = (pod.get("metadata") or {}).get("labels") or {}
                 index = labels.get("batch.kubernetes.io/job-completion-index")
                 if index is None or int(index) not in failed or (pod.get("status") or {}).get("phase") != "Failed":

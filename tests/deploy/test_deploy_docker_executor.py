@@ -289,7 +289,7 @@ def test_stage_service_in_container(engine: tuple[Any, str], test_image: str, tm
 # -- the executor's logic against a test double of the Docker SDK client (fast) ------------------
 
 TASK = "tasks/sweep/0123456789abcdef0123456789abcdef/task.json"
-ERRORS = dj._sdk_errors()
+ERRORS = dj.sdk_errors()
 
 
 class FakeContainer:

@@ -242,5 +242,5 @@ def test_real_client_objects_are_understood() -> None:
                        spec=client.V1JobSpec(completions=2, template=client.V1PodTemplateSpec()),
                        status=client.V1JobStatus(completed_indexes="0-1", conditions=[
                            client.V1JobCondition(type="Complete", status="True")]))
-    state = kj.job_status(kj._to_dict(job))
+    state = kj.job_status(kj.api_dict(job))
     assert (state.succeeded, state.condition, state.count) == ([0, 1], "Complete", 2)
