@@ -147,10 +147,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     for flag in ("tls_cert", "tls_key"):
         if getattr(args, flag):
             gateway_cmd += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    from spiker_api.service_token import TOKEN_ENV as SERVICE_TOKEN_ENV
+    from spiker_api.service_token import TOKEN_FILE_ENV as SERVICE_TOKEN_FILE_ENV
     from spiker_gateway.supervise import Supervisor
 
-    if not env.get("SPIKER_SERVICE_TOKEN") and not env.get("SPIKER_SERVICE_TOKEN_FILE"):
-        env["SPIKER_SERVICE_TOKEN"] = new_token()  # only this gateway may call these services
+    if not env.get(SERVICE_TOKEN_ENV) and not env.get(SERVICE_TOKEN_FILE_ENV):
+        env[SERVICE_TOKEN_ENV] = new_token()  # only this gateway may call these services
     supervisor = Supervisor({"services": services_cmd, "gateway": gateway_cmd}, env)
     supervisor.start()  # a child that dies is restarted with back-off (and logged)
     procs = [c.proc for c in supervisor.children]
