@@ -19,8 +19,9 @@ import grpc
 from spiker.store import ArtifactNotFound, ArtifactStore, StoreError
 from spiker_api.errors import ErrorInfo, abort
 from spiker_api.v1 import common_pb2, gateway_pb2
+from spiker_gateway.records import RunNotFound
 from spiker_gateway.run_files import stage_output_keys
-from spiker_gateway.runs import RunManager, RunNotFound
+from spiker_gateway.runs import RunManager
 
 #: bytes per GetArtifact chunk (well under gRPC's 4 MiB message limit)
 CHUNK_BYTES = 256 * 1024

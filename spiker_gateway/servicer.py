@@ -25,7 +25,8 @@ from spiker_api.errors import ErrorInfo, abort, rich_status
 from spiker_api.v1 import gateway_pb2, gateway_pb2_grpc
 from spiker_gateway.auth import TokenAuth, Unauthenticated
 from spiker_gateway.fairness import QuotaExceeded
-from spiker_gateway.runs import RUN_ID_RE, RunManager, RunNotFound, scrub_paths
+from spiker_gateway.records import RUN_ID_RE, RunNotFound, scrub_paths
+from spiker_gateway.runs import RunManager
 from spiker_gateway.stages import ref_msg
 from spiker_gateway.validate import Limits, validate_spec
 

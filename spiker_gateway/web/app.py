@@ -34,7 +34,8 @@ from starlette.templating import Jinja2Templates
 from spiker.store import ArtifactNotFound, ArtifactStore, StoreError
 from spiker_gateway import artifacts
 from spiker_gateway.auth import TokenAuth, Unauthenticated
-from spiker_gateway.runs import FINAL, RUN_ID_RE, RunManager, RunNotFound
+from spiker_gateway.records import FINAL, RUN_ID_RE, RunNotFound
+from spiker_gateway.runs import RunManager
 
 log = logging.getLogger(__name__)
 

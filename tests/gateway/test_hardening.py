@@ -23,7 +23,7 @@ from spiker.flow.spec_text import parse_spec_text
 from spiker_api.errors import error_detail
 from spiker_api.v1 import gateway_pb2
 from spiker_gateway.client import GatewayClient
-from spiker_gateway.runs import scrub_paths
+from spiker_gateway.records import scrub_paths
 from spiker_gateway.validate import Limits, validate_spec
 
 
