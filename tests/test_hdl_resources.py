@@ -61,17 +61,34 @@ def test_block_memories_marks_only_large_memories():
 def test_fast_estimate_is_the_cost_models_and_says_so():
     import dataclasses
 
-    from spiker.optimize.cost_model import default_model, shapes_of_quantized
+    from spiker.errors import SpikerError
+    from spiker.optimize.cost_model import default_model, design_resources, shapes_of_quantized
 
     q = random_net(3, max_layers=2)
     design = VhdlGenerator(q, events_per_cycle=1).generate()
-    res = design.estimate_resources(method="fast")  # no tool runs: microseconds
+    res = design_resources(design, "fast")  # no tool runs: microseconds
     est = default_model().estimate(shapes_of_quantized(q), q.spec.n_cycles, q.config, events_per_cycle=1)
     assert (res.lut, res.ff, res.bram, res.dsp) == (est.lut, est.ff, est.bram, est.dsp)
     assert res.method == "fast" and res.estimated and "not synthesized" in res.note
     assert res.carry is None and res.lutram is None and res.latches is None
     assert res.to_dict()["method"] == "fast" and "not synthesized" in res.summary()
     two = dataclasses.replace(design, events_per_cycle=2)
-    assert two.estimate_resources(method="fast").lut != res.lut  # the knobs reach the model
-    with pytest.raises(ValueError, match="synth, fast"):
-        design.estimate_resources(method="quick")
+    assert design_resources(two, "fast").lut != res.lut  # the knobs reach the model
+    with pytest.raises(SpikerError, match="synth, fast"):
+        design_resources(design, "quick")
+
+
+def test_dead_constants_are_dropped_and_read_ones_kept():
+    from spiker.hdl.resources import drop_dead_constants
+
+    def constant(name: str) -> str:
+        return (f'  /* weight_rom.vhd:54:12  */\n  always @*\n    {name} = "0101"; // (isignal)\n'
+                f'  initial\n    {name} <= "0101"; // (isignal)\n')
+
+    dead = "module a\n  (input clk);\n  reg [3:0] banks_n1_mem;\n" + constant("banks_n1_mem") + "endmodule\n"
+    read = ("module b\n  (output [3:0] o);\n  reg [3:0] banks_n1_mem;\n" + constant("banks_n1_mem")
+            + "  assign o = banks_n1_mem;\nendmodule\n")
+    out = drop_dead_constants(dead + read)
+    a, b = out.split("module b")
+    assert "banks_n1_mem" not in a and a.startswith("module a\n  (input clk);\n") and a.endswith("endmodule\n")
+    assert "module b" + b == read  # read by an assign: kept as it was

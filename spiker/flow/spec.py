@@ -82,7 +82,7 @@ class SelectSection:
 
 @dataclass(frozen=True)
 class HdlSection:
-    #: how the hdl stage estimates LUT/FF/BRAM/DSP (spiker.hdl.resources.METHODS): "synth" GHDL
+    #: how the hdl stage estimates LUT/FF/BRAM/DSP (spiker.optimize.cost_model.METHODS): "synth" GHDL
     #: synth + yosys (the spec's ``true``; minutes for big nets), "fast" the cost model's calibrated
     #: estimate (no synthesis, reported as an estimate), None no estimate (the spec's ``false``)
     resources: str | None = "synth"
@@ -376,7 +376,7 @@ def _hdl_section(raw: Mapping[str, Any], net_spec: NetSpec) -> HdlSection:
 def resource_method(value: bool | str | None, key: str = "resources") -> str | None:
     """The resource estimate method of an ``hdl.resources`` value: ``true``/``"synth"`` -> "synth",
     ``"fast"`` -> "fast", ``false``/None -> None (no estimate)."""
-    from spiker.hdl.resources import METHODS
+    from spiker.optimize.cost_model import METHODS
 
     if value is None or value is False:
         return None

@@ -156,11 +156,12 @@ def select(spec: FlowSpec, out: Path, progress: bool = True) -> dict[str, int]:
 def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | str | None = None,
         testbench: int | None = None):
     """Generate the accelerator at the selected bit-widths into ``out/hdl`` (and ``resources.json``
-    when ``resources``: a method of ``spiker.hdl.resources.METHODS``, True for "synth", False for
+    when ``resources``: a method of ``spiker.optimize.cost_model.METHODS``, True for "synth", False for
     none, by default the spec's ``hdl.resources``; the verification kit on ``testbench`` test
     samples into ``out/testbench``, by default the spec's ``hdl.testbench``)."""
     from spiker.flow.spec import resource_method
     from spiker.hdl import VhdlGenerator
+    from spiker.optimize.cost_model import design_resources
 
     snn, _ = train(spec, out, progress)
     params = select(spec, out, progress)
@@ -178,7 +179,7 @@ def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | str 
         log.info("removed resources.json of the previous design")
     method = spec.hdl.resources if resources is None else resource_method(resources)
     if method:
-        res = design.estimate_resources(method=method)
+        res = design_resources(design, method)
         (out / "resources.json").write_text(json.dumps(res.to_dict(), indent=1))
         log.info("resources: %s", res.summary())
     n_tb = spec.hdl.testbench if testbench is None else testbench

@@ -8,8 +8,9 @@ Two methods (:data:`METHODS`):
   for hierarchical designs in yosys 0.23). A netlist with latches is refused. The counts of a
   real netlist; seconds to minutes (docs/cost-model.md, "Synthesis options" for what was
   measured against it).
-* ``fast``: the cost model's calibrated estimate (:mod:`spiker.optimize.cost_model`), no
-  synthesis, microseconds; labelled as an estimate (``method``, ``note``), never as counts.
+* ``fast``: the cost model's calibrated estimate (``spiker.optimize.cost_model.estimate_design``;
+  ``design_resources(design, method)`` there picks one), no synthesis, microseconds; the
+  :class:`Resources` it returns is labelled as an estimate (``method``, ``note``), never as counts.
 
 :func:`postsynth_simulate` runs the mapped netlist in Icarus Verilog with yosys' own cell
 models and compares its outputs with the golden model.
@@ -42,11 +43,6 @@ if TYPE_CHECKING:
     from spiker.hdl.design import Design
 
 logger = logging.getLogger(__name__)
-
-
-#: how :func:`estimate_resources` gets the counts: ``synth`` (GHDL + yosys, the cells of a
-#: mapped netlist) or ``fast`` (the cost model's calibrated estimate, no synthesis)
-METHODS = ("synth", "fast")
 
 
 @dataclass
@@ -105,10 +101,11 @@ def classify(cells: dict[str, int]) -> Resources:
                      cells=dict(cells))
 
 
-def ghdl_to_verilog(design: Design, folder: Path, block_ram: bool = True) -> Path:
+def ghdl_to_verilog(design: Design, folder: Path, block_ram: bool = True, drop_dead: bool = True) -> Path:
     """``ghdl synth`` of the design's top level into ``folder/spiker_top.v``.
 
-    ``block_ram``: mark the large weight memories for block RAM (:func:`block_memories`).
+    ``block_ram``: mark the large weight memories for block RAM (:func:`block_memories`);
+    ``drop_dead``: leave out the constant registers nothing reads (:func:`drop_dead_constants`).
     """
     ghdl = find_tool("ghdl")
     design.write(folder)
@@ -116,8 +113,35 @@ def ghdl_to_verilog(design: Design, folder: Path, block_ram: bool = True) -> Pat
         proc = run_tool([ghdl, "synth", "--std=08", "--out=verilog", *design.design_files, "-e", design.top],
                         folder, "GHDL synthesis")
     out = folder / "spiker_top.v"
-    out.write_text(block_memories(proc.stdout, BLOCK_RAM_MIN_BITS) if block_ram else proc.stdout)
+    verilog = drop_dead_constants(proc.stdout) if drop_dead else proc.stdout
+    out.write_text(block_memories(verilog, BLOCK_RAM_MIN_BITS) if block_ram else verilog)
     return out
+
+
+_DEAD_CONSTANT = re.compile(r'^  (?:/\*[^\n]*\*/\n  )?always @\*\n    (\w+) = "[01]*";[^\n]*\n'
+                            r'  initial\n    \1 <= "[01]*";[^\n]*\n', re.M)
+
+
+def drop_dead_constants(verilog: str) -> str:
+    """GHDL's Verilog without the constant registers no logic reads.
+
+    GHDL writes the weight ROM's VHDL constant (``banks``) both as the memories it reads
+    (``reg [..] nX[..] ; // memory`` with their init) and once more as one flat register per
+    bank, assigned a bit string and read by nothing: P3's are 0.8 Mbit, half the file, and yosys
+    spends minutes on them (``proc_init`` logs every bit) before ``opt_clean`` drops them. Only
+    a register whose every other mention in its module is its declaration is dropped, so the
+    netlist (and the counts) are the same.
+    """
+    modules = re.split(r"(?m)^(?=module )", verilog)
+    for i, text in enumerate(modules):
+        dead = [m for m in _DEAD_CONSTANT.finditer(text)
+                if len(re.findall(rf"\b{m.group(1)}\b", text)) == 3]  # declaration, assignment, init
+        for m in reversed(dead):
+            text = text[:m.start()] + text[m.end():]
+        for m in dead:
+            text = re.sub(rf"(?m)^  reg (?:\[\d+:0\] )?{m.group(1)};\n", "", text, count=1)
+        modules[i] = text
+    return "".join(modules)
 
 
 #: A memory (weight ROM bank) of at least this many bits is marked for block RAM.
@@ -171,14 +195,8 @@ def synthesize(design: Design, folder: Path, timeout: float = 1800,
     return res, (folder / "netlist.v") if netlist else None
 
 
-def estimate_resources(design: Design, keep: str | Path | None = None, timeout: float = 1800,
-                       method: str = "synth") -> Resources:
-    """LUT/FF/carry/BRAM/LUTRAM/DSP/latch counts of ``design`` (GHDL synth + yosys synth_xilinx),
-    or with ``method="fast"`` the cost model's estimate of LUT/FF/BRAM/DSP (:func:`fast_estimate`)."""
-    if method not in METHODS:
-        raise ValueError(f"resource estimate method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "fast":
-        return fast_estimate(design)
+def estimate_resources(design: Design, keep: str | Path | None = None, timeout: float = 1800) -> Resources:
+    """LUT/FF/carry/BRAM/LUTRAM/DSP/latch counts of ``design`` (GHDL synth + yosys synth_xilinx)."""
     folder = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="spiker-synth-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -187,22 +205,6 @@ def estimate_resources(design: Design, keep: str | Path | None = None, timeout: 
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def fast_estimate(design: Design) -> Resources:
-    """The cost model's calibrated LUT/FF/BRAM/DSP estimate of ``design`` (microseconds, no
-    synthesis; docs/cost-model.md has its measured error against the ``synth`` counts)."""
-    from spiker.optimize.cost_model import default_model, shapes_of_quantized
-
-    model = default_model()
-    qnet = design.quantized
-    units = list(design.neurons_per_cycle) if design.neurons_per_cycle is not None else None
-    est = model.estimate(shapes_of_quantized(qnet), qnet.spec.n_cycles, qnet.config,
-                         events_per_cycle=design.events_per_cycle, neurons_per_cycle=units)
-    note = (f"cost-model estimate, not synthesized (spiker.optimize.cost_model, coefficients of RTL "
-            f"{model.version or 'unknown'})")
-    return Resources(lut=est.lut, ff=est.ff, carry=None, bram=est.bram, lutram=None, dsp=est.dsp, latches=None,
-                     method="fast", note=note)
 
 
 #: the post-synthesis testbench's signals on spiker_top's ports

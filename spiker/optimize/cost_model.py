@@ -29,10 +29,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spiker.errors import SpikerError
 from spiker.golden.fixed_point import FixedPointConfig, accumulator_bits
+
+if TYPE_CHECKING:
+    from spiker.hdl.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +322,35 @@ def default_model() -> CostModel:
     return model
 
 
+#: how a design's resources are estimated (the flow spec's ``hdl.resources``): ``synth`` GHDL +
+#: yosys (the cells of a mapped netlist, seconds to minutes), ``fast`` this model (no synthesis)
+METHODS = ("synth", "fast")
+
+
+def estimate_design(design: Any) -> Resources:
+    """The cost model's calibrated LUT/FF/BRAM/DSP estimate of a generated ``design`` (microseconds,
+    no synthesis), as :class:`~spiker.hdl.resources.Resources` labelled ``method="fast"`` with a
+    note saying it is not synthesized (carry, LUTRAM and latches are not estimated: None)."""
+    from spiker.hdl.resources import Resources
+
+    model = default_model()
+    qnet = design.quantized
+    units = list(design.neurons_per_cycle) if design.neurons_per_cycle is not None else None
+    est = model.estimate(shapes_of_quantized(qnet), qnet.spec.n_cycles, qnet.config,
+                         events_per_cycle=design.events_per_cycle, neurons_per_cycle=units)
+    note = f"cost-model estimate, not synthesized (spiker.optimize.cost_model, RTL {model.version or 'unknown'})"
+    return Resources(lut=est.lut, ff=est.ff, carry=None, bram=est.bram, lutram=None, dsp=est.dsp, latches=None,
+                     method="fast", note=note)
+
+
+def design_resources(design: Any, method: str = "synth", **synth_kwargs: Any) -> Resources:
+    """``design``'s resources by ``method`` (:data:`METHODS`): ``synth`` runs
+    ``design.estimate_resources(**synth_kwargs)``, ``fast`` is :func:`estimate_design`."""
+    if method not in METHODS:
+        raise SpikerError(f"resource estimate method must be one of {', '.join(METHODS)}, got {method!r}")
+    return estimate_design(design) if method == "fast" else design.estimate_resources(**synth_kwargs)
+
+
 def relative_error(estimate: float, measured: float) -> float:
     """``|estimate - measured| / measured`` (0 when both are 0)."""
     if measured == 0:
@@ -334,5 +366,6 @@ def median(values: Iterable[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
-__all__ = ["CostEstimate", "CostModel", "LayerShape", "bram_blocks", "shapes_of_quantized", "default_model",
-           "design_features", "layer_features", "relative_error", "rtl_version", "shapes_of"]
+__all__ = ["METHODS", "CostEstimate", "CostModel", "LayerShape", "bram_blocks", "default_model", "design_features",
+           "design_resources", "estimate_design", "layer_features", "relative_error", "rtl_version", "shapes_of",
+           "shapes_of_quantized"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from spiker.hdl import VhdlGenerator
 from spiker.net.model import SpikingNet
+from spiker.optimize.cost_model import design_resources
 from spiker_api.convert import dataset_in_workdir
 from spiker_services.common.child import report
 from spiker_services.common.vhdl_tar import INDEX, write_tar
@@ -21,7 +22,7 @@ def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimat
 
     ``events_per_cycle`` (None: the generator's default) and ``neurons_per_cycle`` are
     VhdlGenerator's knobs; ``resources_method``: ``synth`` (GHDL + yosys) or ``fast`` (the cost
-    model's estimate, no synthesis; spiker.hdl.resources.METHODS); ``implement``: keyword
+    model's estimate, no synthesis; spiker.optimize.cost_model.METHODS); ``implement``: keyword
     arguments of ``design.implement`` (target, ...);
     ``testbench``: samples of ``dataset``'s test split for the verification kit (its own tar).
     """
@@ -42,7 +43,7 @@ def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimat
     if estimate_resources:
         report("synthesizing" if resources_method == "synth" else "estimating",
                "GHDL + yosys resource estimate" if resources_method == "synth" else "cost-model resource estimate")
-        resources = design.estimate_resources(method=resources_method).to_dict()
+        resources = design_resources(design, resources_method).to_dict()
         (out / "resources.json").write_text(json.dumps(resources, indent=1, sort_keys=True) + "\n")
         result["resources"] = {"path": str(out / "resources.json"), "method": resources["method"],
                                "counts": {k: v for k, v in resources.items()

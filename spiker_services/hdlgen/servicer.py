@@ -6,8 +6,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from spiker.hdl.resources import METHODS
 from spiker.hdl.targets import TargetError, target
+from spiker.optimize.cost_model import METHODS
 from spiker_api import convert
 from spiker_api.errors import FieldError
 from spiker_api.v1 import hdlgen_pb2, hdlgen_pb2_grpc
