@@ -10,6 +10,7 @@ The checker itself is tested on a small synthetic tree, so a broken checker cann
 
 from __future__ import annotations
 
+import argparse
 import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -271,3 +272,23 @@ def test_checker_finds_long_circles_but_not_type_only_ones(tmp_path: Path) -> No
     assert cycles(graph.runtime) == [{"spiker.a", "spiker.b", "spiker.c"}]
     assert sorted(map(sorted, cycles(graph.edges))) == [["spiker.a", "spiker.b", "spiker.c"], ["spiker.d", "spiker.e"]]
     assert layer_violations(graph.edges) == []
+
+
+# -- the composition root -----------------------------------------------------------------------
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    """The parser's top-level commands, in the order ``--help`` lists them."""
+    from spiker.cli import all_subparsers
+
+    return [sub.prog.split()[-1] for sub in all_subparsers(parser) if sub.prog.count(" ") == 1]
+
+
+def test_the_console_script_assembles_the_library_service_and_gateway_commands() -> None:
+    """``spiker``'s commands: the library's own, then serve/worker, run/up and the gateway's (in that order)."""
+    from spiker.cli import build_parser as library_parser
+    from spiker_app.cli import build_parser
+
+    library = ["train", "optimize", "hdl", "simulate", "implement"]
+    assert _commands(library_parser()) == library
+    assert _commands(build_parser()) == [*library, "serve", "worker", "run", "up", "gateway", "submit", "watch",
+                                         "get", "cancel", "ls", "gc"]
