@@ -147,14 +147,14 @@ def p2_rows(epochs: int, repeats: int) -> None:
     print(f"\n40-128-10, 73 steps (MNIST-1D, {n} training samples, {len(test_loader.dataset)} test), {repeats} "
           f"interleaved repeats after a warm-up (the oversubscribed row: 1 run); tutorial loop at {same} thread(s) = "
           "the Trainer's fixed count")
-    print(f"{'':36}{'Trainer s':>22}{'tutorial s':>22}{'ratio wall':>22}{'ratio CPU':>22}  load")
+    print(f"{'':36}{'Trainer s':>22}{'tutorial s':>22}{'ratio wall':>24}{'ratio CPU':>22}  load")
 
     def row(label: str) -> tuple[float, float]:
         with measured_load() as load:
             runs = interleaved(sides, repeats)
         wall, cpu = ratios(runs["tutorial"], runs["trainer"])
         print(f"{label:36}{spread(runs['trainer'].wall):>22}{spread(runs['tutorial'].wall):>22}"
-              f"{spread(wall, 'x'):>22}{spread(cpu, 'x'):>22}  {load}")
+              f"{spread(wall, 'x'):>24}{spread(cpu, 'x'):>22}  {load}")
         return statistics.median(wall), statistics.median(cpu)
 
     ratio, ratio_cpu = row("machine as it is")
@@ -168,7 +168,7 @@ def p2_rows(epochs: int, repeats: int) -> None:
         with measured_load() as load:
             runs = interleaved(over, 1, warm_up=False)  # warm from the rows above
         print(f"{f'  1/10 of it, tutorial at {threads.cores()} threads':36}{spread(runs['trainer'].wall):>22}"
-              f"{spread(runs['tutorial'].wall):>22}{spread(ratios(runs['tutorial'], runs['trainer'])[0], 'x'):>22}"
+              f"{spread(runs['tutorial'].wall):>22}{spread(ratios(runs['tutorial'], runs['trainer'])[0], 'x'):>24}"
               f"{'(oversubscribed)':>22}  {load}")
     print(f"median ratio Trainer / tutorial at the same thread count: {ratio:.2f}x wall ({ratio_cpu:.2f}x CPU), "
           f"beside a busy process {ratio_b:.2f}x wall ({ratio_b_cpu:.2f}x CPU) (target >= 1.0)")
