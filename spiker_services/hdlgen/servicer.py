@@ -12,7 +12,7 @@ from spiker_api import convert
 from spiker_api.errors import FieldError
 from spiker_api.v1 import hdlgen_pb2, hdlgen_pb2_grpc
 from spiker_services.common.runtime import Call, Runtime, streaming
-from spiker_services.hdlgen.job import generate_job
+from spiker_services.hdlgen.job import GenerateOutput, generate_job
 
 log = logging.getLogger(__name__)
 
@@ -71,28 +71,30 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
                                       resources_method=method,
                                       **knobs,
                                       implement=implement, testbench=request.testbench or None, dataset=dataset)
-        result = hdlgen_pb2.GenerateResult(vhdl_tar=call.put(out["tar"], "vhdl", "application/x-tar"),
-                                           files=out["files"], top_entity=out["top"],
-                                           optim_params=convert.optim_params_to_proto(out["optim_params"]),
-                                           neurons_per_cycle=out["neurons_per_cycle"],
-                                           events_per_cycle=out["events_per_cycle"])
-        if out["resources"] is not None:
-            res = out["resources"]
-            result.resources.report.CopyFrom(call.put(res["path"], "resources", "application/json"))
-            for name, value in res["counts"].items():
-                result.resources.counts[name] = int(value)
-            result.resources.method = res["method"]
-        if out["implementation"] is not None:
-            imp = out["implementation"]
-            impl = result.implementation
-            impl.report.CopyFrom(call.put(imp["path"], "implementation", "application/json"))
-            impl.fits, impl.met, impl.status = imp["fits"], imp["met"], imp["status"]
-            impl.fmax_mhz = imp["fmax_mhz"] or 0.0
-            path = imp["critical_path"]
-            impl.critical_path = "" if path is None else f"{path['start']} -> {path['end']}"
-            for name, usage in imp["utilisation"].items():
-                impl.used[name], impl.available[name] = usage["used"], usage["available"]
-        if out.get("testbench_tar"):
-            result.testbench_tar.CopyFrom(call.put(out["testbench_tar"], "testbench", "application/x-tar"))
+        result = generate_result(out, call)
         log.info("hdlgen: %d files, %s", len(result.files), result.vhdl_tar.key)
         yield result
+
+
+def generate_result(out: GenerateOutput, call: Call) -> hdlgen_pb2.GenerateResult:
+    """The reply of a finished job: its files uploaded as artifacts, its numbers copied once."""
+    result = hdlgen_pb2.GenerateResult(vhdl_tar=call.put(out.tar, "vhdl", "application/x-tar"), files=out.files,
+                                       top_entity=out.top, optim_params=convert.optim_params_to_proto(out.optim_params),
+                                       neurons_per_cycle=out.neurons_per_cycle, events_per_cycle=out.events_per_cycle)
+    if out.resources is not None:
+        res = out.resources
+        result.resources.report.CopyFrom(call.put(res.path, "resources", "application/json"))
+        for name, value in res.counts.items():
+            result.resources.counts[name] = int(value)
+        result.resources.method = res.method
+    if out.implementation is not None:
+        imp, impl = out.implementation, result.implementation
+        impl.report.CopyFrom(call.put(imp.path, "implementation", "application/json"))
+        impl.fits, impl.met, impl.status = imp.fits, imp.met, imp.status
+        impl.fmax_mhz = imp.fmax_mhz or 0.0
+        impl.critical_path = imp.critical_path
+        for name, (used, available) in imp.utilisation.items():
+            impl.used[name], impl.available[name] = used, available
+    if out.testbench_tar:
+        result.testbench_tar.CopyFrom(call.put(out.testbench_tar, "testbench", "application/x-tar"))
+    return result
