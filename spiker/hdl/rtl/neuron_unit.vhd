@@ -112,26 +112,36 @@ architecture rtl of neuron_unit is
   signal x, y : reg_array := (others => 0);
   signal spk, fsat, fhi, ysat, yhi : std_logic_vector(N - 1 downto 0) := (others => '0');
 
-  -- neuron j's weight of a row, as an integer: to_integer(signed(its WB bits)) written as a
-  -- loop over the bits (GHDL synthesizes both to the same wiring; numeric_std's to_integer
-  -- costs ~10x more simulation time, most of it on this path)
-  function weight(row : std_logic_vector; j : natural) return integer is
-    constant L : natural := row'low + j * WB;
+  -- the signed integer of bits lo + w - 1 downto lo of v (above v'low): to_integer(signed(..))
+  -- written as a loop over the bits. GHDL synthesizes both to the same wiring, but numeric_std's
+  -- to_integer costs ~10-50x more simulation time, and this runs for every neuron every cycle
+  function int_of(v : std_logic_vector; lo, w : natural) return integer is
+    constant L : natural := v'low + lo;
     variable r : integer;
   begin
-    if row(L + WB - 1) = '1' then
+    if v(L + w - 1) = '1' then
       r := -1;
     else
       r := 0;
     end if;
-    for b in WB - 2 downto 0 loop
-      if row(L + b) = '1' then
+    for b in w - 2 downto 0 loop
+      if v(L + b) = '1' then
         r := 2 * r + 1;
       else
         r := 2 * r;
       end if;
     end loop;
     return r;
+  end function;
+  -- neuron j's weight of a row
+  function weight(row : std_logic_vector; j : natural) return integer is
+  begin
+    return int_of(row, j * WB, WB);
+  end function;
+  -- x - (x >> k) - 1 = x + not(x >> k)
+  function leak_term(v : signed; k : natural) return integer is
+  begin
+    return int_of(std_logic_vector(not asr(v, k)), 0, v'length);
   end function;
   function nb_bits(v : integer) return std_logic_vector is
   begin
@@ -210,7 +220,7 @@ begin
               zr := zr or s;
             end if;
             if BK >= 0 then
-              b1 := to_integer(not asr(xs, BK));   -- x - (x >> k) - 1
+              b1 := leak_term(xs, BK);   -- x - (x >> k) - 1
               en := '1';
             end if;
           end if;
@@ -263,7 +273,7 @@ begin
               yhi(j) <= oh;
               zr := oh or ol;
               if AK >= 0 then
-                b1 := to_integer(not asr(ys, AK));
+                b1 := leak_term(ys, AK);
                 en := '1';
               end if;
             end if;
