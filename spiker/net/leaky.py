@@ -21,6 +21,7 @@ import math
 import snntorch as snn
 import torch
 from snntorch import surrogate
+from torch.autograd.function import once_differentiable
 
 #: reset mechanisms as snnTorch numbers them (``SpikingNeuron.reset_dict``)
 SUBTRACT, ZERO, NONE = 0, 1, 2
@@ -79,6 +80,7 @@ class _LeakyLayer(torch.autograd.Function):
         return fired.to(current.dtype), membrane
 
     @staticmethod
+    @once_differentiable  # a gradient of this backward (create_graph=True) is refused, not wrong
     def backward(ctx, grad_spikes: torch.Tensor | None, grad_membrane: torch.Tensor | None):
         membrane, fired, beta, threshold = ctx.saved_tensors
         alpha = ctx.alpha
