@@ -38,7 +38,11 @@ entity neuron_unit is
     BETA_SHIFT  : integer := NO_LEAK;
     ALPHA_SHIFT : integer := NO_LEAK;
     THRESHOLD   : natural;
-    EVENTS      : positive range 1 to 2 := 1
+    EVENTS      : positive range 1 to 2 := 1;
+    -- true: a sum register between the rows and the neurons: each cycle it takes
+    -- w1 (+ w2 with EVENTS = 2), WB + EVENTS - 1 bits a neuron, no reset, and an event
+    -- cycle (add1; leave add2 '0') adds the sum it holds, one adder a register
+    SUM_REG     : boolean := false
   );
   port (
     clk   : in  std_logic;
@@ -109,6 +113,10 @@ architecture rtl of neuron_unit is
 
   subtype reg_t is integer range -(2 ** (ACC - 1)) to 2 ** (ACC - 1) - 1;
   type reg_array is array (0 to N - 1) of reg_t;
+  constant SW    : positive := WB + EVENTS - 1;          -- the sum register's width
+  subtype sum_t is integer range -(2 ** (SW - 1)) to 2 ** (SW - 1) - 1;
+  type sum_array is array (0 to N - 1) of sum_t;
+  constant TWO   : boolean := EVENTS = 2 and not SUM_REG;  -- two weights added a cycle
   signal x, y : reg_array := (others => 0);
   signal spk, fsat, fhi, ysat, yhi : std_logic_vector(N - 1 downto 0) := (others => '0');
 
@@ -149,6 +157,9 @@ architecture rtl of neuron_unit is
   end function;
 begin
   process (clk)
+    -- the sum register (SUM_REG): a variable read (last cycle's sum) before it is written
+    variable q : sum_array := (others => 0);
+    variable e1, e2 : integer;                 -- an event cycle's terms
     variable b1, b2, c : integer;
     variable xs, ys : signed(ACC - 1 downto 0);
     variable oh, ol, s, zr, en, dir : std_logic;
@@ -164,18 +175,29 @@ begin
         yhi <= (others => '0');
       else
         for j in 0 to N - 1 loop
+          -- the event terms: the rows' weights, or the sum register's
+          e1 := 0;
+          e2 := 0;
+          if SUM_REG then
+            if add1 = '1' then
+              e1 := q(j);
+            end if;
+          else
+            if add1 = '1' then
+              e1 := weight(w1, j);
+            end if;
+            if EVENTS = 2 and add2 = '1' then
+              e2 := weight(w2, j);
+            end if;
+          end if;
           -- membrane register x: x := 0 (zr) or x := x + b1 (+ b2) (en)
           b1 := 0;
           b2 := 0;
           zr := '0';
           en := '0';
           if not SYN then
-            if add1 = '1' then
-              b1 := weight(w1, j);
-            end if;
-            if EVENTS = 2 and add2 = '1' then
-              b2 := weight(w2, j);
-            end if;
+            b1 := e1;
+            b2 := e2;
             en := add1 or add2;
           end if;
           if SYN and u(1) = '1' then
@@ -245,7 +267,7 @@ begin
           if zr = '1' then
             x(j) <= 0;
           elsif en = '1' then
-            if EVENTS = 2 and not SYN then
+            if TWO and not SYN then
               x(j) <= x(j) + b1 + b2;
             else
               x(j) <= x(j) + b1;
@@ -258,12 +280,8 @@ begin
             b2 := 0;
             zr := '0';
             en := '0';
-            if add1 = '1' then
-              b1 := weight(w1, j);
-            end if;
-            if EVENTS = 2 and add2 = '1' then
-              b2 := weight(w2, j);
-            end if;
+            b1 := e1;
+            b2 := e2;
             en := add1 or add2;
             if u(1) = '1' then
               ys := to_signed(y(j), ACC);
@@ -293,12 +311,21 @@ begin
             if zr = '1' then
               y(j) <= 0;
             elsif en = '1' then
-              if EVENTS = 2 then
+              if TWO then
                 y(j) <= y(j) + b1 + b2;
               else
                 y(j) <= y(j) + b1;
               end if;
             end if;
+          end if;
+        end loop;
+      end if;
+      if SUM_REG then
+        for j in 0 to N - 1 loop
+          if EVENTS = 2 then
+            q(j) := weight(w1, j) + weight(w2, j);
+          else
+            q(j) := weight(w1, j);
           end if;
         end loop;
       end if;
