@@ -77,3 +77,20 @@ def test_mnist1d_builtin():
     x, _ = next(iter(train))
     assert x.shape == (4, 100, 40)
     assert len(train.dataset) == 4000 and len(test.dataset) == 1000
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.int64, torch.uint8])
+def test_is_spikes_accepts_zero_and_one_only(dtype):
+    base = (torch.arange(60).reshape(3, 4, 5) % 3 == 0).to(dtype)
+    assert data.is_spikes(base) and data.is_spikes(base.transpose(0, 1)) and data.is_spikes(base[:0])
+    odd = [2, 3, 255] if not dtype.is_floating_point else \
+        [0.5, 1.5, 2.0, -1.0, 3.0, 1e4, 0.25, 1 - 2.0 ** -10, 1 + 2.0 ** -10, float("nan"), float("inf"), -float("inf")]
+    for value in odd:
+        bad = base.clone()
+        bad[1, 2, 3] = value
+        assert not data.is_spikes(bad), value
+    if dtype.is_floating_point:
+        signed_zero = base.clone()
+        signed_zero[0, 0, 1] = -0.0
+        assert data.is_spikes(signed_zero)
+    assert data.is_spikes(base.bool()) and data.is_spikes(base.numpy())

