@@ -15,6 +15,10 @@ from typing import Any
 from spiker.net.spec import NetSpec
 from spiker_api.errors import FieldError
 
+#: the largest gRPC message a stage service takes and sends unless told otherwise
+#: (``spiker serve --max-message-bytes``); a caller's channel must take replies of this size
+SERVICE_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class SizeLimits:

@@ -22,14 +22,16 @@ SERVICE_CHOICES = ("trainer", "optimizer", "hdlgen", "simulator", "all")
 
 
 def serve(name: str, host: str = "127.0.0.1", port: int = 50051, store_dir: str | None = None,
-          max_jobs: int = 1, max_queue: int = 16, max_message_bytes: int = 4 * 1024 * 1024,
+          max_jobs: int = 1, max_queue: int = 16, max_message_bytes: int | None = None,
           grace: float = 10.0, work_dir: str | None = None) -> int:
     """Run service ``name`` (or ``all`` four) until SIGTERM/SIGINT; returns the exit code.
 
     The store comes from the environment (``SPIKER_S3_*``, else ``store_dir`` /
-    ``SPIKER_STORE_DIR`` / ``~/.spiker/store``), see docs/store.md.
+    ``SPIKER_STORE_DIR`` / ``~/.spiker/store``), see docs/store.md. ``max_message_bytes``: the
+    largest request (None: ``spiker_api.limits.SERVICE_MAX_MESSAGE_BYTES``, 4 MiB).
     """
     from spiker.store import open_store
+    from spiker_api.limits import SERVICE_MAX_MESSAGE_BYTES
     from spiker_app.services import SERVICE_NAMES, build_stage_server
     from spiker_services.common.runtime import Runtime
     from spiker_services.common.server import run_until_signal
@@ -37,6 +39,8 @@ def serve(name: str, host: str = "127.0.0.1", port: int = 50051, store_dir: str 
     names = list(SERVICE_NAMES) if name == "all" else [name]
     store = open_store(store_dir)
     runtime = Runtime(store, max_jobs=max_jobs, work_root=work_dir)
+    if max_message_bytes is None:
+        max_message_bytes = SERVICE_MAX_MESSAGE_BYTES
     server = build_stage_server(names, runtime, host=host, port=port, max_message_bytes=max_message_bytes,
                                 max_queue=max_queue)
     print(f"spiker serve: {', '.join(names)} listening on {host}:{server.port}", flush=True)
@@ -75,7 +79,7 @@ def add_cli_commands(subparsers: Any) -> None:
     p.add_argument("--store", default=None, help="local store directory when SPIKER_S3_ENDPOINT is unset")
     p.add_argument("--max-jobs", type=int, default=1, help="jobs run at once; more calls wait (default 1)")
     p.add_argument("--max-queue", type=int, default=16, help="calls that may wait for a slot (default 16)")
-    p.add_argument("--max-message-bytes", type=int, default=4 * 1024 * 1024,
+    p.add_argument("--max-message-bytes", type=int, default=None,
                    help="largest accepted request (default 4 MiB)")
     p.add_argument("--grace", type=float, default=10.0, help="seconds running calls get on SIGTERM")
     p.set_defaults(func=_cmd_serve)

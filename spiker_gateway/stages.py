@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 from spiker.flow.spec import FlowSpec
 from spiker_api import convert
 from spiker_api.errors import error_detail
+from spiker_api.limits import SERVICE_MAX_MESSAGE_BYTES
 from spiker_api.service_token import authorized_channel, load_service_token
 from spiker_api.v1 import (
     common_pb2,
@@ -51,10 +52,10 @@ RESULT_TYPES: dict[str, type[Message]] = {
     "train": trainer_pb2.TrainResult, "optimize": optimizer_pb2.OptimizeResult,
     "hdlgen": hdlgen_pb2.GenerateResult, "synth": hdlgen_pb2.GenerateResult,
     "simulate": simulator_pb2.SimulateResult}
-#: channel options: reconnect quickly after a service restarts
+#: channel options: reconnect quickly after a service restarts; take replies well above a service's default cap
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
                    ("grpc.max_reconnect_backoff_ms", 2000),
-                   ("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+                   ("grpc.max_receive_message_length", 4 * SERVICE_MAX_MESSAGE_BYTES)]
 
 
 class StageFailed(Exception):

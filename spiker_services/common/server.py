@@ -23,7 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from spiker_api.limits import SizeLimits
+from spiker_api.limits import SERVICE_MAX_MESSAGE_BYTES, SizeLimits
 from spiker_api.service_token import TOKEN_ENV, TOKEN_FILE_ENV, load_service_token
 from spiker_services.common.jobserver import start_job_server
 from spiker_services.common.runtime import Runtime
@@ -32,7 +32,6 @@ from spiker_services.common.service_auth import ServiceGuard
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_GRACE_S = 10.0
 #: threads kept free of jobs for health checks, reflection and unary calls
 SPARE_THREADS = 4
@@ -69,7 +68,7 @@ class StageServer:
 
 
 def build_server(services: Sequence[ServiceEntry], runtime: Runtime, host: str = DEFAULT_HOST, port: int = 0,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_queue: int = 16,
+                 max_message_bytes: int = SERVICE_MAX_MESSAGE_BYTES, max_queue: int = 16,
                  service_token: str | None = None, limits: SizeLimits | None = None) -> StageServer:
     """Create, bind and start a server for ``services`` (``port=0``: an ephemeral port).
 
