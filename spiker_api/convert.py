@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from spiker.errors import SpecError
-from spiker.flow.spec import parse_flow_spec
+from spiker.flow.spec import parse_dataset_section
 from spiker.store import ArtifactRef, InvalidKeyError, validate_key
 from spiker_api.errors import FieldError, remap_field
 from spiker_api.v1 import common_pb2
@@ -26,8 +26,6 @@ BUILTIN_DATASETS = ("digits", "mnist1d")
 #: file name an uploaded .npz dataset gets in a job's work folder
 NPZ_NAME = "dataset.npz"
 
-# a valid net used only to let parse_flow_spec check a dataset section on its own
-_PLACEHOLDER_NET = {"n_cycles": 1, "n_inputs": 1, "layer_0": {"neuron_model": "if", "n_neurons": 1}}
 
 
 # -- artifact refs ---------------------------------------------------------------------------
@@ -160,10 +158,10 @@ def dataset_from_proto(msg: common_pb2.DatasetSpec, field: str = "dataset",
         if msg.HasField(key):
             section[key] = getattr(msg, key)
     try:
-        spec = parse_flow_spec({"net": _PLACEHOLDER_NET, "dataset": section})
+        dataset = parse_dataset_section(section)
     except SpecError as exc:
         raise FieldError(remap_field(exc.key, {"dataset": field}), exc.message, "SPEC_ERROR") from None
-    return asdict(spec.dataset), npz
+    return asdict(dataset), npz
 
 
 def dataset_in_workdir(dataset: dict[str, Any] | None, workdir: str | os.PathLike[str]) -> dict[str, Any]:

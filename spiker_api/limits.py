@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from spiker.net.spec import NetSpec
-from spiker_api.errors import FieldError
+from spiker_api.errors import FieldError, remap_field
+from spiker_api.v1 import common_pb2
 
 #: the largest gRPC message a stage service takes and sends unless told otherwise
 #: (``spiker serve --max-message-bytes``); a caller's channel must take replies of this size
@@ -47,8 +48,12 @@ class SizeLimits:
         return cls(**values)
 
 
-def check_net(net: NetSpec, limits: Any, field: str = "net") -> None:
-    """Network size against ``limits`` (any object with the SizeLimits fields)."""
+def check_net(net: NetSpec | common_pb2.NetDict, limits: Any, field: str = "net") -> None:
+    """Network size against ``limits`` (any object with the SizeLimits fields).
+
+    ``net`` is a parsed spec or a request's ``NetDict`` as it arrived: only its sizes are read
+    (``n_inputs``, ``n_cycles``, each layer's ``n_neurons``), so a request is not parsed for this.
+    """
     if net.n_inputs > limits.max_neurons:
         raise FieldError(f"{field}.n_inputs", f"at most {limits.max_neurons} on this server, got {net.n_inputs}")
     if net.n_cycles > limits.max_cycles:
@@ -77,9 +82,6 @@ def check_request(request: Any, limits: SizeLimits) -> None:
     Fields are found by name, so every request that carries a net dict, epochs, samples or
     workers is covered.
     """
-    from spiker.net.spec import parse_net_dict
-    from spiker_api.convert import net_dict_from_proto
-
     for name in ("net_dict", "settings.net_dict"):
         msg = request
         for part in name.split("."):
@@ -87,12 +89,11 @@ def check_request(request: Any, limits: SizeLimits) -> None:
                 msg = None
                 break
             msg = getattr(msg, part)
-        if msg is not None:
+        if msg is not None:  # its content is the servicer's to check (one parse), naming the field
             try:
-                net = parse_net_dict(net_dict_from_proto(msg))
-            except (ValueError, TypeError, KeyError):
-                continue  # malformed nets are the servicer's to report, naming the field
-            check_net(net, limits, name)
+                check_net(msg, limits, name)
+            except FieldError as exc:  # the message's field: net_dict.layers[0].n_neurons
+                raise FieldError(remap_field(exc.key, {}), exc.message, exc.reason) from None
     config = getattr(request, "config", None)
     if config is not None and _has(config, "epochs"):
         check_at_most("config.epochs", int(config.epochs), limits.max_epochs)

@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     limits = Limits(max_concurrent_runs=1)
     with LocalStack(store, limits=limits, max_jobs=args.max_jobs) as stack, \
             GatewayClient(stack.target, stack.token) as client:
-        text = spec_text_for(args.spec, client)
+        text = spec_text_for(spec, client)
         run = client.submit(text, no_cache=args.no_cache)
         print(f"run {run.run_id} on {store!r}", file=sys.stderr)
 

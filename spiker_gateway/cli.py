@@ -21,10 +21,13 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spiker.cli import UsageError, register_error_formatter
 from spiker_gateway.watch import follow, print_summary
+
+if TYPE_CHECKING:
+    from spiker.flow.spec import FlowSpec
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +39,9 @@ TOKEN_ENV = "SPIKER_TOKEN"
 
 # -- shared helpers ----------------------------------------------------------------------------
 
-def spec_text_for(path: str, client: Any) -> str:
-    """The spec file as JSON text; a local .npz dataset is uploaded and referenced by sha256."""
-    from spiker.flow.spec import load_flow_spec
-
-    spec = load_flow_spec(path)
+def spec_text_for(spec: FlowSpec, client: Any) -> str:
+    """A loaded spec file (``load_flow_spec``) as JSON text; a local .npz dataset is uploaded and
+    referenced by sha256."""
     doc = spec.to_dict()
     if spec.dataset_artifact is None and spec.dataset.name.endswith(".npz"):
         ref = client.upload(spec.dataset.name)
@@ -113,9 +114,10 @@ def _client_token(args: argparse.Namespace) -> str | None:
 def cmd_submit(args: argparse.Namespace) -> int:
     from spiker.flow.spec import load_flow_spec
 
-    check_dataset(load_flow_spec(args.spec))
+    spec = load_flow_spec(args.spec)
+    check_dataset(spec)
     with _client(args) as client:
-        run = client.submit(spec_text_for(args.spec, client), no_cache=args.no_cache)
+        run = client.submit(spec_text_for(spec, client), no_cache=args.no_cache)
         print(run.run_id)
         if args.watch:
             return print_summary(follow(client, run.run_id, progress=not args.quiet))

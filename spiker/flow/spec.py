@@ -264,6 +264,23 @@ def _with_nir_net(raw: Any, folder: Path) -> Any:
     return {**raw, "model": {**raw["model"], "nir": str(path)}, "net": snn.spec.to_dict()}
 
 
+def parse_dataset_section(raw: Any, uploaded: bool = False) -> DatasetSection:
+    """Validate a spec's ``dataset`` section alone (defaults filled in); ``uploaded``: its data is an
+    uploaded artifact, so ``name`` need not be a dataset or ``.npz`` path. Raises
+    :class:`~spiker.errors.SpecError` naming the ``dataset.<key>``."""
+    dataset = _section({"dataset": raw}, "dataset", DatasetSection, {
+        "name": (str,), "encoding": (str,), "batch_size": (int,), "seed": (int,),
+        "test_fraction": (int, float), "threshold": (int, float)})
+    if dataset.encoding not in ENCODINGS:
+        raise SpecError("dataset.encoding", f"must be one of {', '.join(ENCODINGS)}, got {dataset.encoding!r}")
+    if not uploaded and dataset.name not in ("digits", "mnist1d") and not dataset.name.endswith(".npz"):
+        raise SpecError("dataset.name", f"must be digits, mnist1d or a path to an .npz file, got {dataset.name!r}")
+    _positive(dataset.batch_size, "dataset.batch_size")
+    if not 0 < dataset.test_fraction < 1:
+        raise SpecError("dataset.test_fraction", f"must be in (0, 1), got {dataset.test_fraction}")
+    return dataset
+
+
 def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
     """Validate a flow spec mapping."""
     if not isinstance(raw, Mapping):
@@ -284,16 +301,7 @@ def parse_flow_spec(raw: Any, default_name: str = "flow") -> FlowSpec:
         if artifact is not None and (not isinstance(artifact, str) or not _is_sha256(artifact)):
             raise SpecError("dataset.artifact", f"must be the sha256 (64 lowercase hex digits) of an uploaded "
                                                 f".npz, got {artifact!r}")
-    dataset = _section({"dataset": dataset_raw}, "dataset", DatasetSection, {
-        "name": (str,), "encoding": (str,), "batch_size": (int,), "seed": (int,),
-        "test_fraction": (int, float), "threshold": (int, float)})
-    if dataset.encoding not in ENCODINGS:
-        raise SpecError("dataset.encoding", f"must be one of {', '.join(ENCODINGS)}, got {dataset.encoding!r}")
-    if artifact is None and dataset.name not in ("digits", "mnist1d") and not dataset.name.endswith(".npz"):
-        raise SpecError("dataset.name", f"must be digits, mnist1d or a path to an .npz file, got {dataset.name!r}")
-    _positive(dataset.batch_size, "dataset.batch_size")
-    if not 0 < dataset.test_fraction < 1:
-        raise SpecError("dataset.test_fraction", f"must be in (0, 1), got {dataset.test_fraction}")
+    dataset = parse_dataset_section(dataset_raw, uploaded=artifact is not None)
     if "net" not in raw:
         raise SpecError("net", "is required (the NetBuilder's net dict)")
     try:

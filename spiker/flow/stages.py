@@ -21,7 +21,7 @@ from spiker import data
 from spiker.errors import DataError, SpecError
 from spiker.flow.spec import FlowSpec
 from spiker.golden.fixed_point import FixedPointConfig
-from spiker.net.builder import NetBuilder
+from spiker.net.builder import build_net
 from spiker.net.model import SpikingNet
 from spiker.optimize.optimizer import Optimizer
 from spiker.optimize.sweep import SweepResult
@@ -72,7 +72,7 @@ def train(spec: FlowSpec, out: Path, progress: bool = True,
         log.info("train: reusing %s", out / "model.pt")
         return SpikingNet.load(out / "model.pt"), History.from_dict(json.loads((out / "history.json").read_text()))
     train_loader, test_loader = load_data(spec)
-    snn = NetBuilder(spec.net).build(seed=spec.train.seed)
+    snn = build_net(spec.net_spec, seed=spec.train.seed)  # the spec's parsed net, not a second parse
     t = spec.train
     history = Trainer(snn, epochs=t.epochs, lr=t.lr, loss=t.loss, optimizer=t.optimizer, seed=t.seed,
                       progress=progress, on_epoch=on_epoch).train(train_loader, test_loader)

@@ -27,12 +27,17 @@ class NetBuilder:
 
     def build(self, seed: int | None = None) -> SpikingNet:
         """A fresh, untrained network; ``seed`` fixes its initial weights."""
-        if seed is None:
-            net = SpikingNet(self.spec)
-        else:
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                net = SpikingNet(self.spec)
-        log.info("built SNN %s (%s)", "-".join(map(str, self.spec.sizes)),
-                 ", ".join(layer.neuron_model for layer in self.spec.layers))
-        return net
+        return build_net(self.spec, seed)
+
+
+def build_net(spec: NetSpec, seed: int | None = None) -> SpikingNet:
+    """A fresh, untrained network of an already parsed ``spec``; ``seed`` fixes its initial weights."""
+    if seed is None:
+        net = SpikingNet(spec)
+    else:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            net = SpikingNet(spec)
+    log.info("built SNN %s (%s)", "-".join(map(str, spec.sizes)),
+             ", ".join(layer.neuron_model for layer in spec.layers))
+    return net

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from spiker.flow import stages
-from spiker.flow.spec import parse_flow_spec
+from spiker.flow.spec import FlowSpec
 from spiker.training import History
 from spiker_api.convert import dataset_in_workdir
 from spiker_services.common.child import report
@@ -38,12 +37,12 @@ class TrainOutput:
     seconds: float
 
 
-def train_job(workdir: str, net: dict[str, Any], dataset: dict[str, Any], train: dict[str, Any],
-              ) -> TrainOutput:
-    """Train with the library's train stage in ``workdir/out``; returns output paths and numbers."""
+def train_job(workdir: str, spec: FlowSpec) -> TrainOutput:
+    """Train ``spec`` (as the servicer parsed it) with the library's train stage in ``workdir/out``
+    (an uploaded ``.npz`` read from ``workdir``); returns output paths and numbers."""
     folder = Path(workdir)
-    spec = parse_flow_spec({"name": "train", "dataset": dataset_in_workdir(dataset, folder), "net": net,
-                            "train": train})
+    dataset = replace(spec.dataset, name=dataset_in_workdir(asdict(spec.dataset), folder)["name"])
+    spec = replace(spec, dataset=dataset)
     out = folder / "out"
     _, history = stages.train(spec, out, progress=False, on_epoch=_epoch_reporter(spec.train.epochs))
     return TrainOutput(model=str(out / "model.pt"), history=str(out / "history.json"),

@@ -43,7 +43,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         dataset, npz = convert.dataset_from_proto(request.dataset)
         train = train_section(request.config)
         try:  # all content checks are the library's; errors come back with the request's field names
-            parse_flow_spec({"name": "train", "dataset": dataset, "net": net, "train": train})
+            spec = parse_flow_spec({"name": "train", "dataset": dataset, "net": net, "train": train})
         except SpecError as exc:
             raise FieldError(remap_field(exc.key, FIELD_MAP), exc.message, "SPEC_ERROR") from None
         if npz is not None:
@@ -52,7 +52,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         yield call.progress("loading", "fetching inputs")
         if npz is not None:
             call.fetch(npz, convert.NPZ_NAME, "dataset.npz")
-        out = yield from call.run_job(train_job, net=net, dataset=dataset, train=train)
+        out = yield from call.run_job(train_job, spec=spec)  # parsed once, here
         yield call.progress("uploading", "storing model, history and plot")
         result = trainer_pb2.TrainResult(
             model=call.put(out.model, "model"), history=call.put(out.history, "history", "application/json"),
