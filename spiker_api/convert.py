@@ -25,7 +25,29 @@ RESET_MECHANISMS = {common_pb2.RESET_MECHANISM_SUBTRACT: "subtract", common_pb2.
 BUILTIN_DATASETS = ("digits", "mnist1d")
 #: file name an uploaded .npz dataset gets in a job's work folder
 NPZ_NAME = "dataset.npz"
+#: the library's names of request fields whose proto name differs: a flow spec section or a library
+#: argument -> the candidate fields of a request message, first present wins; "" is the nested message
+#: itself (the train section's keys, e.g. ``loss``, are SweepSettings' own fields)
+LIBRARY_NAMES: dict[str, tuple[str, ...]] = {
+    "net": ("net_dict",), "train": ("config", ""), "optim_config": ("ranges",), "optimize": ("ranges",),
+    "test_loader": ("dataset",)}
 
+
+# -- error fields ----------------------------------------------------------------------------
+
+def field_map(message: Any, prefix: str = "") -> dict[str, str]:
+    """Library keys -> field paths of the request ``message`` (a message class or descriptor), for
+    errors that name a library key: each field of the message under its own name (the proto names
+    match the library's), plus :data:`LIBRARY_NAMES`. ``prefix``: the path of a nested message
+    (``"settings."``: the OptimizeRequest's SweepSettings)."""
+    names = list(getattr(message, "DESCRIPTOR", message).fields_by_name)
+    mapping = {name: prefix + name for name in names}
+    for key, candidates in LIBRARY_NAMES.items():
+        for candidate in candidates:
+            if candidate in names or (candidate == "" and prefix):
+                mapping.setdefault(key, prefix + candidate if candidate else prefix.rstrip("."))
+                break
+    return mapping
 
 
 # -- artifact refs ---------------------------------------------------------------------------

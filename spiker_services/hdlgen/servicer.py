@@ -16,7 +16,8 @@ from spiker_services.hdlgen.job import GenerateOutput, generate_job
 
 log = logging.getLogger(__name__)
 
-FIELD_MAP = {"optim_params": "optim_params", "neurons_per_cycle": "neurons_per_cycle"}
+#: library keys -> request fields (errors name the request field)
+FIELD_MAP = convert.field_map(hdlgen_pb2.GenerateRequest)
 SERVICE_NAME = hdlgen_pb2.DESCRIPTOR.services_by_name["HdlgenService"].full_name
 
 

@@ -24,9 +24,8 @@ from spiker_services.optimizer.job import merge_job, shard_job
 
 log = logging.getLogger(__name__)
 
-FIELD_MAP = {"optim_config": "settings.ranges", "optimize": "settings.ranges", "dataset": "settings.dataset",
-             "net_dict": "settings.net_dict", "net": "settings.net_dict", "test_loader": "settings.dataset",
-             "train": "settings"}
+#: library keys -> request fields (errors name the request field)
+FIELD_MAP = convert.field_map(optimizer_pb2.SweepSettings, "settings.")
 SERVICE_NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name
 DEFAULT_MAX_ACCURACY_DROP = 0.01
 DEFAULT_LOSS = "ce_rate"
@@ -63,8 +62,7 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             try:
                 parse_net_dict(net)
             except SpecError as exc:
-                field = f"settings.net_dict.{remap_field(exc.key, {})}"
-                raise FieldError(field, exc.message, "SPEC_ERROR") from None
+                raise FieldError(remap_field(f"net.{exc.key}", FIELD_MAP), exc.message, "SPEC_ERROR") from None
         from spiker.training.trainer import LOSSES
 
         if loss not in LOSSES:

@@ -14,7 +14,8 @@ from spiker_services.simulator.job import SimulateOutput, simulate_job
 
 log = logging.getLogger(__name__)
 
-FIELD_MAP = {"optim_params": "optim_params", "dataset": "dataset"}
+#: library keys -> request fields (errors name the request field)
+FIELD_MAP = convert.field_map(simulator_pb2.SimulateRequest)
 SERVICE_NAME = simulator_pb2.DESCRIPTOR.services_by_name["SimulatorService"].full_name
 #: most parallel GHDL processes one call may ask for
 MAX_WORKERS = 64

@@ -16,8 +16,8 @@ from spiker_services.trainer.job import train_job
 
 log = logging.getLogger(__name__)
 
-#: library keys -> TrainRequest fields (errors name the request field)
-FIELD_MAP = {"net": "net_dict", "train": "config", "dataset": "dataset"}
+#: library keys -> request fields (errors name the request field)
+FIELD_MAP = convert.field_map(trainer_pb2.TrainRequest)
 SERVICE_NAME = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"].full_name
 
 

@@ -39,3 +39,22 @@ def test_protos_follow_style_guide() -> None:
             values = re.findall(r"^\s+(\w+) = (\d+);", body, re.MULTILINE)
             assert values[0] == (prefix + "UNSPECIFIED", "0"), enum
             assert all(v.startswith(prefix) for v, _ in values), enum
+
+
+def test_field_maps_come_from_the_request_descriptors() -> None:
+    """Library keys name a request's field by the proto's own names, plus the few renamed ones."""
+    from spiker_api.convert import field_map
+    from spiker_api.errors import remap_field
+    from spiker_api.v1 import hdlgen_pb2, optimizer_pb2, trainer_pb2
+
+    train = field_map(trainer_pb2.TrainRequest)
+    assert remap_field("net.layer_1.beta", train) == "net_dict.layers[1].beta"
+    assert remap_field("train.epochs", train) == "config.epochs"
+    assert remap_field("dataset.batch_size", train) == "dataset.batch_size"
+    sweep = field_map(optimizer_pb2.SweepSettings, "settings.")
+    assert remap_field("optim_config.weights_bw", sweep) == "settings.ranges.weights_bw"
+    assert remap_field("train.loss", sweep) == "settings.loss"
+    assert remap_field("net.n_inputs", sweep) == "settings.net_dict.n_inputs"
+    generate = field_map(hdlgen_pb2.GenerateRequest)
+    assert remap_field("optim_params.fp_dec", generate) == "optim_params.fp_dec"
+    assert "train" not in generate and "net" not in generate  # no such field in the request
