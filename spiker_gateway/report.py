@@ -11,6 +11,8 @@ import json
 import logging
 import posixpath
 import tarfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from spiker.store import ArtifactRef, ArtifactStore
@@ -21,6 +23,69 @@ log = logging.getLogger(__name__)
 RESOURCE_KEYS = ("lut", "ff", "bram", "dsp")
 IMPLEMENT_KEYS = ("target", "part", "package", "speed", "clock_mhz", "fits", "met", "status", "fmax_mhz",
                   "critical_path", "utilisation", "tool_seconds")
+
+
+def _no_resources() -> dict[str, Any]:
+    return dict.fromkeys(RESOURCE_KEYS)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A run's numbers, built once from its stage results (:func:`build_report`); each field is
+    its key in ``report.json`` (:meth:`to_dict`), and report.md (:func:`render_markdown`), the
+    CLI's summary and the web pages read it back by attribute (:meth:`from_dict`).
+
+    The nested documents are the library's as written (``resources``: resources.json,
+    ``selection``: selection.json, ``implementation``: implement.json's :data:`IMPLEMENT_KEYS`).
+    """
+
+    run_id: str = ""
+    name: str | None = None
+    float_accuracy: float | None = None
+    quant_accuracy: float | None = None
+    quant_accuracy_source: str | None = None
+    #: how many samples each accuracy is over ("float", "quant", "hardware", "train"), and what computed it
+    accuracy_samples: dict[str, int | None] = field(default_factory=dict)
+    accuracy_sources: dict[str, str] = field(default_factory=dict)
+    #: {"configs": n, "feasible": n} when the optimizer swept
+    sweep: dict[str, int] | None = None
+    events_per_cycle: int | None = None
+    bound_events_mean: float | None = None
+    hw_accuracy: float | None = None
+    golden_accuracy: float | None = None
+    mismatches: int = 0
+    samples: int = 0
+    passed: bool = False
+    optim_params: dict[str, int] | None = None
+    cycles_mean: float | None = None
+    cycles_min: int = 0
+    cycles_max: int = 0
+    bound_mean: float | None = None
+    resources: dict[str, Any] = field(default_factory=_no_resources)
+    #: stage name -> {"seconds", "cached", "state", "compute_seconds"}
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    selection: dict[str, Any] | None = None
+    #: the cost model's estimate of the selected design (beside the measured ``resources``)
+    resources_estimated: dict[str, Any] | None = None
+    total_seconds: float | None = None
+    store: str | None = None
+    implementation: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """report.json's document."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunReport:
+        """A report.json document (keys it does not have take the defaults; unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def as_report(report: RunReport | Mapping[str, Any]) -> RunReport:
+    """``report`` as a :class:`RunReport` (a report.json document is read with :meth:`RunReport.from_dict`)."""
+    return report if isinstance(report, RunReport) else RunReport.from_dict(report)
 
 
 def run_prefix(run_id: str) -> str:
@@ -42,7 +107,7 @@ def _json_artifact(store: ArtifactStore, ref: dict[str, Any] | None) -> dict[str
 
 
 def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], stages: list[dict[str, Any]],
-                 ) -> tuple[dict[str, Any], dict[str, str]]:
+                 ) -> tuple[RunReport, dict[str, str]]:
     """Write the run's report files to the store; returns ``(report, artifacts)`` (name -> key)."""
     by_name = {s["name"]: s for s in stages}
     res = {name: s.get("result") or {} for name, s in by_name.items()}
@@ -59,48 +124,46 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
     optimized = by_name.get("optimize", {}).get("state") == "succeeded"
     n_sim = int(sim.get("samples", 0))
     n_test = sweep_doc.get("n_samples") if optimized else history_doc.get("n_test")
-    report: dict[str, Any] = {
-        "run_id": run_id, "name": spec_dict.get("name"),
-        "float_accuracy": optimize.get("float_accuracy") if optimized else train.get("test_accuracy"),
-        "quant_accuracy": optimize.get("selected_accuracy") if optimized else sim.get("golden_accuracy"),
-        "quant_accuracy_source": "optimizer sweep (test set)" if optimized else "golden model on simulated samples",
-        # how many samples each accuracy is over, and what computed it
-        "accuracy_samples": {"float": n_test or None, "quant": (n_test or None) if optimized else n_sim or None,
-                             "hardware": n_sim or None, "train": history_doc.get("n_train") or None},
-        "accuracy_sources": {
+    resources = {k: resources_doc.get(k) for k in RESOURCE_KEYS} if resources_doc else _no_resources()
+    if resources_doc:
+        resources.update({k: v for k, v in resources_doc.items() if k not in resources})
+    # place and route (the synth stage with an implement section): the library's ImplementReport as written
+    impl_doc = _json_artifact(store, ((res.get("synth") or {}).get("implementation") or {}).get("report"))
+    report = RunReport(
+        run_id=run_id, name=spec_dict.get("name"),
+        float_accuracy=optimize.get("float_accuracy") if optimized else train.get("test_accuracy"),
+        quant_accuracy=optimize.get("selected_accuracy") if optimized else sim.get("golden_accuracy"),
+        quant_accuracy_source="optimizer sweep (test set)" if optimized else "golden model on simulated samples",
+        accuracy_samples={"float": n_test or None, "quant": (n_test or None) if optimized else n_sim or None,
+                          "hardware": n_sim or None, "train": history_doc.get("n_train") or None},
+        accuracy_sources={
             "float": "float model, the optimizer's reference pass on the test set" if optimized else
             "float model, the last epoch's test pass",
             "quant": "golden integer model at the selected bit-widths, the optimizer's sweep"
             if optimized else "golden integer model on the simulated test samples",
             "hardware": "VHDL in GHDL on the first test samples"},
-        "sweep": {"configs": int(optimize.get("n_configs", 0)), "feasible": int(optimize.get("n_feasible", 0))}
+        sweep={"configs": int(optimize.get("n_configs", 0)), "feasible": int(optimize.get("n_feasible", 0))}
         if optimized else None,
-        "events_per_cycle": sim_doc.get("events_per_cycle"),
-        "bound_events_mean": sim_doc.get("bound_events_mean"),
-        "hw_accuracy": sim.get("hw_accuracy"), "golden_accuracy": sim.get("golden_accuracy"),
-        "mismatches": int(sim.get("mismatches", 0)), "samples": int(sim.get("samples", 0)),
-        "passed": bool(sim.get("passed", False)),
-        "optim_params": sim_doc.get("optim_params") or hdlgen.get("optim_params"),
-        "cycles_mean": sim.get("cycles_mean"), "cycles_min": int(sim.get("cycles_min", 0)),
-        "cycles_max": int(sim.get("cycles_max", 0)), "bound_mean": sim_doc.get("bound_mean"),
-        "resources": {k: resources_doc.get(k) for k in RESOURCE_KEYS} if resources_doc else
-        {k: None for k in RESOURCE_KEYS},
-        "stages": {s["name"]: {"seconds": s.get("seconds", 0.0), "cached": bool(s.get("cached")),
-                               "state": s.get("state"), "compute_seconds": s.get("compute_seconds", 0.0)}
-                   for s in stages},
-        "artifacts": artifacts,
+        events_per_cycle=sim_doc.get("events_per_cycle"),
+        bound_events_mean=sim_doc.get("bound_events_mean"),
+        hw_accuracy=sim.get("hw_accuracy"), golden_accuracy=sim.get("golden_accuracy"),
+        mismatches=int(sim.get("mismatches", 0)), samples=n_sim,
+        passed=bool(sim.get("passed", False)),
+        optim_params=sim_doc.get("optim_params") or hdlgen.get("optim_params"),
+        cycles_mean=sim.get("cycles_mean"), cycles_min=int(sim.get("cycles_min", 0)),
+        cycles_max=int(sim.get("cycles_max", 0)), bound_mean=sim_doc.get("bound_mean"),
+        resources=resources,
+        stages={s["name"]: {"seconds": s.get("seconds", 0.0), "cached": bool(s.get("cached")),
+                            "state": s.get("state"), "compute_seconds": s.get("compute_seconds", 0.0)}
+                for s in stages},
+        artifacts=artifacts,  # the same dict: the copies below add to it
         # the optimizer's choice and why; its cost-model estimate sits beside the measured resources
-        "selection": selection_doc or None,
-        "resources_estimated": {k: (selection_doc.get("estimate") or {}).get(k) for k in RESOURCE_KEYS}
+        selection=selection_doc or None,
+        resources_estimated={k: (selection_doc.get("estimate") or {}).get(k) for k in RESOURCE_KEYS}
         if selection_doc else None,
-        "total_seconds": _total_seconds(stages),
-        "store": store.describe(),  # repr() would show a local store's server path
-    }
-    if resources_doc:
-        report["resources"].update({k: v for k, v in resources_doc.items() if k not in report["resources"]})
-    # place and route (the synth stage with an implement section): the library's ImplementReport as written
-    impl_doc = _json_artifact(store, ((res.get("synth") or {}).get("implementation") or {}).get("report"))
-    report["implementation"] = {k: impl_doc.get(k) for k in IMPLEMENT_KEYS} if impl_doc else None
+        total_seconds=_total_seconds(stages),
+        store=store.describe(),  # repr() would show a local store's server path
+        implementation={k: impl_doc.get(k) for k in IMPLEMENT_KEYS} if impl_doc else None)
     # copies under the run: plots and the VHDL folder
     files = {"training.png": (train.get("training_plot"), "image/png"),
              "pareto.png": (optimize.get("pareto_plot"), "image/png")}
@@ -119,7 +182,7 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
     artifacts["record"] = f"{prefix}/record.json"
     artifacts["report.json"] = f"{prefix}/report.json"
     artifacts["report.md"] = f"{prefix}/report.md"
-    store.put_json(f"{prefix}/report.json", report, overwrite=True)
+    store.put_json(f"{prefix}/report.json", report.to_dict(), overwrite=True)
     put_named(store, f"{prefix}/report.md", render_markdown(report).encode(), "text/markdown")
     return report, artifacts
 
@@ -163,13 +226,13 @@ def _count(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _accuracy(r: dict[str, Any], kind: str, value: Any) -> str:
+def _accuracy(r: RunReport, kind: str, value: Any) -> str:
     """``0.9472 on 360 test samples (golden integer model ...)``."""
     if value is None:
         return "n/a"
-    n = (r.get("accuracy_samples") or {}).get(kind)
+    n = (r.accuracy_samples or {}).get(kind)
     what = "simulated test samples" if kind == "hardware" else "test samples"
-    source = (r.get("accuracy_sources") or {}).get(kind)
+    source = (r.accuracy_sources or {}).get(kind)
     return f"{_fmt(value)}" + (f" on {n} {what}" if n else "") + (f" ({source})" if source else "")
 
 
@@ -186,13 +249,13 @@ FILE_NOTES = {"model.pt": "trained model (SpikingNet.save)", "history.json": "tr
               "plots/training.png": "training curve", "plots/pareto.png": "accuracy vs. LUTs of the sweep"}
 
 
-def _files_lines(r: dict[str, Any]) -> list[str]:
+def _files_lines(r: RunReport) -> list[str]:
     """The run's files: those a download writes beside report.md as links, the rest by store key."""
     from spiker_gateway.run_files import download_path
 
     local: dict[str, str] = {}
     kept: dict[str, str] = {}
-    for name, key in sorted(r["artifacts"].items()):
+    for name, key in sorted(r.artifacts.items()):
         rel = download_path(name)
         if rel is None:
             if name not in DOWNLOADED_AS:
@@ -207,27 +270,27 @@ def _files_lines(r: dict[str, Any]) -> list[str]:
         lines.append(f"- [{rel}]({rel})" + (f": {note}" if note else ""))
     if vhdl:
         lines.append(f"- VHDL ({len(vhdl)} files): " + ", ".join(f"[{posixpath.basename(v)}]({v})" for v in vhdl))
-    lines += ["", f"The store ({r.get('store') or 'the gateway store'}) keeps every file by its content key "
+    lines += ["", f"The store ({r.store or 'the gateway store'}) keeps every file by its content key "
               f"(record.json lists them; the VHDL there is one tar)" + (", and these only there:" if kept else "."),
               ""]
     lines += [f"- `{name}`: `{key}`" for name, key in kept.items()]
     return lines
 
 
-def _bound_rows(r: dict[str, Any]) -> list[str]:
+def _bound_rows(r: RunReport) -> list[str]:
     """The event-driven cycle bound at the design's events per cycle, and the one-event bound beside it."""
-    e = r.get("events_per_cycle")
-    one = (f"| one-event bound (mean) | {_fmt(r.get('bound_mean'), 1)}: sum over steps of the busiest layer's "
+    e = r.events_per_cycle
+    one = (f"| one-event bound (mean) | {_fmt(r.bound_mean, 1)}: sum over steps of the busiest layer's "
            f"input spikes, at 1 event per cycle |")
-    if r.get("bound_events_mean") is None or not e or e == 1:
+    if r.bound_events_mean is None or not e or e == 1:
         return [one]
-    return [f"| event-driven bound at {e} events/cycle (mean) | {_fmt(r['bound_events_mean'], 1)}: sum over steps "
+    return [f"| event-driven bound at {e} events/cycle (mean) | {_fmt(r.bound_events_mean, 1)}: sum over steps "
             f"of the busiest layer's ceil(input spikes / {e}) |", one]
 
 
-def _selection_lines(r: dict[str, Any]) -> list[str]:
+def _selection_lines(r: RunReport) -> list[str]:
     """The chosen config and why, and estimated vs. measured resources side by side."""
-    sel = r.get("selection")
+    sel = r.selection
     if not sel:
         return []
     hw = sel.get("hardware") or {}
@@ -246,41 +309,41 @@ def _selection_lines(r: dict[str, Any]) -> list[str]:
                   f"{_fmt(runner.get('accuracy'))}, {_count(est.get('lut'))} LUT, {_count(est.get('ff'))} FF, "
                   f"{_count(est.get('bram'))} BRAM, "
                   f"{_fmt(runner.get('cycles'), 1)} cycles/inference.", ""]
-    est, res = sel.get("estimate") or {}, r["resources"]
+    est, res = sel.get("estimate") or {}, r.resources
     fast = res.get("method") == "fast"
     measured = "hdl.resources: fast (cost model, not synthesized)" if fast else "measured (yosys)"
     lines += [f"| resource | estimated (cost model) | {measured} |", "| --- | --- | --- |"]
     lines += [f"| {k.upper()} | {_count(est.get(k))} | {_count(res.get(k))} |" for k in RESOURCE_KEYS]
     lines += [f"| cycles/inference | {_fmt(sel.get('cycles'), 1)} (golden-model activity, test set) | "
-              f"{_fmt(r.get('cycles_mean'), 1)} (GHDL, simulated samples) |", ""]
+              f"{_fmt(r.cycles_mean, 1)} (GHDL, simulated samples) |", ""]
     return lines
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: RunReport | Mapping[str, Any]) -> str:
     """report.md: the headline numbers with their sample counts and sources, resources, timings, files."""
-    r = report
-    res = r["resources"]
-    sel = r.get("selection") or {}
+    r = as_report(report)
+    res = r.resources
+    sel = r.selection or {}
     knobs = sel.get("hardware") or {}
-    e = r.get("events_per_cycle") or knobs.get("events_per_cycle")
-    lines = [f"# Run {r['run_id']} ({r.get('name')})", "",
+    e = r.events_per_cycle or knobs.get("events_per_cycle")
+    lines = [f"# Run {r.run_id} ({r.name})", "",
              "| metric | value |", "| --- | --- |",
-             f"| float accuracy | {_accuracy(r, 'float', r['float_accuracy'])} |",
-             f"| quantized accuracy | {_accuracy(r, 'quant', r['quant_accuracy'])} |",
-             f"| hardware accuracy | {_accuracy(r, 'hardware', r['hw_accuracy'])} |",
-             f"| mismatches / simulated samples | {r['mismatches']} / {r['samples']} (RTL vs. golden model) |",
-             f"| optim_params | {r['optim_params']} |"]
+             f"| float accuracy | {_accuracy(r, 'float', r.float_accuracy)} |",
+             f"| quantized accuracy | {_accuracy(r, 'quant', r.quant_accuracy)} |",
+             f"| hardware accuracy | {_accuracy(r, 'hardware', r.hw_accuracy)} |",
+             f"| mismatches / simulated samples | {r.mismatches} / {r.samples} (RTL vs. golden model) |",
+             f"| optim_params | {r.optim_params} |"]
     if e:
         lines.append(f"| hardware | {e} event{'s' if e != 1 else ''}/cycle, neurons_per_cycle "
                      f"{knobs.get('neurons_per_cycle') or 'all (fully parallel)'} |")
-    lines += [f"| cycles per inference (mean, min..max) | {_fmt(r['cycles_mean'], 1)} "
-              f"({r['cycles_min']}..{r['cycles_max']}), measured in GHDL |", *_bound_rows(r)]
-    if r.get("sweep"):
-        lines.append(f"| sweep | {r['sweep']['configs']} configs, {r['sweep']['feasible']} feasible |")
+    lines += [f"| cycles per inference (mean, min..max) | {_fmt(r.cycles_mean, 1)} "
+              f"({r.cycles_min}..{r.cycles_max}), measured in GHDL |", *_bound_rows(r)]
+    if r.sweep:
+        lines.append(f"| sweep | {r.sweep['configs']} configs, {r.sweep['feasible']} feasible |")
     label = " (cost-model estimate, not synthesized)" if res.get("method") == "fast" else ""
     lines += [f"| LUT / FF / BRAM / DSP{label} | {_count(res['lut'])} / {_count(res['ff'])} / {_count(res['bram'])} / "
               f"{_count(res['dsp'])} |"]
-    impl = r.get("implementation")
+    impl = r.implementation
     if impl:
         util = ", ".join(f"{k} {u['used']}/{u['available']} ({u['percent']:.1f} %)"
                          for k, u in (impl.get("utilisation") or {}).items())
@@ -291,14 +354,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         if path:
             lines.append(f"| critical path | {path.get('start')} -> {path.get('end')} "
                          f"({_fmt(path.get('delay_ns'), 1)} ns, {path.get('logic_levels')} logic levels) |")
-    stage_sum = sum(float(s.get("seconds") or 0.0) for s in r["stages"].values())
-    total = r.get("total_seconds")
+    stage_sum = sum(float(s.get("seconds") or 0.0) for s in r.stages.values())
+    total = r.total_seconds
     shown = "n/a" if total is None else f"{total:.1f} s"
     lines += [f"| total time | {shown} (first stage start to last stage end; the stage times add up to "
               f"{stage_sum:.1f} s, as synth runs beside simulate) |", ""]
     lines += _selection_lines(r)
     lines += ["| stage | state | seconds | cached |", "| --- | --- | --- | --- |"]
-    for name, s in r["stages"].items():
+    for name, s in r.stages.items():
         lines.append(f"| {name} | {s['state']} | {s['seconds']:.2f} | {'yes' if s['cached'] else 'no'} |")
     lines += ["", *_files_lines(r)]
     return "\n".join(lines) + "\n"

@@ -556,7 +556,7 @@ class RunManager:
         report, artifacts = self._retry_store("report", lambda: build_report(self.store, handle.run_id, rec["spec"],
                                                                               stages))
         with handle.cond:
-            rec["report"] = report
+            rec["report"] = report.to_dict()
             rec["artifacts"] = artifacts
         self._finish(handle, "succeeded", None)
 

@@ -134,6 +134,7 @@ def print_summary(run: Any) -> int:
     (0: succeeded with 0 mismatches, else 1)."""
     from spiker.progress import fmt
     from spiker_gateway.client import state_name
+    from spiker_gateway.report import RESOURCE_KEYS, RunReport
 
     state = state_name(run.state)
     print(f"run {run.run_id} ({run.name}): {state}")
@@ -142,43 +143,43 @@ def print_summary(run: Any) -> int:
         print(f"error{field}: {run.error.message}")
     if not run.report_json:
         return 1
-    r = json.loads(run.report_json)
-    counts = r.get("accuracy_samples") or {}
-    accuracies = [f"{label} {fmt(r.get(key))}" + (f" on {counts[kind]} {what}" if counts.get(kind) else "")
-                  for label, key, kind, what in (("float", "float_accuracy", "float", "test samples"),
-                                                 ("quantized", "quant_accuracy", "quant", "test samples"),
-                                                 ("hardware", "hw_accuracy", "hardware", "simulated samples"))
-                  if r.get(key) is not None]
+    r = RunReport.from_dict(json.loads(run.report_json))
+    counts = r.accuracy_samples or {}
+    accuracies = [f"{label} {fmt(value)}" + (f" on {counts[kind]} {what}" if counts.get(kind) else "")
+                  for label, value, kind, what in (("float", r.float_accuracy, "float", "test samples"),
+                                                   ("quantized", r.quant_accuracy, "quant", "test samples"),
+                                                   ("hardware", r.hw_accuracy, "hardware", "simulated samples"))
+                  if value is not None]
     if accuracies:
         print("accuracy: " + ", ".join(accuracies))
-    params = r.get("optim_params") or {}
-    print(f"mismatches: {r['mismatches']} on {r['samples']} samples"
+    params = r.optim_params or {}
+    print(f"mismatches: {r.mismatches} on {r.samples} samples"
           + (f"; optim_params {', '.join(f'{k}={v}' for k, v in sorted(params.items()))}" if params else ""))
-    if r.get("cycles_mean") is not None:
-        e = r.get("events_per_cycle") or 1
-        bound = f" (one-event bound {fmt(r['bound_mean'], 1)})" if r.get("bound_mean") is not None else ""
-        if r.get("bound_events_mean") is not None and e > 1:
-            bound = (f" (bound at {e} events/cycle {fmt(r['bound_events_mean'], 1)}, one-event "
-                     f"{fmt(r['bound_mean'], 1)})")
-        print(f"cycles/inference: mean {fmt(r['cycles_mean'], 1)}{bound}")
-    res = {k: v for k, v in (r.get("resources") or {}).items() if k in ("lut", "ff", "bram", "dsp") and v is not None}
-    est = {k: v for k, v in (r.get("resources_estimated") or {}).items() if v is not None}
-    if (r.get("resources") or {}).get("method") == "fast":  # hdl.resources: fast — no synthesis ran
+    if r.cycles_mean is not None:
+        e = r.events_per_cycle or 1
+        bound = f" (one-event bound {fmt(r.bound_mean, 1)})" if r.bound_mean is not None else ""
+        if r.bound_events_mean is not None and e > 1:
+            bound = (f" (bound at {e} events/cycle {fmt(r.bound_events_mean, 1)}, one-event "
+                     f"{fmt(r.bound_mean, 1)})")
+        print(f"cycles/inference: mean {fmt(r.cycles_mean, 1)}{bound}")
+    res = {k: v for k, v in (r.resources or {}).items() if k in RESOURCE_KEYS and v is not None}
+    est = {k: v for k, v in (r.resources_estimated or {}).items() if v is not None}
+    if (r.resources or {}).get("method") == "fast":  # hdl.resources: fast — no synthesis ran
         print("resources (cost-model estimate, not synthesized): " + ", ".join(
-            f"{k.upper()} {fmt(res[k], 1)}" for k in ("lut", "ff", "bram", "dsp") if k in res))
+            f"{k.upper()} {fmt(res[k], 1)}" for k in RESOURCE_KEYS if k in res))
     elif res or est:  # the cost model's estimate beside yosys' count (when synthesis ran)
         print("resources (estimated / measured): " + ", ".join(
             f"{k.upper()} {fmt(est.get(k), 1) if k in est else '-'} / {fmt(res.get(k), 1) if k in res else '-'}"
-            for k in ("lut", "ff", "bram", "dsp") if k in res or k in est))
-    if r.get("sweep"):
-        print(f"sweep: {r['sweep']['configs']} configs, {r['sweep']['feasible']} feasible")
-    sel = r.get("selection") or {}
+            for k in RESOURCE_KEYS if k in res or k in est))
+    if r.sweep:
+        print(f"sweep: {r.sweep['configs']} configs, {r.sweep['feasible']} feasible")
+    sel = r.selection or {}
     if sel.get("reason"):
         print(f"selected: {sel['reason']}")
     from spiker_gateway.stages import STAGES
 
-    print("stages: " + ", ".join(f"{n} {r['stages'][n]['seconds']:.1f}s"
-                                 f"{' (cached)' if r['stages'][n]['cached'] else ''}"
-                                 f"{' (skipped)' if r['stages'][n]['state'] == 'skipped' else ''}"
-                                 for n in STAGES if n in r["stages"]))
-    return 0 if state == "succeeded" and r["mismatches"] == 0 else 1
+    print("stages: " + ", ".join(f"{n} {r.stages[n]['seconds']:.1f}s"
+                                 f"{' (cached)' if r.stages[n]['cached'] else ''}"
+                                 f"{' (skipped)' if r.stages[n]['state'] == 'skipped' else ''}"
+                                 for n in STAGES if n in r.stages))
+    return 0 if state == "succeeded" and r.mismatches == 0 else 1

@@ -35,6 +35,7 @@ from spiker.store import ArtifactNotFound, ArtifactStore, StoreError
 from spiker_gateway import artifacts
 from spiker_gateway.auth import TokenAuth, Unauthenticated
 from spiker_gateway.records import FINAL, RUN_ID_RE, RunNotFound
+from spiker_gateway.report import RunReport
 from spiker_gateway.runs import RunManager
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,11 @@ class Sessions:
     def drop(self, sid: str | None) -> None:
         with self._lock:
             self._tokens.pop(sid or "", None)
+
+
+def _report(rec: dict[str, Any]) -> RunReport | None:
+    """The run's report (None until it has one)."""
+    return RunReport.from_dict(rec["report"]) if rec.get("report") else None
 
 
 def _age(seconds: float) -> str:
@@ -178,15 +184,15 @@ class WebApp:
 
     def _summary(self, user: str, run_id: str, now: float) -> dict[str, Any]:
         rec = self._record(user, run_id)
-        report = rec.get("report") or {}
+        report = _report(rec)
         metrics = {s["name"]: s.get("metrics") or {} for s in rec.get("stages", [])}
-        res = report.get("resources") or {}
+        res = report.resources if report else {}
         sim = metrics.get("simulate", {})
-        accuracy = report.get("hw_accuracy", sim.get("hw_accuracy"))
+        accuracy = report.hw_accuracy if report else sim.get("hw_accuracy")
         if accuracy is None:
             accuracy = metrics.get("train", {}).get("test_accuracy")
         return {"run_id": rec["run_id"], "name": rec.get("name", ""), "state": rec["state"],
-                "accuracy": accuracy, "mismatches": report.get("mismatches", sim.get("mismatches")),
+                "accuracy": accuracy, "mismatches": report.mismatches if report else sim.get("mismatches"),
                 "lut": res.get("lut"), "ff": res.get("ff"), "age": _age(now - rec.get("created_at", now)),
                 "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("created_at", now)))}
 
@@ -194,7 +200,7 @@ class WebApp:
         run_id = request.path_params["run_id"]
         rec = self._record(user, run_id)
         files = artifacts.run_files(rec)
-        report = rec.get("report") or {}
+        report = _report(rec)
         vhdl = sorted(n.removeprefix("vhdl/") for n in files if n.startswith("vhdl/"))
         order = self._text(files.get("vhdl/files.txt"))
         if order:
@@ -208,7 +214,7 @@ class WebApp:
             "sweep_head": sweep_head, "sweep_rows": sweep_rows, "sweep_total": sweep_total,
             "report_md": self._text(files.get("report.md")), "downloads": sorted(
                 n for n in files if artifacts_download_path(n) and not n.startswith(("vhdl/", "plots/"))),
-            "resources": {k: v for k, v in (report.get("resources") or {}).items() if v is not None},
+            "resources": {k: v for k, v in (report.resources if report else {}).items() if v is not None},
         }
         return self._page(request, "run.html", context)
 

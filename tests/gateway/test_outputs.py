@@ -132,7 +132,7 @@ def test_the_report_names_the_store_without_a_server_path(tmp_path) -> None:  # 
     root = tmp_path / "secret-server-dir"
     store = LocalStore(root)
     report, artifacts = build_report(store, "r-20260101-000000-0123abcd", {"name": "t"}, [])
-    assert report["store"] == "local store"
+    assert report.store == "local store"
     for key in ("report.json", "report.md"):
         text = store.get_bytes(store.ref_for(artifacts.get(key) or f"runs/r-20260101-000000-0123abcd/{key}"))
         assert str(root).encode() not in text and b"secret-server-dir" not in text
