@@ -10,7 +10,7 @@ from hdl_nets import layer, random_net, random_spikes
 from spiker.errors import ToolError
 from spiker.golden import QuantizedNet
 from spiker.hdl import VhdlGenerator
-from spiker.hdl.sim import active_inputs, event_cycles
+from spiker.hdl.sim import LAYER_FILL, active_inputs, event_cycles
 from spiker.net.spec import parse_net_dict
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
@@ -32,13 +32,13 @@ def test_random_nets_are_bit_exact_with_trace(seed, events):
     np.testing.assert_array_equal(report.counts, q.run(x).counts)
     # event driven: a layer spends max(a, 1) cycles a step plus its update phases (2, syn 3) and a
     # small pipeline/readout latency
-    slack = 4 * steps + 4 * len(q.layers) + q.spec.n_outputs + 4
+    slack = 4 * steps + LAYER_FILL * len(q.layers) + q.spec.n_outputs + 4
     assert (report.cycles <= report.bound + slack).all(), (report.cycles, report.bound)
-    # ... and max(ceil(a / E), 1) + U with E events a cycle: the model sum_t max_l(...) + 4 L - 2
+    # ... and max(ceil(a / E), 1) + U with E events a cycle: the model sum_t max_l(...) + F L - 2
     # + max(C - 1, 1) (C classes), give or take a few cycles where the layers' busiest steps do not
     # line up in the pipeline
     models = [layer.spec.neuron_model for layer in q.layers]
-    fill = 4 * len(q.layers) - 2 + max(q.spec.n_outputs - 1, 1)
+    fill = LAYER_FILL * len(q.layers) - 2 + max(q.spec.n_outputs - 1, 1)
     model = event_cycles(active_inputs(q.run(x, trace=True).traces), events, models=models) + fill
     assert (np.abs(report.cycles - model) <= steps).all(), (report.cycles, model)
 
@@ -60,8 +60,34 @@ def test_two_events_per_cycle_halve_the_busy_steps():
     np.testing.assert_array_equal(one.counts, two.counts)
     a = np.array([[9] * 6, [1, 0, 2, 3, 8, 9]]).T[None]  # a[l, t, b]
     for report, e in ((one, 1), (two, 2)):
-        np.testing.assert_array_equal(report.cycles, event_cycles(a, e) + 5)  # 4 L - 2 + max(4 - 1, 1)
+        # F L - 2 + max(4 - 1, 1), F = LAYER_FILL
+        np.testing.assert_array_equal(report.cycles, event_cycles(a, e) + LAYER_FILL - 2 + 3)
     assert (two.bound == one.bound).all() and (two.cycles < one.cycles).all()
+
+
+@pytest.mark.parametrize("n_in", [100, 128])
+def test_grouped_scan_of_a_wide_layer_is_exact(n_in):
+    """A layer over several 16-bit scan groups (the last one partial at 100 inputs): spikes in
+    one group, in two, spread over all and none; bit exact, and cycles exactly the model's."""
+    spec = parse_net_dict({"n_cycles": 7, "n_inputs": n_in, "layer_0": layer("lif", 5)})
+    q = QuantizedNet.from_arrays(spec, [np.random.default_rng(3).normal(0.05, 0.4, (5, n_in))], [1.0],
+                                 {"weights_bw": 5, "neurons_bw": 7, "fp_dec": 3})
+    x = (np.random.default_rng(n_in).random((7, 4, n_in)) < 0.3).astype(np.uint8)
+    x[0, 0] = 0
+    x[0, 0, [17, 18, 30]] = 1          # three spikes in one group
+    x[1, 0] = 0
+    x[1, 0, [3, n_in - 1]] = 1         # the lowest and the highest group
+    x[2, 0] = 0                        # none
+    x[3, 0] = 0
+    x[3, 0, 50] = 1                    # one
+    x[4, 0] = 1                        # all
+    x[:, 1, :16] = 0                   # the first group always empty
+    for e in (1, 2):
+        report = VhdlGenerator(q, events_per_cycle=e).generate().simulate(x, trace=True)
+        assert report.mismatches == 0, str(report)
+        np.testing.assert_array_equal(report.counts, q.run(x).counts)
+        a = x.sum(-1)[None]
+        np.testing.assert_array_equal(report.cycles, event_cycles(a, e) + LAYER_FILL - 2 + max(5 - 1, 1))
 
 
 def test_every_model_and_reset_with_saturation():

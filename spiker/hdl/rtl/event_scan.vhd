@@ -23,7 +23,11 @@ entity event_scan is
     found2 : out std_logic;  -- EVENTS = 2: a second (highest) set bit, other than idx
     idx2   : out unsigned(clog2(N_IN) - 1 downto 0);  -- EVENTS = 1: always 0
     rest   : out std_logic_vector(N_IN - 1 downto 0);
-    last   : out std_logic  -- '1' when `rest` has no set bit
+    last   : out std_logic;  -- '1' when `rest` has no set bit
+    -- the picks one-hot (lowest; highest, all zero with EVENTS = 1): a caller that clears
+    -- only one of them (snn_layer's groups)
+    low_hot  : out std_logic_vector(N_IN - 1 downto 0);
+    high_hot : out std_logic_vector(N_IN - 1 downto 0)
   );
 end entity;
 
@@ -96,5 +100,7 @@ begin
   end generate;
 
   rest <= r2;
+  low_hot <= low;
+  high_hot <= high;
   last <= '1' when unsigned(r2) = 0 else '0';
 end architecture;

@@ -2,20 +2,27 @@
 --
 -- One token per time step arrives on in_* (spike vector, `last` on a sample's last
 -- step) with a valid/ready handshake and leaves on out_* (the layer's spikes).
--- Three stages:
+-- Four stages:
 --   input register: an accepted token is stored in `mask`; in_ready is a register
 --     (not tok), so ready never travels combinationally from layer to layer.
 --   issue: each cycle the event scan takes EVENTS_PER_CYCLE present spikes of `mask`
---     (lowest, and highest with 2), their addresses go straight into the synchronous
---     weight ROM (a block RAM's address register) and the picked bits are cleared; the
---     step's last pick (or an empty step) carries an end mark.
---   neurons: neuron_unit, N_OUT neurons each with one register and one adder (two
+--     (lowest, and highest with 2) and clears them; the picks (found, index, and the
+--     step's end mark on its last pick or on an empty step) go into the address register
+--     `a_*`. Up to 128 inputs the mask is scanned in groups of GRP bits with one register
+--     bit a group saying it is not empty (`nz`): the lowest and highest non-empty group
+--     are a priority pick over those few bits, and only a group's own GRP-bit carry chain
+--     is in the cycle, while the picks are exactly the lowest and highest of the whole mask.
+--     A wider layer scans its mask window by window (SCAN_WINDOW).
+--   ROM: the address register drives the synchronous weight ROM (a block RAM's address
+--     register), whose rows are read with the micro-op `p_*` a cycle later.
+--   neurons: N_OUT neuron_unit instances, each with one register and one adder (two
 --     with 2 events a cycle): an event cycle adds the ROM row(s) read in the previous
 --     cycle, then UPDATE_PHASES cycles apply saturation, threshold, leak and reset
---     (neuron_unit). While they run, the next token is loaded and its first events are
+--     (neuron_unit). During the last two of them the next token's first events are
 --     issued, so the next step's rows arrive when the neurons are free again.
 -- A step with a present spikes occupies max(ceil(a / EVENTS_PER_CYCLE), 1) + U cycles
--- while tokens keep coming (U = 2 for lif/if, 3 for syn). The update waits (first
+-- while tokens keep coming (U = 2 for lif/if, 3 for syn); a token that finds the layer
+-- waiting reaches its neurons 2 cycles after it was accepted. The update waits (first
 -- phase) until the output register is free. After a `last` token the state restarts at
 -- zero. The port list is the one every layer entity of the library shares.
 library ieee;
@@ -40,7 +47,8 @@ entity snn_layer is
     EVENTS_PER_CYCLE : positive range 1 to 2 := 2;  -- present input spikes visited per cycle
     -- inputs the event scan looks at in one cycle (a power of 2; 0: all inputs up to 128,
     -- else windows of 64): a wide layer scans its mask window by window
-    SCAN_WINDOW : natural := 0
+    SCAN_WINDOW : natural := 0;
+    GRP : positive := 16                 -- group width of the whole-mask scan (a power of 2)
   );
   port (
     clk       : in  std_logic;
@@ -83,13 +91,91 @@ architecture rtl of snn_layer is
     return 1;
   end function;
   constant PA : positive := spike_phase;
+  -- the ROM has one more row, all zero (ZROW): the address of a pick that is not there, so
+  -- the two rows read are summed without a gate between the block RAM and the sum register
+  constant RAW : positive := clog2(N_IN + 1);
+  constant ZROW : natural := N_IN;
+
+  -- grouped scan (NW = 1): groups of GR bits, NG of them
+  constant GR : positive := minimum(GRP, 2 ** AW);
+  constant NG : positive := (N_IN + GR - 1) / GR;
+  constant GAW : positive := clog2(GR);
+
+  -- the lowest set bit of v, one-hot (zero when v is), and the highest
+  function lowest(v : std_logic_vector) return std_logic_vector is
+    variable x : std_logic_vector(v'length - 1 downto 0);
+  begin
+    x := v;
+    return x and std_logic_vector(unsigned(not x) + 1);
+  end function;
+  function highest(v : std_logic_vector) return std_logic_vector is
+    variable x, r : std_logic_vector(v'length - 1 downto 0);
+  begin
+    x := v;
+    for i in 0 to v'length - 1 loop
+      r(i) := x(v'length - 1 - i);
+    end loop;
+    r := lowest(r);
+    for i in 0 to v'length - 1 loop
+      x(i) := r(v'length - 1 - i);
+    end loop;
+    return x;
+  end function;
+  function any(v : std_logic_vector) return std_logic is
+  begin
+    if unsigned(v) = 0 then
+      return '0';
+    end if;
+    return '1';
+  end function;
+  -- the number of set bits of v (at most 64 bits) in w bits: a table for each 4 bits, then
+  -- a balanced tree of adders
+  function ones(v : std_logic_vector; w : positive) return unsigned is
+    type table_t is array (0 to 15) of natural;
+    constant T : table_t := (0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    constant NQ : positive := (v'length + 3) / 4;
+    type sums_t is array (0 to 15) of unsigned(w - 1 downto 0);
+    variable x : std_logic_vector(4 * NQ - 1 downto 0) := (others => '0');
+    variable a : sums_t := (others => (others => '0'));
+  begin
+    x(v'length - 1 downto 0) := v;
+    for q in 0 to NQ - 1 loop
+      a(q) := to_unsigned(T(to_integer(unsigned(x(4 * q + 3 downto 4 * q)))), w);
+    end loop;
+    for lvl in 0 to 3 loop
+      for i in 0 to 7 loop
+        if 2 ** lvl * (2 * i + 1) < NQ then
+          a(2 ** (lvl + 1) * i) := a(2 ** (lvl + 1) * i) + a(2 ** (lvl + 1) * i + 2 ** lvl);
+        end if;
+      end loop;
+    end loop;
+    return a(0);
+  end function;
+  -- group g of v (bits beyond v's length read as zero)
+  function slice_of(v : std_logic_vector; g : natural) return std_logic_vector is
+    variable r : std_logic_vector(GR - 1 downto 0) := (others => '0');
+    variable x : std_logic_vector(v'length - 1 downto 0);
+  begin
+    x := v;
+    for i in 0 to GR - 1 loop
+      if g * GR + i < v'length then
+        r(i) := x(g * GR + i);
+      end if;
+    end loop;
+    return r;
+  end function;
 
   -- input register and issue stage
   signal mask   : std_logic_vector(N_IN - 1 downto 0) := (others => '0');
   signal tok    : std_logic := '0';        -- mask holds a token whose events are not all issued
   signal tlast  : std_logic := '0';
+  -- address register: the micro-op of the picks now addressing the ROM
+  signal a_add1, a_add2, a_end, a_last : std_logic := '0';
+  signal rom_addr, rom_addr2 : unsigned(RAW - 1 downto 0);  -- from the address register
   signal p_add1, p_add2, p_end, p_last : std_logic := '0';  -- micro-op of the ROM row(s) now read
-  signal issue  : std_logic;
+  -- sum register (in neuron_unit, SUM_REG): the row(s) added, for the neurons' next cycle
+  signal q_add, q_end, q_last : std_logic := '0';
+  signal load, issue : std_logic;
   signal scan_found, scan_found2, scan_last : std_logic;
   signal scan_idx, scan_idx2 : unsigned(AW - 1 downto 0);
   signal scan_rest : std_logic_vector(N_IN - 1 downto 0);
@@ -111,16 +197,119 @@ architecture rtl of snn_layer is
 begin
   in_ready <= not tok;
 
+  load <= '1' when tok = '0' and in_valid = '1' else '0';
+
+  -- the whole mask in NG groups: the lowest (highest) pick is the lowest (highest) bit of the
+  -- lowest (highest) non-empty group, its index the group's number and the bit's index in it.
+  -- Registers a group: not empty (nz), the lowest / highest non-empty one (lo / hi, one-hot)
+  -- and its count of set bits, so which groups the picks empty, and the next lo / hi and the
+  -- step's end, follow from registers without the groups' scans
   whole : if NW = 1 generate
-    u_scan : entity work.event_scan
-      generic map (N_IN => N_IN, EVENTS => EVENTS_PER_CYCLE)
-      port map (spikes => mask, found => scan_found, idx => scan_idx, found2 => scan_found2,
-                idx2 => scan_idx2, rest => scan_rest, last => scan_last);
+    constant CW : positive := clog2(GR + 1);
+    type gidx_t is array (0 to NG - 1) of unsigned(GAW - 1 downto 0);
+    type gcnt_t is array (0 to NG - 1) of unsigned(CW - 1 downto 0);
+    signal nz, lo, hi, a_lo, a_hi : std_logic_vector(NG - 1 downto 0) := (others => '0');
+    signal a_gi, a_gi2 : gidx_t := (others => (others => '0'));
+    signal cnt : gcnt_t := (others => (others => '0'));
+    signal nz_in, nz_rest, le1 : std_logic_vector(NG - 1 downto 0);
+    signal cnt_in, cnt_rest : gcnt_t;
+    signal gi, gi2 : gidx_t;
+  begin
+    groups : for g in 0 to NG - 1 generate
+      signal gv, glow, ghigh, grest : std_logic_vector(GR - 1 downto 0);
+      signal k : unsigned(CW - 1 downto 0);
+    begin
+      gv <= slice_of(mask, g);
+      u_scan : entity work.event_scan
+        generic map (N_IN => GR, EVENTS => EVENTS_PER_CYCLE)
+        port map (spikes => gv, found => open, idx => gi(g), found2 => open, idx2 => gi2(g),
+                  rest => open, last => open, low_hot => glow, high_hot => ghigh);
+      grest <= gv and not (glow and (GR - 1 downto 0 => lo(g)))
+                  and not (ghigh and (GR - 1 downto 0 => hi(g)));
+      bits : for i in 0 to GR - 1 generate
+        in_mask : if g * GR + i < N_IN generate
+          scan_rest(g * GR + i) <= grest(i);
+        end generate;
+      end generate;
+      -- the picks this group gives (0, 1 or 2) and what they leave
+      k <= to_unsigned(2, CW) when lo(g) = '1' and hi(g) = '1' else
+           to_unsigned(1, CW) when lo(g) = '1' or hi(g) = '1' else to_unsigned(0, CW);
+      cnt_rest(g) <= cnt(g) - k;
+      le1(g) <= '1' when cnt(g) <= 1 else '0';
+      nz_rest(g) <= '0' when cnt(g) <= k else nz(g);
+      cnt_in(g) <= ones(slice_of(in_spikes, g), CW);
+      nz_in(g) <= any(slice_of(in_spikes, g));
+    end generate;
+
+    -- the address register holds the picks' groups (one-hot) and their indices in every
+    -- group; the group's number and its index are chosen after the register
+    process (a_lo, a_hi, a_gi, a_gi2, a_add1, a_add2)
+      variable i1, i2 : unsigned(RAW - 1 downto 0);
+    begin
+      i1 := (others => '0');
+      i2 := (others => '0');
+      for g in 0 to NG - 1 loop
+        if a_lo(g) = '1' then
+          i1 := i1 or resize(to_unsigned(g * GR, AW) + a_gi(g), RAW);
+        end if;
+        if a_hi(g) = '1' then
+          i2 := i2 or resize(to_unsigned(g * GR, AW) + a_gi2(g), RAW);
+        end if;
+      end loop;
+      rom_addr <= i1;
+      rom_addr2 <= i2;
+      if a_add1 = '0' then
+        rom_addr <= to_unsigned(ZROW, RAW);
+      end if;
+      if a_add2 = '0' then
+        rom_addr2 <= to_unsigned(ZROW, RAW);
+      end if;
+    end process;
+
+    process (lo, hi, nz, nz_rest, le1)
+    begin
+      -- a second pick: in another group, or a second bit of the one group
+      scan_found2 <= any(hi and not lo) or any(lo and hi and not le1);
+      scan_found <= any(nz);
+      scan_last <= not any(nz_rest);
+    end process;
+
+    process (clk)
+    begin
+      if rising_edge(clk) then
+        if rst = '1' then
+          nz <= (others => '0');
+          lo <= (others => '0');
+          hi <= (others => '0');
+          cnt <= (others => (others => '0'));
+        elsif load = '1' then
+          nz <= nz_in;
+          lo <= lowest(nz_in);
+          if EVENTS_PER_CYCLE = 2 then
+            hi <= highest(nz_in);
+          end if;
+          cnt <= cnt_in;
+        elsif issue = '1' then
+          a_lo <= lo;
+          a_hi <= hi;
+          a_gi <= gi;
+          a_gi2 <= gi2;
+          nz <= nz_rest;
+          lo <= lowest(nz_rest);
+          if EVENTS_PER_CYCLE = 2 then
+            hi <= highest(nz_rest);
+          end if;
+          cnt <= cnt_rest;
+        end if;
+      end if;
+    end process;
   end generate;
 
   -- a wide layer: the scan picks from one window a cycle (an empty window costs a cycle),
   -- the address is window & index (WW is a power of 2), the step ends with the last window
   windowed : if NW > 1 generate
+    signal a_idx, a_idx2 : unsigned(RAW - 1 downto 0) := (others => '0');
+  begin
     process (mask, win)
       variable v : std_logic_vector(WW - 1 downto 0);
     begin
@@ -160,22 +349,46 @@ begin
 
     scan_idx <= resize(to_unsigned(win, AW - WAW) & widx, AW);
     scan_idx2 <= resize(to_unsigned(win, AW - WAW) & widx2, AW);
+
+    -- the address register: the picks' indices (the zero row for a pick not there)
+    process (clk)
+    begin
+      if rising_edge(clk) then
+        if issue = '1' then
+          a_idx <= to_unsigned(ZROW, RAW);
+          a_idx2 <= to_unsigned(ZROW, RAW);
+          if scan_found = '1' then
+            a_idx <= resize(scan_idx, RAW);
+          end if;
+          if scan_found2 = '1' then
+            a_idx2 <= resize(scan_idx2, RAW);
+          end if;
+        end if;
+      end if;
+    end process;
+    rom_addr <= a_idx;
+    rom_addr2 <= a_idx2;
     scan_found <= wfound;
     scan_found2 <= wfound2;
     scan_last <= wlast when win = NW - 1 else '0';
   end generate;
 
   u_rom : entity work.weight_rom
-    generic map (N_IN => N_IN, N_OUT => N_OUT, WB => WB, WEIGHTS => WEIGHTS, BANK_BITS => BANK_BITS,
+    generic map (N_IN => N_IN + 1, N_OUT => N_OUT, WB => WB, BANK_BITS => BANK_BITS,
+                 WEIGHTS => WEIGHTS & integer_vector'(0 to N_OUT - 1 => 0),
                  PORTS => EVENTS_PER_CYCLE)
-    port map (clk => clk, addr => scan_idx, row => row, addr2 => scan_idx2, row2 => row2);
+    port map (clk => clk, addr => rom_addr, row => row, addr2 => rom_addr2, row2 => row2);
 
-  -- issue when the neurons take events in the next cycle
-  issue <= '1' when tok = '1' and ((uph = 0 and p_end = '0') or uph = NU) else '0';
+  -- issue when the neurons take events three cycles later (ROM address, row, sum) and no
+  -- end mark is ahead in the pipe: during events, then once the update will not wait any
+  -- more (lif/if: from the step's end on, when the output register is free; phase 1 with go)
   out_free <= (not ovalid) or out_ready;
   go <= '1' when uph /= 1 or out_free = '1' else '0';
-  add1 <= p_add1 when uph = 0 else '0';
-  add2 <= p_add2 when uph = 0 else '0';
+  issue <= '1' when tok = '1' and a_end = '0' and p_end = '0' and
+                    ((uph = 0 and (q_end = '0' or (NU = 2 and out_free = '1'))) or
+                     (uph = 1 and go = '1') or uph >= 2) else '0';
+  add1 <= q_add when uph = 0 else '0';
+  add2 <= '0';
   u(1) <= '1' when uph = 1 and out_free = '1' else '0';
   u(2) <= '1' when uph = 2 else '0';
   u(3) <= '1' when uph = 3 else '0';
@@ -183,9 +396,10 @@ begin
   u_neurons : entity work.neuron_unit
     generic map (N => N_OUT, NB => NB, ACC => ACC, WB => WB, MODEL => MODEL, RESET => RESET,
                  BETA_SHIFT => BETA_SHIFT, ALPHA_SHIFT => ALPHA_SHIFT, THRESHOLD => THRESHOLD,
-                 EVENTS => EVENTS_PER_CYCLE)
+                 EVENTS => EVENTS_PER_CYCLE, SUM_REG => true)
     port map (clk => clk, rst => rst, add1 => add1, add2 => add2, w1 => row, w2 => row2,
               u => u, clear => cur_last, fresh => fresh, spike => spk, v_dbg => dbg_v, s_dbg => dbg_s);
+
 
   process (clk)
   begin
@@ -194,10 +408,17 @@ begin
         mask <= (others => '0');
         tok <= '0';
         tlast <= '0';
+        a_add1 <= '0';
+        a_add2 <= '0';
+        a_end <= '0';
+        a_last <= '0';
         p_add1 <= '0';
         p_add2 <= '0';
         p_end <= '0';
         p_last <= '0';
+        q_add <= '0';
+        q_end <= '0';
+        q_last <= '0';
         uph <= 0;
         win <= 0;
         cur_last <= '0';
@@ -212,21 +433,28 @@ begin
         end if;
 
         -- input register
-        if tok = '0' and in_valid = '1' then
+        if load = '1' then
           mask <= in_spikes;
           tok <= '1';
           tlast <= in_last;
         end if;
 
-        -- issue stage
-        p_add1 <= '0';
-        p_add2 <= '0';
-        p_end <= '0';
+        -- issue stage, the ROM read, the sum
+        q_add <= p_add1 or p_add2;
+        q_end <= p_end;
+        q_last <= p_last;
+        p_add1 <= a_add1;
+        p_add2 <= a_add2;
+        p_end <= a_end;
+        p_last <= a_last;
+        a_add1 <= '0';
+        a_add2 <= '0';
+        a_end <= '0';
         if issue = '1' then
-          p_add1 <= scan_found;
-          p_add2 <= scan_found2;
-          p_end <= scan_last;
-          p_last <= tlast;
+          a_add1 <= scan_found;
+          a_add2 <= scan_found2;
+          a_end <= scan_last;
+          a_last <= tlast;
           mask <= scan_rest;
           if scan_last = '1' then
             tok <= '0';
@@ -242,9 +470,9 @@ begin
 
         -- neuron phases
         if uph = 0 then
-          if p_end = '1' then
+          if q_end = '1' then
             uph <= 1;
-            cur_last <= p_last;
+            cur_last <= q_last;
           end if;
         elsif go = '1' then
           if uph = PA then
