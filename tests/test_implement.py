@@ -63,6 +63,21 @@ def test_bad_target_in_design_and_spec(tmp_path):
         parse_flow_spec(raw)
 
 
+def test_stream_width_from_the_generator(monkeypatch):
+    import spiker.hdl.implement as impl
+
+    seen = []
+    monkeypatch.setattr(impl, "implement", lambda design, target, **kw: seen.append(kw["stream_width"]))
+    design = VhdlGenerator(_tiny(), stream_width=8).generate()
+    assert design.stream_width == 8 and design.with_file("x.vhd", "").stream_width == 8
+    design.implement("ecp5-85k")
+    design.implement("ecp5-85k", stream_width=16)  # the call's width wins
+    VhdlGenerator(_tiny()).generate().implement("ecp5-85k")
+    assert seen == [8, 16, None]
+    with pytest.raises(ValueError, match="stream_width must be one of 8, 16, 32, 64, got 12"):
+        VhdlGenerator(_tiny(), stream_width=12)
+
+
 def test_describe_cell_in_project_terms():
     end = describe_cell("u_core.u_l1.u_scan.idx_TRELLIS_FF_Q_3")
     assert (end.block, end.signal) == ("layer_1 / event scan", "idx")

@@ -27,6 +27,9 @@ class Design:
     events_per_cycle: int = 2
     #: neuron update units per layer, P (the generator's ``neurons_per_cycle``; None: all fully parallel)
     neurons_per_cycle: tuple[int, ...] | None = None
+    #: width of the fixed-width stream top this design is implemented with (8/16/32/64; None: the
+    #: parallel top); :meth:`implement` uses it unless given one (the generator's ``stream_width``)
+    stream_width: int | None = None
 
     #: entity names (:mod:`spiker.hdl.interface`)
     top = interface.TOP
@@ -72,7 +75,7 @@ class Design:
         files = dict(self.files)
         files[name] = text
         return Design(quantized=self.quantized, files=files, events_per_cycle=self.events_per_cycle,
-                      neurons_per_cycle=self.neurons_per_cycle)
+                      neurons_per_cycle=self.neurons_per_cycle, stream_width=self.stream_width)
 
     def simulate(self, data: Any, n_samples: int | None = None, trace: bool = False, workers: int = 1,
                  timeout: float | None = None, wave: str | Path | None = None, wave_sample: int = 0,
@@ -100,4 +103,5 @@ class Design:
         """Place and route on an FPGA part (utilisation, Fmax, latency); see :mod:`spiker.hdl.implement`."""
         from spiker.hdl.implement import implement
 
+        kwargs.setdefault("stream_width", self.stream_width)
         return implement(self, target, **kwargs)

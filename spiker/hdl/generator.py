@@ -180,13 +180,20 @@ class VhdlGenerator:
     ``neurons_per_cycle``: neuron update units per layer, P (1 <= P <= N): None (every layer
     fully parallel), an int for every layer, a list per layer or a mapping layer index/name -> P
     (:func:`spiker.hdl.multiplex.resolve_neurons_per_cycle`); P < N time-multiplexes the layer.
+    ``stream_width``: 8, 16, 32 or 64 to implement the design behind the fixed-width AXI4-Stream
+    top (``Design.implement`` then uses it; docs/implementation.md), None (default) for the
+    parallel top.
     """
 
     def __init__(self, snn: Any, optim_params: FixedPointConfig | Mapping[str, int] | None = None, *,
-                 events_per_cycle: int = EVENTS_PER_CYCLE, neurons_per_cycle: Any = None) -> None:
+                 events_per_cycle: int = EVENTS_PER_CYCLE, neurons_per_cycle: Any = None,
+                 stream_width: int | None = None) -> None:
         if events_per_cycle not in (1, 2) or isinstance(events_per_cycle, bool):
             raise ValueError(f"events_per_cycle must be 1 or 2, got {events_per_cycle!r}")
         self.events_per_cycle = int(events_per_cycle)
+        from spiker.hdl.stream_format import check_width
+
+        self.stream_width = None if stream_width is None else check_width(stream_width)
         if isinstance(snn, QuantizedNet):
             if optim_params is not None and FixedPointConfig.from_dict(optim_params) != snn.config:
                 raise ValueError(f"optim_params {dict(optim_params)} differ from the QuantizedNet's "
@@ -212,4 +219,4 @@ class VhdlGenerator:
         files[TOP_FILE] = render_top(q)
         files[TB_FILE] = render_testbench(q)
         return Design(quantized=q, files=files, events_per_cycle=self.events_per_cycle,
-                      neurons_per_cycle=self.neurons_per_cycle)
+                      neurons_per_cycle=self.neurons_per_cycle, stream_width=self.stream_width)
