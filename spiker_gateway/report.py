@@ -15,8 +15,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from google.protobuf.message import Message
+
 from spiker.store import ArtifactRef, ArtifactStore
+from spiker_api import convert
 from spiker_gateway.run_files import stage_output_keys
+from spiker_gateway.stages import result_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -97,42 +101,55 @@ def put_named(store: ArtifactStore, key: str, data: bytes, content_type: str) ->
     store.put_document(key, data, content_type, overwrite=True)
 
 
-def _ref(data: dict[str, Any] | None) -> ArtifactRef | None:
-    return None if not data else ArtifactRef.from_dict(data)
+def _ref(msg: Message | None, name: str) -> ArtifactRef | None:
+    """The ArtifactRef field ``name`` of a stage result (None when the stage or the field is unset)."""
+    if msg is None or not msg.HasField(name):
+        return None
+    return convert.ref_from_proto(getattr(msg, name), name)
 
 
-def _json_artifact(store: ArtifactStore, ref: dict[str, Any] | None) -> dict[str, Any]:
-    r = _ref(ref)
-    return {} if r is None else json.loads(store.get_bytes(r))
+def _json_artifact(store: ArtifactStore, msg: Message | None, name: str) -> dict[str, Any]:
+    ref = _ref(msg, name)
+    return {} if ref is None else json.loads(store.get_bytes(ref))
+
+
+def _optional(msg: Message | None, name: str) -> Any:
+    """An ``optional`` field of a stage result; None when the stage or the field is unset."""
+    return getattr(msg, name) if msg is not None and msg.HasField(name) else None
 
 
 def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], stages: list[dict[str, Any]],
                  ) -> tuple[RunReport, dict[str, str]]:
-    """Write the run's report files to the store; returns ``(report, artifacts)`` (name -> key)."""
+    """Write the run's report files to the store; returns ``(report, artifacts)`` (name -> key).
+
+    Each stage's result is read back as its reply message (``result_from_dict``), by attribute."""
     by_name = {s["name"]: s for s in stages}
-    res = {name: s.get("result") or {} for name, s in by_name.items()}
-    train, optimize, hdlgen, sim = res.get("train", {}), res.get("optimize", {}), res.get("hdlgen", {}), \
-        res.get("simulate", {})
-    sim_doc = _json_artifact(store, sim.get("report"))
-    resources_doc = _json_artifact(store, ((res.get("synth") or {}).get("resources") or hdlgen.get("resources")
-                                           or {}).get("report"))
-    selection_doc = _json_artifact(store, optimize.get("selection"))
-    history_doc = _json_artifact(store, train.get("history"))
-    sweep_doc = _json_artifact(store, optimize.get("sweep_json"))
+    results = {name: result_from_dict(name, s["result"]) for name, s in by_name.items() if s.get("result")}
+    train, optimize = results.get("train"), results.get("optimize")
+    hdlgen, synth, sim = results.get("hdlgen"), results.get("synth"), results.get("simulate")
+    sim_doc = _json_artifact(store, sim, "report")
+    estimate = next((r.resources for r in (synth, hdlgen) if r is not None and r.HasField("resources")), None)
+    resources_doc = _json_artifact(store, estimate, "report")
+    selection_doc = _json_artifact(store, optimize, "selection")
+    history_doc = _json_artifact(store, train, "history")
+    sweep_doc = _json_artifact(store, optimize, "sweep_json")
     artifacts = stage_output_keys(stages)
     prefix = run_prefix(run_id)
-    optimized = by_name.get("optimize", {}).get("state") == "succeeded"
-    n_sim = int(sim.get("samples", 0))
+    optimized = optimize is not None and by_name["optimize"].get("state") == "succeeded"
+    n_sim = sim.samples if sim is not None else 0
+    generated_params = (convert.optim_params_from_proto(hdlgen.optim_params)
+                        if hdlgen is not None and hdlgen.HasField("optim_params") else None)
     n_test = sweep_doc.get("n_samples") if optimized else history_doc.get("n_test")
     resources = {k: resources_doc.get(k) for k in RESOURCE_KEYS} if resources_doc else _no_resources()
     if resources_doc:
         resources.update({k: v for k, v in resources_doc.items() if k not in resources})
     # place and route (the synth stage with an implement section): the library's ImplementReport as written
-    impl_doc = _json_artifact(store, ((res.get("synth") or {}).get("implementation") or {}).get("report"))
+    placed = synth.implementation if synth is not None and synth.HasField("implementation") else None
+    impl_doc = _json_artifact(store, placed, "report")
     report = RunReport(
         run_id=run_id, name=spec_dict.get("name"),
-        float_accuracy=optimize.get("float_accuracy") if optimized else train.get("test_accuracy"),
-        quant_accuracy=optimize.get("selected_accuracy") if optimized else sim.get("golden_accuracy"),
+        float_accuracy=optimize.float_accuracy if optimized else None if train is None else train.test_accuracy,
+        quant_accuracy=optimize.selected_accuracy if optimized else _optional(sim, "golden_accuracy"),
         quant_accuracy_source="optimizer sweep (test set)" if optimized else "golden model on simulated samples",
         accuracy_samples={"float": n_test or None, "quant": (n_test or None) if optimized else n_sim or None,
                           "hardware": n_sim or None, "train": history_doc.get("n_train") or None},
@@ -142,16 +159,16 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
             "quant": "golden integer model at the selected bit-widths, the optimizer's sweep"
             if optimized else "golden integer model on the simulated test samples",
             "hardware": "VHDL in GHDL on the first test samples"},
-        sweep={"configs": int(optimize.get("n_configs", 0)), "feasible": int(optimize.get("n_feasible", 0))}
+        sweep={"configs": optimize.n_configs, "feasible": optimize.n_feasible}
         if optimized else None,
         events_per_cycle=sim_doc.get("events_per_cycle"),
         bound_events_mean=sim_doc.get("bound_events_mean"),
-        hw_accuracy=sim.get("hw_accuracy"), golden_accuracy=sim.get("golden_accuracy"),
-        mismatches=int(sim.get("mismatches", 0)), samples=n_sim,
-        passed=bool(sim.get("passed", False)),
-        optim_params=sim_doc.get("optim_params") or hdlgen.get("optim_params"),
-        cycles_mean=sim.get("cycles_mean"), cycles_min=int(sim.get("cycles_min", 0)),
-        cycles_max=int(sim.get("cycles_max", 0)), bound_mean=sim_doc.get("bound_mean"),
+        hw_accuracy=_optional(sim, "hw_accuracy"), golden_accuracy=_optional(sim, "golden_accuracy"),
+        mismatches=sim.mismatches if sim is not None else 0, samples=n_sim,
+        passed=sim is not None and sim.passed,
+        optim_params=sim_doc.get("optim_params") or generated_params,
+        cycles_mean=None if sim is None else sim.cycles_mean, cycles_min=0 if sim is None else sim.cycles_min,
+        cycles_max=0 if sim is None else sim.cycles_max, bound_mean=sim_doc.get("bound_mean"),
         resources=resources,
         stages={s["name"]: {"seconds": s.get("seconds", 0.0), "cached": bool(s.get("cached")),
                             "state": s.get("state"), "compute_seconds": s.get("compute_seconds", 0.0)}
@@ -165,15 +182,14 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
         store=store.describe(),  # repr() would show a local store's server path
         implementation={k: impl_doc.get(k) for k in IMPLEMENT_KEYS} if impl_doc else None)
     # copies under the run: plots and the VHDL folder
-    files = {"training.png": (train.get("training_plot"), "image/png"),
-             "pareto.png": (optimize.get("pareto_plot"), "image/png")}
-    for name, (ref, ctype) in files.items():
-        r = _ref(ref)
+    files = {"training.png": (_ref(train, "training_plot"), "image/png"),
+             "pareto.png": (_ref(optimize, "pareto_plot"), "image/png")}
+    for name, (r, ctype) in files.items():
         if r is not None:
             key = f"{prefix}/plots/{name}"
             put_named(store, key, store.get_bytes(r), ctype)
             artifacts[f"plots/{name}"] = key
-    tar = _ref(hdlgen.get("vhdl_tar"))
+    tar = _ref(hdlgen, "vhdl_tar")
     if tar is not None:
         for name, data in _tar_files(store.get_bytes(tar)):
             key = f"{prefix}/vhdl/{name}"
