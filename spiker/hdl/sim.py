@@ -262,15 +262,16 @@ def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | N
 
 
 def inference_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | None = None,
-                     models: list[str] | None = None) -> np.ndarray:
+                     models: list[str] | None = None, *, n_classes: int) -> np.ndarray:
     """Cycles of one inference per sample from the layers' activity ``a [L, T, B]``: the optimizer's
     cycle figure (the golden model's ``GoldenResult.activity``). Fully parallel layers:
-    :func:`event_cycles` plus ``F L - 1`` (``F`` = :data:`LAYER_FILL`); with time-multiplexed layers
+    :func:`event_cycles` plus ``F L - 2 + max(C - 1, 1)`` (``F`` = :data:`LAYER_FILL`, ``C`` =
+    ``n_classes``; docs/hardware.md); with time-multiplexed layers
     (a ``groups`` entry > 1) the pipelined sum plus 2 (a lower bound: each scan taken as ``K`` cycles)."""
     a = np.asarray(a, dtype=np.int64)
     if groups is not None and any(int(g) > 1 for g in groups):
         return event_cycles(a, events_per_cycle, groups, pipelined=True, models=models) + 2
-    return event_cycles(a, events_per_cycle, models=models) + LAYER_FILL * a.shape[0] - 1
+    return event_cycles(a, events_per_cycle, models=models) + LAYER_FILL * a.shape[0] - 2 + max(int(n_classes) - 1, 1)
 
 
 def scan_cost(a: np.ndarray, n_in: list[int]) -> np.ndarray:

@@ -178,7 +178,8 @@ def inference_cycles(spec: NetSpec, activity: np.ndarray, events: int, neurons_p
 
     units = layer_units(spec, neurons_per_cycle)
     groups = [1 if p is None else math.ceil(layer.n_neurons / p) for layer, p in zip(spec.layers, units)]
-    return sim.inference_cycles(activity, events, groups, [layer.neuron_model for layer in spec.layers])
+    return sim.inference_cycles(activity, events, groups, [layer.neuron_model for layer in spec.layers],
+                                n_classes=spec.n_outputs)
 
 
 def hardware_points(workload: _Workload, qnet: QuantizedNet, activity: np.ndarray) -> list[HardwarePoint]:
