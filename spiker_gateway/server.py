@@ -32,7 +32,9 @@ from spiker_gateway.validate import Limits
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
-#: largest request the gateway accepts (upload chunks and spec texts are far smaller)
+#: largest request the gateway accepts (upload chunks and spec texts are far smaller); its own cap,
+#: not spiker_api.limits.SERVICE_MAX_MESSAGE_BYTES: that one bounds the stage services' messages,
+#: this one what users send the gateway, and either can change without the other
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 UPLOAD_CHUNK = 1024 * 1024
 

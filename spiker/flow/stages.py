@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import DataLoader
 
@@ -26,6 +26,9 @@ from spiker.net.model import SpikingNet
 from spiker.optimize.optimizer import Optimizer
 from spiker.optimize.sweep import SweepResult
 from spiker.training.trainer import History, Trainer
+
+if TYPE_CHECKING:
+    from spiker.hdl.design import Design
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +157,7 @@ def select(spec: FlowSpec, out: Path, progress: bool = True) -> dict[str, int]:
 
 
 def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | str | None = None,
-        testbench: int | None = None):
+        testbench: int | None = None) -> Design:
     """Generate the accelerator at the selected bit-widths into ``out/hdl`` (and ``resources.json``
     when ``resources``: a method of ``spiker.optimize.cost_model.METHODS``, True for "synth", False for
     none, by default the spec's ``hdl.resources``; the verification kit on ``testbench`` test
