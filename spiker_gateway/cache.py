@@ -34,14 +34,18 @@ STAGE_CODE = {
     # spiker/threads.py: the fixed thread count of float training and evaluation
     "train": ("spiker/training/*.py", "spiker/flow/stages.py", "spiker/threads.py", "spiker_services/trainer/*.py"),
     # the sweep scores with the trainer's loss and runs through the worker (spiker_services/optimizer/worker.py)
-    "optimize": ("spiker/golden/*.py", "spiker/optimize/*.py", "spiker/training/*.py", "spiker/threads.py",
+    # cycles from spiker/hdl/sim.py (the RTL's cycle model), register widths from the generator, the cost
+    # model's coefficients (*.json, fitted on the RTL)
+    "optimize": ("spiker/golden/*.py", "spiker/optimize/*.py", "spiker/optimize/*.json", "spiker/hdl/*.py",
+                 "spiker/hdl/rtl/*.vhd", "spiker/hdl/templates/*", "spiker/training/*.py", "spiker/threads.py",
                  "spiker_services/optimizer/*.py"),
+    # hdl.resources: fast is the cost model's estimate (spiker/optimize); yosys' thread count (spiker/threads.py)
     "hdlgen": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker/hdl/templates/*",
-               "spiker_services/hdlgen/*.py"),
+               "spiker/optimize/*.py", "spiker/optimize/*.json", "spiker/threads.py", "spiker_services/hdlgen/*.py"),
     "synth": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker/hdl/templates/*",
-              "spiker_services/hdlgen/*.py"),
+              "spiker/optimize/*.py", "spiker/optimize/*.json", "spiker/threads.py", "spiker_services/hdlgen/*.py"),
     "simulate": ("spiker/golden/*.py", "spiker/hdl/*.py", "spiker/hdl/rtl/*.vhd", "spiker/hdl/templates/*",
-                 "spiker_services/simulator/*.py"),
+                 "spiker/threads.py", "spiker_services/simulator/*.py"),
 }
 
 
