@@ -69,6 +69,33 @@ def test_single_input_single_neuron_and_wide_weights():
     assert "integer_vector(0 to 1 - 1) := (0 => 6)" in pkg
 
 
+@pytest.mark.parametrize("model", ["lif", "syn"])
+def test_registers_wider_than_a_vhdl_integer_are_refused_before_generating(model):
+    """neuron_unit's registers are integers (docs/fixed-point.md): at most INTEGER_REGISTER_BITS."""
+    from spiker.errors import InfeasibleConfigError
+    from spiker.hdl.generator import INTEGER_REGISTER_BITS, register_bits
+
+    spec = parse_net_dict({"n_cycles": 3, "n_inputs": 2, "layer_0": layer(model, 2)})
+
+    def net(wb, nb):
+        return QuantizedNet.from_arrays(spec, [np.array([[0.5, -0.25], [0.75, 0.5]])], [1.0],
+                                        {"weights_bw": wb, "neurons_bw": nb, "fp_dec": 2})
+
+    widest = max(nb for nb in range(8, 33) if register_bits(net(6, nb).layers[0].weights, nb,
+                                                            int(net(6, nb).layers[0].threshold), model)
+                 <= INTEGER_REGISTER_BITS)
+    assert widest == INTEGER_REGISTER_BITS - (2 if model == "syn" else 1)
+    VhdlGenerator(net(6, widest)).generate()
+    with pytest.raises(InfeasibleConfigError, match=f"neurons_bw={widest + 1} needs .*at most 31 bits"):
+        VhdlGenerator(net(6, widest + 1))
+    with pytest.raises(InfeasibleConfigError, match="neurons_bw=32"):
+        VhdlGenerator(net(6, 32), events_per_cycle=1)
+    with pytest.raises(InfeasibleConfigError, match="weights_bw=31 with events_per_cycle=2 .*weights_bw <= 30"):
+        VhdlGenerator(net(31, 31))
+    # a time-multiplexed layer's registers are signed vectors: no integer limit
+    VhdlGenerator(net(6, 32), neurons_per_cycle=1).generate()
+
+
 def test_events_per_cycle_default_two_and_one_on_request():
     q = random_net(5, max_layers=2)
     two = VhdlGenerator(q).generate()

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from spiker.errors import InfeasibleConfigError
 from spiker.golden import FixedPointConfig, QuantizedNet, quantize
 from spiker.hdl.design import Design
 from spiker.hdl.interface import (
@@ -39,6 +40,9 @@ RESET_CODE = {"subtract": "RESET_SUBTRACT", "zero": "RESET_ZERO", "none": "RESET
 BANK_BITS = 64
 #: Present input spikes a layer visits per cycle (2: dual-port weight ROM).
 EVENTS_PER_CYCLE = 2
+#: widest register a fully parallel layer's ``neuron_unit`` holds: its neuron (ACC) and sum
+#: (weights_bw + events_per_cycle - 1) registers are VHDL integers (32-bit, ``2 ** (bits - 1)`` must fit)
+INTEGER_REGISTER_BITS = 31
 #: the generated files, each rendered from the template of the same name (a layer's part: ``*_layer.vhd``)
 PKG_FILE, CORE_FILE, TOP_FILE, TB_FILE = GEN_FILES
 
@@ -76,6 +80,26 @@ def register_bits(weights: np.ndarray, neurons_bw: int, threshold: int, model: s
     if model == "syn":
         values += [2 * lo - threshold, 2 * hi]
     return max(max(_signed_bits(v) for v in values), neurons_bw + (2 if model == "syn" else 1))
+
+
+def check_integer_registers(qnet: QuantizedNet, events_per_cycle: int,
+                            neurons_per_cycle: tuple[int, ...] | None = None) -> None:
+    """Raise :class:`~spiker.errors.InfeasibleConfigError` when a fully parallel layer's registers
+    (:func:`register_bits` from ``neurons_bw`` and the weights; the sum register's ``weights_bw +
+    events_per_cycle - 1``) exceed :data:`INTEGER_REGISTER_BITS` (docs/fixed-point.md)."""
+    cfg, limit = qnet.config, INTEGER_REGISTER_BITS
+    for layer, p in zip(qnet.layers, _npc(qnet, neurons_per_cycle)):
+        if p < layer.n_neurons:  # time-multiplexed: signed vectors, no integer limit
+            continue
+        if cfg.weights_bw + events_per_cycle - 1 > limit:
+            raise InfeasibleConfigError(cfg, f"weights_bw={cfg.weights_bw} with events_per_cycle={events_per_cycle}"
+                                        f" needs a {cfg.weights_bw + events_per_cycle - 1}-bit sum register in "
+                                        f"{layer.spec.name}; the hardware holds at most {limit} bits (weights_bw "
+                                        f"<= {limit + 1 - events_per_cycle})")
+        bits = register_bits(layer.weights, cfg.neurons_bw, int(layer.threshold), layer.spec.neuron_model)
+        if bits > limit:
+            raise InfeasibleConfigError(cfg, f"neurons_bw={cfg.neurons_bw} needs {bits}-bit neuron registers in "
+                                        f"{layer.spec.name}; the hardware holds at most {limit} bits")
 
 
 def _prefix(i: int) -> str:
@@ -208,6 +232,7 @@ class VhdlGenerator:
         layers = self.quantized.layers
         self.neurons_per_cycle = resolve_neurons_per_cycle([la.n_neurons for la in layers], neurons_per_cycle,
                                                            [la.spec.name for la in layers])
+        check_integer_registers(self.quantized, self.events_per_cycle, self.neurons_per_cycle)
 
     def generate(self) -> Design:
         """The design: the RTL library, then the generated package, core, top and testbench."""
