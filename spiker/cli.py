@@ -90,7 +90,7 @@ def _print_resources(out: Path) -> None:
     docs = {k: json.loads(p.read_text()) if p.is_file() else {} for k, p in files.items()}
     est, res = docs["selection"].get("estimate") or {}, docs["resources"]
     if res.get("method") == "fast":  # hdl.resources: fast — an estimate, not a synthesized count
-        print("resources (cost-model estimate, not synthesized): " + ", ".join(
+        print(f"resources ({res.get('note', 'fast')}): " + ", ".join(
             f"{k.upper()} {res.get(k, '-')}" for k in ("lut", "ff", "bram", "dsp")))
     elif est or res:
         print("resources (estimated / measured): " + ", ".join(

@@ -327,7 +327,7 @@ def _selection_lines(r: RunReport) -> list[str]:
                   f"{_fmt(runner.get('cycles'), 1)} cycles/inference.", ""]
     est, res = sel.get("estimate") or {}, r.resources
     fast = res.get("method") == "fast"
-    measured = "hdl.resources: fast (cost model, not synthesized)" if fast else "measured (yosys)"
+    measured = f"hdl.resources: fast ({res.get('note', 'cost model')})" if fast else "measured (yosys)"
     lines += [f"| resource | estimated (cost model) | {measured} |", "| --- | --- | --- |"]
     lines += [f"| {k.upper()} | {_count(est.get(k))} | {_count(res.get(k))} |" for k in RESOURCE_KEYS]
     lines += [f"| cycles/inference | {_fmt(sel.get('cycles'), 1)} (golden-model activity, test set) | "
@@ -356,7 +356,7 @@ def render_markdown(report: RunReport | Mapping[str, Any]) -> str:
               f"({r.cycles_min}..{r.cycles_max}), measured in GHDL |", *_bound_rows(r)]
     if r.sweep:
         lines.append(f"| sweep | {r.sweep['configs']} configs, {r.sweep['feasible']} feasible |")
-    label = " (cost-model estimate, not synthesized)" if res.get("method") == "fast" else ""
+    label = f" ({res.get('note', 'fast')})" if res.get("method") == "fast" else ""
     lines += [f"| LUT / FF / BRAM / DSP{label} | {_count(res['lut'])} / {_count(res['ff'])} / {_count(res['bram'])} / "
               f"{_count(res['dsp'])} |"]
     impl = r.implementation

@@ -165,7 +165,7 @@ def print_summary(run: Any) -> int:
     res = {k: v for k, v in (r.resources or {}).items() if k in RESOURCE_KEYS and v is not None}
     est = {k: v for k, v in (r.resources_estimated or {}).items() if v is not None}
     if (r.resources or {}).get("method") == "fast":  # hdl.resources: fast — no synthesis ran
-        print("resources (cost-model estimate, not synthesized): " + ", ".join(
+        print(f"resources ({r.resources.get('note', 'fast')}): " + ", ".join(
             f"{k.upper()} {fmt(res[k], 1)}" for k in RESOURCE_KEYS if k in res))
     elif res or est:  # the cost model's estimate beside yosys' count (when synthesis ran)
         print("resources (estimated / measured): " + ", ".join(

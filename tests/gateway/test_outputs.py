@@ -136,3 +136,22 @@ def test_the_report_names_the_store_without_a_server_path(tmp_path) -> None:  # 
     for key in ("report.json", "report.md"):
         text = store.get_bytes(store.ref_for(artifacts.get(key) or f"runs/r-20260101-000000-0123abcd/{key}"))
         assert str(root).encode() not in text and b"secret-server-dir" not in text
+
+
+def test_fast_resources_are_labelled_with_their_note(capsys) -> None:  # noqa: ANN001
+    """hdl.resources: fast prints the estimate's own note (Resources.note), not a label of its own."""
+    from spiker_api.v1 import gateway_pb2
+    from spiker_gateway.report import render_markdown
+    from spiker_gateway.watch import print_summary
+
+    note = "cost-model estimate, not synthesized (spiker.optimize.cost_model, RTL abc123)"
+    report = {"run_id": "r-1", "name": "t", "mismatches": 0, "samples": 4,
+              "resources": {"lut": 100, "ff": 50, "bram": 1.0, "dsp": 0, "method": "fast", "note": note},
+              "selection": {"estimate": {"lut": 90, "ff": 40, "bram": 1.0, "dsp": 0}}}
+    md = render_markdown(report)
+    assert f"| LUT / FF / BRAM / DSP ({note}) | 100 / 50 / 1 / 0 |" in md
+    assert f"hdl.resources: fast ({note})" in md
+    run = gateway_pb2.Run(run_id="r-1", name="t", state=gateway_pb2.RUN_STATE_SUCCEEDED,
+                          report_json=json.dumps(report))
+    assert print_summary(run) == 0
+    assert f"resources ({note}): LUT 100" in capsys.readouterr().out
