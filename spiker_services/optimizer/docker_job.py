@@ -40,6 +40,8 @@ LABEL_TASK = "dev.spiker.task-key"
 LABEL_INDEX = "dev.spiker.shard-index"
 LABEL_COUNT = "dev.spiker.shard-count"
 LABEL_ATTEMPT = "dev.spiker.attempt"
+#: reads of a container list while containers come and go (the SDK inspects each one it lists)
+LIST_RETRIES = 5
 COMPONENT = {"app.kubernetes.io/component": "sweep-worker"}
 #: per-container limits when none are configured (the Kubernetes Job's limits: 2 CPU, 4 GiB)
 DEFAULT_CPUS = 2.0
@@ -252,6 +254,11 @@ class DockerSweepExecutor:
     # -- containers ----------------------------------------------------------------------------
     def containers(self, name: str) -> list[Any]:
         """Every container (running or not) of sweep ``name``, found by label."""
+        for _ in range(LIST_RETRIES):
+            try:
+                return list(self.client.containers.list(all=True, filters={"label": f"{LABEL_SWEEP}={name}"}))
+            except self._errors.NotFound:  # one was removed between the engine's list and its inspect
+                continue
         return list(self.client.containers.list(all=True, filters={"label": f"{LABEL_SWEEP}={name}"}))
 
     def remove(self, name: str) -> int:

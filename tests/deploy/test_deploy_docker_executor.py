@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import grpc
 import pytest
 import torch
@@ -96,6 +97,11 @@ def _volumes_env() -> str:
 
 
 def _sweep_containers(client: Any) -> list[Any]:
+    """The sweeps' containers; listed again when one is removed while the list is read (the SDK
+    inspects each container it lists, and the executor removes finished shards meanwhile)."""
+    for _ in range(dj.LIST_RETRIES):
+        with contextlib.suppress(docker.errors.NotFound):
+            return client.containers.list(all=True, filters={"label": dj.LABEL_SWEEP})
     return client.containers.list(all=True, filters={"label": dj.LABEL_SWEEP})
 
 
@@ -145,7 +151,8 @@ def optimizer(engine: tuple[Any, str], test_image: str, tmp_path: Path, monkeypa
         channel.close()
         server.stop(0).wait(30)
         for container in _sweep_containers(client):
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.APIError):  # gone already, or being removed
+                container.remove(force=True)
 
 
 def _reference(ctx: dict[str, Any]) -> SweepResult:
