@@ -76,7 +76,7 @@ def test_the_fit_recovers_known_coefficients():
     from spiker.hdl.resources import BLOCK_RAM_MIN_BITS
 
     fit = _script()
-    truth = CostModel({"lut": {"neuron_reg": 2.0, "neuron_event2": 1.5, "neuron_nb": 9.0, "rom_lut": 1.2, "scan": 7.0,
+    truth = CostModel({"lut": {"neuron_reg": 2.0, "sum_event2": 1.5, "neuron_nb": 9.0, "rom_lut": 1.2, "scan": 7.0,
                                "layer": 40.0, "readout": 2.0, "const": 30.0},
                        "ff": {"acc": 1.0, "state": 1.1, "scan": 1.0, "layer": 10.0, "readout": 2.0, "const": 5.0,
                               "rom_ff_lut": 1.0}}, bram_min_bits=BLOCK_RAM_MIN_BITS)

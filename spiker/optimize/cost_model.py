@@ -170,8 +170,8 @@ def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: 
     ports = events
     if tm:  # snn_layer_tm: one word per (input, group of P neurons)
         banks = rom_banks(n_in * math.ceil(n / units), units, wb)
-    else:  # snn_layer: one word per input (depth rounded up to a power of two)
-        banks = rom_banks(1 << _clog2(n_in), n, wb)
+    else:  # snn_layer: one word per input plus the all-zero row (depth rounded up to a power of two)
+        banks = rom_banks(1 << _clog2(n_in + 1), n, wb)
     bram = rom_lut = rom_ff_lut = rom_ff_bram = 0.0
     for depth, width in banks:
         if depth * width >= bram_min_bits:
@@ -187,13 +187,17 @@ def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: 
         ff = {"acc": units * acc, "tm_unit": units * (nb * states + 1), "scan": n_in,
               "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "tm_layer": 1.0}
     else:
-        # the event scan covers a window of the mask: the whole mask up to 128 inputs, else 64 inputs
-        # a cycle with a window multiplexer over the mask (snn_layer's window_width)
+        # the event scan covers a window of the mask: the whole mask up to 128 inputs, in groups of
+        # 16 with registered group state (snn_layer's GRP), else 64 inputs a cycle with a window
+        # multiplexer over the mask (window_width); the ROM's rows go through a sum register
+        # (WB + E - 1 bits a neuron: the two rows added with E = 2) into one adder a neuron
         window = n_in if n_in <= 128 else 64
-        lut = {"neuron": units, "neuron_reg": units * acc, "neuron_event2": units * acc * (events - 1),
+        groups = math.ceil(n_in / min(16, 1 << _clog2(n_in))) if window == n_in else 0
+        lut = {"neuron": units, "neuron_reg": units * acc, "sum_event2": units * (wb + 1) * (events - 1),
                "neuron_nb": units * nb * states, "rom_lut": rom_lut, "scan": window * events,
-               "scan_windows": n_in if window < n_in else 0.0, "layer": 1.0}
-        ff = {"acc": units * acc, "state": n * (nb * states + 1), "scan": n_in,
+               "scan_groups": groups * events, "scan_windows": n_in if window < n_in else 0.0, "layer": 1.0}
+        ff = {"acc": units * acc, "state": n * (nb * states + 1), "sum_reg": units * (wb + events - 1),
+              "scan": n_in, "scan_groups": groups, "addr": events * _clog2(n_in + 1),
               "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "layer": 1.0}
     return lut, ff, bram
 
