@@ -91,7 +91,7 @@ def test_two_gateways_on_one_s3_store_never_run_a_run_twice(make_gateway, s3_sto
         assert not b.manager.running_ids() & set(runs)  # A holds the leases: B runs none of them
         assert all(b.manager.leases.holder_of(r)[0] == a.manager.leases.holder for r in runs)
         a.stop(0.5)  # A goes away (its leases are released); B adopts its runs
-        wait_for(lambda: b.manager.running_ids() == set(runs), 60, "B to take the runs over")
+        wait_for(lambda: all(executing(b.manager, r) for r in runs), 60, "B to take the runs over")  # past their leases
         assert all(b.manager.leases.holder_of(r)[0] == b.manager.leases.holder for r in runs)
     finally:
         stop_sampling.set()

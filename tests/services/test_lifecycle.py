@@ -39,7 +39,12 @@ SERVICES = ["spiker.v1.TrainerService", "spiker.v1.OptimizerService", "spiker.v1
 
 
 def long_train(stack_npz) -> trainer_pb2.TrainRequest:  # noqa: ANN001
-    return trainer_pb2.TrainRequest(net_dict=tiny_net(), dataset=dataset_spec(stack_npz),
+    """Training that runs for minutes: the epoch limit on a net with many steps (the tiny net's
+    1000 epochs take only seconds since a Leaky layer runs all its steps in one node)."""
+    net = tiny_net()
+    net.n_cycles = 2000
+    net.layers[0].n_neurons = 256
+    return trainer_pb2.TrainRequest(net_dict=net, dataset=dataset_spec(stack_npz),
                                     config=trainer_pb2.TrainConfig(epochs=1000, lr=0.01))  # the limit
 
 
