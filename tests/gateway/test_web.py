@@ -80,6 +80,22 @@ def test_login_sessions_and_isolation(offline_gateway, tmp_path) -> None:  # noq
         assert r.status_code == 303 and r.headers["location"] == "/login"
 
 
+def _finished_download(folder: Path, pattern: str, timeout: float) -> Path:
+    """The one file matching `pattern` once Chromium has finished writing it.
+
+    Chromium reserves the final name with an empty file while it writes to a
+    ``.crdownload`` beside it, so the name alone does not mean the bytes are there.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(folder.glob(pattern))
+        if len(found) == 1 and not list(folder.glob("*.crdownload")) and zipfile.is_zipfile(found[0]):
+            return found[0]
+        time.sleep(0.2)
+    left = sorted(p.name for p in folder.iterdir())
+    raise AssertionError(f"no finished download matching {pattern} in {timeout:.0f} s: {left}")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (setup.sh)")
 def test_browser_login_run_page_plot_and_vhdl_zip(finished_runs, session_store, tmp_path: Path) -> None:  # noqa: ANN001
@@ -125,10 +141,7 @@ def test_browser_login_run_page_plot_and_vhdl_zip(finished_runs, session_store, 
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
         driver.find_element(By.ID, "vhdl-zip").click()
-        deadline = time.monotonic() + 30
-        while not list(downloads.glob("*.zip")) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        (archive,) = list(downloads.glob("*.zip"))
+        archive = _finished_download(downloads, "*.zip", timeout=30)
         with zipfile.ZipFile(io.BytesIO(archive.read_bytes())) as zf:
             names = zf.namelist()
             order = zf.read(f"{alice_run}/vhdl/files.txt").decode().split()
