@@ -11,7 +11,7 @@ row is the seed tool's recorded ECP5 figure for P1 (54 MHz, 91 us, spiker-peer.j
 ratio is printed. Nets whose inputs exceed the package's pins use the ``--stream-width`` top.
 
     .venv/bin/python bench/implement.py [--nets digits,P1,P2,P3] [--samples 10] [--clock 100]
-        [--stream-width 8] [--keep DIR] [--json out.json]
+        [--events 1|2] [--stream-width 8] [--keep DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -57,12 +57,18 @@ def peer_net(name: str) -> tuple[QuantizedNet, np.ndarray]:
     return q, x.transpose(1, 0, 2)
 
 
-def digits_net(samples: int) -> tuple[QuantizedNet, np.ndarray]:
+def digits_net(samples: int) -> tuple[QuantizedNet, np.ndarray, dict]:
+    """The digits example at its selected config, its test spikes and the selected hardware knobs."""
     sys.path.insert(0, str(Path(__file__).parent))
     from sim_throughput import digits_spikes, trained_digits
 
+    from spiker.flow import load_flow_spec, stages
+
     x, _ = digits_spikes(samples)
-    return trained_digits(), x
+    q = trained_digits()
+    params = stages.select(load_flow_spec("examples/digits.yaml"), Path("runs/digits"), progress=False)
+    knobs = {k: v for k, v in getattr(params, "hardware", {}).items() if v is not None}
+    return q, x, knobs
 
 
 def peer_row() -> dict:
@@ -72,10 +78,18 @@ def peer_row() -> dict:
     return PEER_ECP5
 
 
-def run(name: str, samples: int, clock: float, stream_width: int | None, keep: str | None) -> dict:
-    q, x = digits_net(samples) if name == "digits" else peer_net(name)
+def run(name: str, samples: int, clock: float, stream_width: int | None, keep: str | None,
+        events: int | None = None) -> dict:
+    """One net through GHDL co-simulation and place and route; ``events`` overrides the
+    events per cycle (digits: its selected knobs, the reference nets: the generator's default)."""
+    if name == "digits":
+        q, x, knobs = digits_net(samples)
+    else:
+        (q, x), knobs = peer_net(name), {}
+    if events is not None:
+        knobs["events_per_cycle"] = events
     x = x[:, :samples]
-    design = VhdlGenerator(q).generate()
+    design = VhdlGenerator(q, **knobs).generate()
     started = time.perf_counter()
     sim = design.simulate(x, workers=1)
     sim_s = time.perf_counter() - started
@@ -90,8 +104,10 @@ def run(name: str, samples: int, clock: float, stream_width: int | None, keep: s
                            keep=None if keep is None else str(Path(keep) / name))
     wall = time.perf_counter() - started
     row = {"net": name, "sizes": q.spec.sizes, "config": q.config.to_dict(), "samples": sim.n_samples,
+           "events_per_cycle": design.events_per_cycle,
            "ghdl_s": sim_s, "wall_s": wall, **rep.to_dict()}
-    print(f"\n== {name} {'-'.join(map(str, q.spec.sizes))} at {q.config}\n{rep}", flush=True)
+    print(f"\n== {name} {'-'.join(map(str, q.spec.sizes))} at {q.config}, E = {design.events_per_cycle}\n{rep}",
+          flush=True)
     return row
 
 
@@ -100,7 +116,7 @@ def _num(value, fmt: str) -> str:
 
 
 def table(rows: list[dict], peer: dict) -> str:
-    head = ["net", "top", "LUT4 (%)", "FF", "DP16KD", "DSP", "I/O", "Fmax MHz", "status", "cycles mean/worst",
+    head = ["net", "E", "top", "LUT4 (%)", "FF", "DP16KD", "DSP", "I/O", "Fmax MHz", "status", "cycles mean/worst",
             "latency us mean/worst", "inferences/s", "tool s", "peer Fmax MHz / us", "Fmax ratio", "latency ratio",
             "critical path"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -110,7 +126,8 @@ def table(rows: list[dict], peer: dict) -> str:
         lut = f"{u['lut4']['used']} ({u['lut4']['percent']:.1f})" if "lut4" in u else "n/a"
         p = peer.get(r["net"])
         fmax, lat, worst = r["fmax_mhz"], r["latency_us_mean"], r["latency_us_worst"]
-        cells = [r["net"], f"stream {r['stream_width']}" if r["stream_width"] else "parallel", lut, used["ff"],
+        top = f"stream {r['stream_width']}" if r["stream_width"] else "parallel"
+        cells = [r["net"], str(r.get("events_per_cycle", "n/a")), top, lut, used["ff"],
                  used["bram"], used["dsp"], used["io"], _num(fmax, ".1f"), r["status"],
                  f"{_num(r['cycles_mean'], '.0f')}/{_num(r['cycles_worst'], 'd')}",
                  f"{_num(lat, '.2f')}/{_num(worst, '.2f')}", _num(r["inferences_per_s"], ",.0f"),
@@ -128,8 +145,8 @@ def board(samples: int, keep: str | None, uart_only: bool = False) -> dict:
     """The digits net's ULX3S board top: its bitstream, and the UART top in GHDL fed spiker.board's bytes."""
     from spiker.board import build, simulate_uart
 
-    q, x = digits_net(samples)
-    design = VhdlGenerator(q).generate()
+    q, x, knobs = digits_net(samples)
+    design = VhdlGenerator(q, **knobs).generate()
     started = time.perf_counter()
     uart = simulate_uart(design, x[:, :samples], clks_per_bit=4)
     out = {"uart_samples": uart.samples, "uart_mismatches": uart.mismatches, "uart_cycles": uart.cycles,
@@ -151,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clock", type=float, default=100.0, help="requested clock in MHz (default 100)")
     ap.add_argument("--stream-width", type=int, choices=(8, 16, 32, 64), default=None,
                     help="implement the fixed-width stream top (default: the parallel top where it fits)")
+    ap.add_argument("--events", type=int, choices=(1, 2), default=None,
+                    help="events per cycle (default: digits its selected knobs, the reference nets 2)")
     ap.add_argument("--keep", default=None, help="keep each net's place-and-route folder under DIR/<net>")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
     ap.add_argument("--rows", default=None, help="only print the table of rows in these JSON files (comma list)")
@@ -169,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows = []
         for name in args.nets.split(","):
-            rows.append(run(name.strip(), args.samples, args.clock, args.stream_width, args.keep))
+            rows.append(run(name.strip(), args.samples, args.clock, args.stream_width, args.keep, args.events))
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1))
     print("\nECP5-85F (LFE5U-85F, CABGA381, speed 6); peer: the seed tool's recorded row (spiker-peer.json)")

@@ -54,12 +54,12 @@ def test_sweep_rows_over_whole_loader_match_golden_model():
     assert row.accuracy == pytest.approx((q.run(x).predictions == y).mean())
     assert row.weight_memory_bits == (10 * 12 + 12 * 4) * row.weights_bw
     # every config is costed at both events-per-cycle settings, cycles from the golden model's activity
-    from spiker.hdl.sim import LAYER_FILL, event_cycles
+    from spiker.hdl.sim import event_cycles, layer_fill
     activity = q.run(x).activity
     assert activity.shape == (2, 10, 40) and (activity[0] == x.sum(-1).numpy()).all()
     for hw in row.hardware:
-        # docs/hardware.md: + F L - 2 + max(C - 1, 1), F = LAYER_FILL, L = 2 layers, C = 4 classes
-        cycles = event_cycles(activity, hw.events_per_cycle) + LAYER_FILL * 2 - 2 + 3
+        # docs/hardware.md: + F L - 2 + max(C - 1, 1), F = layer_fill(E), L = 2 layers, C = 4 classes
+        cycles = event_cycles(activity, hw.events_per_cycle) + layer_fill(hw.events_per_cycle) * 2 - 2 + 3
         assert hw.cycles == pytest.approx(cycles.mean(), abs=1e-3) and hw.cycles_max == cycles.max()
     e1, e2 = sorted(row.hardware, key=lambda h: h.events_per_cycle)
     assert e1.cycles >= e2.cycles and e1.lut < e2.lut

@@ -30,6 +30,9 @@ class Design:
     #: width of the fixed-width stream top this design is implemented with (8/16/32/64; None: the
     #: parallel top); :meth:`implement` uses it unless given one (the generator's ``stream_width``)
     stream_width: int | None = None
+    #: a register between each fully parallel layer's weight ROM and its neurons (the generator's
+    #: ``row_register``)
+    row_register: bool = True
 
     #: entity names (:mod:`spiker.hdl.interface`)
     top = interface.TOP
@@ -75,7 +78,8 @@ class Design:
         files = dict(self.files)
         files[name] = text
         return Design(quantized=self.quantized, files=files, events_per_cycle=self.events_per_cycle,
-                      neurons_per_cycle=self.neurons_per_cycle, stream_width=self.stream_width)
+                      neurons_per_cycle=self.neurons_per_cycle, stream_width=self.stream_width,
+                      row_register=self.row_register)
 
     def simulate(self, data: Any, n_samples: int | None = None, trace: bool = False, workers: int = 1,
                  timeout: float | None = None, wave: str | Path | None = None, wave_sample: int = 0,

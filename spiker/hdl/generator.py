@@ -111,7 +111,7 @@ def _npc(qnet: QuantizedNet, neurons_per_cycle: tuple[int, ...] | None) -> tuple
 
 
 def render_package(qnet: QuantizedNet, events_per_cycle: int = EVENTS_PER_CYCLE,
-                   neurons_per_cycle: tuple[int, ...] | None = None) -> str:
+                   neurons_per_cycle: tuple[int, ...] | None = None, row_register: bool = True) -> str:
     """``spiker_net_pkg``: the network's sizes, widths, and each layer's constants and weights."""
     g = geometry(qnet)
     cfg = qnet.config
@@ -132,7 +132,7 @@ def render_package(qnet: QuantizedNet, events_per_cycle: int = EVENTS_PER_CYCLE,
     return template(PKG_FILE).substitute(
         wb=cfg.weights_bw, nb=cfg.neurons_bw, fp=cfg.fp_dec, n_inputs=g.n_inputs, n_classes=g.n_classes,
         n_cycles=qnet.spec.n_cycles, count_bits=g.count_bits, class_bits=g.class_bits, tdata_bits=g.tdata_bits,
-        epc=int(events_per_cycle), layers="\n".join(layers))
+        epc=int(events_per_cycle), row_register="true" if row_register else "false", layers="\n".join(layers))
 
 
 def _debug(qnet: QuantizedNet) -> tuple[tuple[Port, ...], ...]:
@@ -152,7 +152,8 @@ def render_core(qnet: QuantizedNet, neurons_per_cycle: tuple[int, ...] | None = 
         tm = npc[i] < layer.n_neurons
         layers.append("\n" + template(_layer_template(CORE_FILE)).substitute(
             entity="snn_layer_tm" if tm else "snn_layer", acc="ACC" if tm else "REG",
-            npc_generic=f",\n                 NEURONS_PER_CYCLE => {_prefix(i)}_NEURONS_PER_CYCLE" if tm else "",
+            layer_generic=(f",\n                 NEURONS_PER_CYCLE => {_prefix(i)}_NEURONS_PER_CYCLE" if tm else
+                           ",\n                 ROW_REGISTER => ROW_REGISTER"),
             lname=f"l{i}", P=_prefix(i), i=i, j=i + 1, model=MODEL_CODE[spec.neuron_model],
             reset=RESET_CODE[spec.reset_mechanism], bank_bits=BANK_BITS))
         layers.append(f"  l{i}_spk <= t{i + 1}_data;")
@@ -207,14 +208,22 @@ class VhdlGenerator:
     ``stream_width``: 8, 16, 32 or 64 to implement the design behind the fixed-width AXI4-Stream
     top (``Design.implement`` then uses it; docs/implementation.md), None (default) for the
     parallel top.
+    ``row_register``: True (default) puts a register between each fully parallel layer's weight
+    ROM and its neurons (the row, or the two rows' sum with two events a cycle): the block RAM's
+    slow read gets a cycle of its own (about 100 MHz on an ECP5-85F speed 6 instead of 85) for
+    one more cycle of pipeline fill a layer and ``N (weights_bw + events_per_cycle - 1)``
+    flip-flops; False is the lean layer (docs/hardware.md "Timing").
     """
 
     def __init__(self, snn: Any, optim_params: FixedPointConfig | Mapping[str, int] | None = None, *,
                  events_per_cycle: int = EVENTS_PER_CYCLE, neurons_per_cycle: Any = None,
-                 stream_width: int | None = None) -> None:
+                 stream_width: int | None = None, row_register: bool = True) -> None:
         if events_per_cycle not in (1, 2) or isinstance(events_per_cycle, bool):
             raise ValueError(f"events_per_cycle must be 1 or 2, got {events_per_cycle!r}")
+        if not isinstance(row_register, bool):
+            raise ValueError(f"row_register must be True or False, got {row_register!r}")
         self.events_per_cycle = int(events_per_cycle)
+        self.row_register = row_register
         from spiker.hdl.stream_format import check_width
 
         self.stream_width = None if stream_width is None else check_width(stream_width)
@@ -239,9 +248,10 @@ class VhdlGenerator:
         q = self.quantized
         log.info("generating VHDL for %s at %s", "-".join(map(str, q.spec.sizes)), q.config)
         files = rtl_sources()
-        files[PKG_FILE] = render_package(q, self.events_per_cycle, self.neurons_per_cycle)
+        files[PKG_FILE] = render_package(q, self.events_per_cycle, self.neurons_per_cycle, self.row_register)
         files[CORE_FILE] = render_core(q, self.neurons_per_cycle)
         files[TOP_FILE] = render_top(q)
         files[TB_FILE] = render_testbench(q)
         return Design(quantized=q, files=files, events_per_cycle=self.events_per_cycle,
-                      neurons_per_cycle=self.neurons_per_cycle, stream_width=self.stream_width)
+                      neurons_per_cycle=self.neurons_per_cycle, stream_width=self.stream_width,
+                      row_register=self.row_register)

@@ -209,10 +209,12 @@ def event_bound(a: np.ndarray, events_per_cycle: int = 1) -> np.ndarray:
     return ((np.asarray(a, dtype=np.int64) + e - 1) // e).max(axis=0).sum(axis=0)
 
 
-#: cycles a fully parallel layer adds to an inference's pipeline fill: the input register, the
-#: issue into the ROM's address register, the ROM read, the sum register and the update before
-#: the next layer sees the step (snn_layer)
-LAYER_FILL = 6
+def layer_fill(events_per_cycle: int = 2) -> int:
+    """Cycles a fully parallel layer (``snn_layer``) adds to an inference's pipeline fill: the
+    input register, the issue into the ROM's address register, the ROM read, the sum register
+    (two events a cycle only: it adds the two rows) and the update before the next layer sees
+    the step: 6 with ``events_per_cycle = 2``, 5 with 1."""
+    return 6 if int(events_per_cycle) == 2 else 5
 
 
 def update_cycles(model: str) -> int:
@@ -243,7 +245,7 @@ def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | N
 
     ``groups[l]`` is layer l's ``ceil(N_l / P_l)`` (``neurons_per_cycle`` P_l; default 1, fully
     parallel). One inference of fully parallel layers takes about this plus ``F L - 2 + max(C - 1, 1)``
-    cycles for C classes (``F`` = :data:`LAYER_FILL`: pipeline fill/drain; readout; docs/hardware.md).
+    cycles for C classes (``F`` = :func:`layer_fill`: pipeline fill/drain; readout; docs/hardware.md).
     ``pipelined=True``: ``sum_k max_l c_l(k - l)`` instead (layer l works on step k - l while
     layer 0 works on step k), the measured cycles minus 2 for chains of time-multiplexed layers.
     ``models[l]``: layer l's neuron model (its fully parallel update phases; default lif).
@@ -265,13 +267,14 @@ def inference_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int]
                      models: list[str] | None = None, *, n_classes: int) -> np.ndarray:
     """Cycles of one inference per sample from the layers' activity ``a [L, T, B]``: the optimizer's
     cycle figure (the golden model's ``GoldenResult.activity``). Fully parallel layers:
-    :func:`event_cycles` plus ``F L - 2 + max(C - 1, 1)`` (``F`` = :data:`LAYER_FILL`, ``C`` =
+    :func:`event_cycles` plus ``F L - 2 + max(C - 1, 1)`` (``F`` = :func:`layer_fill`, ``C`` =
     ``n_classes``; docs/hardware.md); with time-multiplexed layers
     (a ``groups`` entry > 1) the pipelined sum plus 2 (a lower bound: each scan taken as ``K`` cycles)."""
     a = np.asarray(a, dtype=np.int64)
     if groups is not None and any(int(g) > 1 for g in groups):
         return event_cycles(a, events_per_cycle, groups, pipelined=True, models=models) + 2
-    return event_cycles(a, events_per_cycle, models=models) + LAYER_FILL * a.shape[0] - 2 + max(int(n_classes) - 1, 1)
+    fill = layer_fill(events_per_cycle) * a.shape[0]
+    return event_cycles(a, events_per_cycle, models=models) + fill - 2 + max(int(n_classes) - 1, 1)
 
 
 def scan_cost(a: np.ndarray, n_in: list[int]) -> np.ndarray:
@@ -540,5 +543,5 @@ def simulate(design: Design, data: Any, n_samples: int | None = None, trace: boo
     return report
 
 
-__all__ = ["LAYER_FILL", "Mismatch", "SimReport", "collect", "event_bound", "event_cycles", "inference_cycles",
-           "layer_step_cycles", "scan_cost", "simulate", "update_cycles"]
+__all__ = ["Mismatch", "SimReport", "collect", "event_bound", "event_cycles", "inference_cycles",
+           "layer_step_cycles", "scan_cost", "simulate", "update_cycles", "layer_fill"]

@@ -189,14 +189,14 @@ def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: 
     else:
         # the event scan covers a window of the mask: the whole mask up to 128 inputs, in groups of
         # 16 with registered group state (snn_layer's GRP), else 64 inputs a cycle with a window
-        # multiplexer over the mask (window_width); the ROM's rows go through a sum register
-        # (WB + E - 1 bits a neuron: the two rows added with E = 2) into one adder a neuron
+        # multiplexer over the mask (window_width); with E = 2 the ROM's two rows go through a
+        # sum register (WB + 1 bits a neuron) into one adder a neuron, with E = 1 the row itself
         window = n_in if n_in <= 128 else 64
         groups = math.ceil(n_in / min(16, 1 << _clog2(n_in))) if window == n_in else 0
         lut = {"neuron": units, "neuron_reg": units * acc, "sum_event2": units * (wb + 1) * (events - 1),
                "neuron_nb": units * nb * states, "rom_lut": rom_lut, "scan": window * events,
                "scan_groups": groups * events, "scan_windows": n_in if window < n_in else 0.0, "layer": 1.0}
-        ff = {"acc": units * acc, "state": n * (nb * states + 1), "sum_reg": units * (wb + events - 1),
+        ff = {"acc": units * acc, "state": n * (nb * states + 1), "sum_reg": units * (wb + 1) * (events - 1),
               "scan": n_in, "scan_groups": groups, "addr": events * _clog2(n_in + 1),
               "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "layer": 1.0}
     return lut, ff, bram

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from spiker import data
-from spiker.hdl import Design, VhdlGenerator
+from spiker.hdl import VhdlGenerator
 from spiker.net.model import SpikingNet
 from spiker_api.convert import dataset_in_workdir
 from spiker_services.common.child import report
@@ -44,8 +45,7 @@ def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_ta
     snn = SpikingNet.load(model)
     design = VhdlGenerator(snn, optim_params, **{k: v for k, v in (knobs or {}).items() if v is not None}).generate()
     if vhdl_tar is not None:
-        design = Design(quantized=design.quantized, files=read_tar(Path(vhdl_tar)),
-                        events_per_cycle=design.events_per_cycle, neurons_per_cycle=design.neurons_per_cycle)
+        design = dataclasses.replace(design, files=read_tar(Path(vhdl_tar)))  # the knobs it was made with
     _, test_loader = data.load(n_cycles=snn.spec.n_cycles, **dataset_in_workdir(dataset, folder))
     report("simulating", f"GHDL on {n_samples or 'all'} test samples, {workers} worker(s)"
                          f"{', traced' if trace else ''}")

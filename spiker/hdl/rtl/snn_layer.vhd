@@ -48,7 +48,11 @@ entity snn_layer is
     -- inputs the event scan looks at in one cycle (a power of 2; 0: all inputs up to 128,
     -- else windows of 64): a wide layer scans its mask window by window
     SCAN_WINDOW : natural := 0;
-    GRP : positive := 16                 -- group width of the whole-mask scan (a power of 2)
+    GRP : positive := 16;                -- group width of the whole-mask scan (a power of 2)
+    -- a register between the weight ROM and the neurons (the row, with 2 events a cycle the two
+    -- rows' sum): a short path from the block RAM's slow read, one more cycle of fill and
+    -- N_OUT * (WB + EVENTS_PER_CYCLE - 1) flip-flops; false: the neurons add the ROM's rows
+    ROW_REGISTER : boolean := true
   );
   port (
     clk       : in  std_logic;
@@ -91,6 +95,7 @@ architecture rtl of snn_layer is
     return 1;
   end function;
   constant PA : positive := spike_phase;
+  constant SUM_REG : boolean := ROW_REGISTER;  -- the row / sum register (neuron_unit SUM_REG)
   -- the ROM has one more row, all zero (ZROW): the address of a pick that is not there, so
   -- the two rows read are summed without a gate between the block RAM and the sum register
   constant RAW : positive := clog2(N_IN + 1);
@@ -175,6 +180,7 @@ architecture rtl of snn_layer is
   signal p_add1, p_add2, p_end, p_last : std_logic := '0';  -- micro-op of the ROM row(s) now read
   -- sum register (in neuron_unit, SUM_REG): the row(s) added, for the neurons' next cycle
   signal q_add, q_end, q_last : std_logic := '0';
+  signal n_end, n_last : std_logic;        -- the end mark and last flag now at the neurons
   signal load, issue : std_logic;
   signal scan_found, scan_found2, scan_last : std_logic;
   signal scan_idx, scan_idx2 : unsigned(AW - 1 downto 0);
@@ -379,16 +385,30 @@ begin
                  PORTS => EVENTS_PER_CYCLE)
     port map (clk => clk, addr => rom_addr, row => row, addr2 => rom_addr2, row2 => row2);
 
-  -- issue when the neurons take events three cycles later (ROM address, row, sum) and no
-  -- end mark is ahead in the pipe: during events, then once the update will not wait any
-  -- more (lif/if: from the step's end on, when the output register is free; phase 1 with go)
+  -- issue when the neurons take events D cycles later (ROM address, row, and the sum with
+  -- SUM_REG: D = 3, else 2) and no end mark is ahead in the pipe: during events, then in the
+  -- update phases whose picks arrive after the last one (phase >= U + 1 - D; phase 1 only once
+  -- the update will not wait any more, with go; D = 3 lif/if also in the end mark's cycle when
+  -- the output register is free)
   out_free <= (not ovalid) or out_ready;
   go <= '1' when uph /= 1 or out_free = '1' else '0';
-  issue <= '1' when tok = '1' and a_end = '0' and p_end = '0' and
-                    ((uph = 0 and (q_end = '0' or (NU = 2 and out_free = '1'))) or
-                     (uph = 1 and go = '1') or uph >= 2) else '0';
-  add1 <= q_add when uph = 0 else '0';
-  add2 <= '0';
+  with_sum : if SUM_REG generate
+    issue <= '1' when tok = '1' and a_end = '0' and p_end = '0' and
+                      ((uph = 0 and (q_end = '0' or (NU = 2 and out_free = '1'))) or
+                       (uph = 1 and go = '1') or uph >= 2) else '0';
+    add1 <= q_add when uph = 0 else '0';
+    add2 <= '0';
+    n_end <= q_end;
+    n_last <= q_last;
+  end generate;
+  without_sum : if not SUM_REG generate
+    issue <= '1' when tok = '1' and a_end = '0' and
+                      ((uph = 0 and p_end = '0') or (uph = 1 and NU = 2 and go = '1') or uph >= 2) else '0';
+    add1 <= p_add1 when uph = 0 else '0';
+    add2 <= p_add2 when uph = 0 else '0';
+    n_end <= p_end;
+    n_last <= p_last;
+  end generate;
   u(1) <= '1' when uph = 1 and out_free = '1' else '0';
   u(2) <= '1' when uph = 2 else '0';
   u(3) <= '1' when uph = 3 else '0';
@@ -396,7 +416,7 @@ begin
   u_neurons : entity work.neuron_unit
     generic map (N => N_OUT, NB => NB, ACC => ACC, WB => WB, MODEL => MODEL, RESET => RESET,
                  BETA_SHIFT => BETA_SHIFT, ALPHA_SHIFT => ALPHA_SHIFT, THRESHOLD => THRESHOLD,
-                 EVENTS => EVENTS_PER_CYCLE, SUM_REG => true)
+                 EVENTS => EVENTS_PER_CYCLE, SUM_REG => SUM_REG)
     port map (clk => clk, rst => rst, add1 => add1, add2 => add2, w1 => row, w2 => row2,
               u => u, clear => cur_last, fresh => fresh, spike => spk, v_dbg => dbg_v, s_dbg => dbg_s);
 
@@ -470,9 +490,9 @@ begin
 
         -- neuron phases
         if uph = 0 then
-          if q_end = '1' then
+          if n_end = '1' then
             uph <= 1;
-            cur_last <= q_last;
+            cur_last <= n_last;
           end if;
         elsif go = '1' then
           if uph = PA then

@@ -4,6 +4,9 @@
 -- spikes (ties and an all-zero count go to the lowest index), one class a cycle
 -- (max(N_CLS - 1, 1) cycles: a short path instead of an N_CLS-deep compare chain),
 -- and presents both on m_* until m_ready. Counters saturate at 2**CB - 1.
+-- The readout takes no token while it finds or presents a result, so the counters themselves
+-- hold the counts presented (no second set of count registers) and the next sample's first
+-- token counts from zero (`fresh`); the class register is the running maximum's index.
 library ieee;
 use ieee.std_logic_1164.all;
 use ieee.numeric_std.all;
@@ -31,9 +34,9 @@ end entity;
 architecture rtl of spike_readout is
   type cnt_array is array (0 to N_CLS - 1) of unsigned(CB - 1 downto 0);
   constant CMAX : unsigned(CB - 1 downto 0) := (others => '1');
-  signal cnt, fin : cnt_array := (others => (others => '0'));
+  signal cnt : cnt_array := (others => (others => '0'));
   signal pend, mv : std_logic := '0';
-  signal cls : unsigned(clog2(N_CLS) - 1 downto 0) := (others => '0');
+  signal fresh : std_logic := '1';                                -- the next token starts a sample
   signal best : unsigned(CB - 1 downto 0) := (others => '0');  -- running maximum
   signal bidx : natural range 0 to N_CLS - 1 := 0;                -- its class
   signal i : natural range 0 to N_CLS := 0;                       -- next class to compare
@@ -49,10 +52,10 @@ begin
     if rising_edge(clk) then
       if rst = '1' then
         cnt <= (others => (others => '0'));
-        fin <= (others => (others => '0'));
         pend <= '0';
         mv <= '0';
-        cls <= (others => '0');
+        fresh <= '1';
+        bidx <= 0;
       else
         if mv = '1' and m_ready = '1' then
           mv <= '0';
@@ -60,15 +63,14 @@ begin
         if pend = '1' then
           k := bidx;
           if i < N_CLS then
-            if fin(i) > best then
-              best <= fin(i);
+            if cnt(i) > best then
+              best <= cnt(i);
               k := i;
             end if;
             bidx <= k;
             i <= i + 1;
           end if;
           if i >= N_CLS - 1 then
-            cls <= to_unsigned(k, cls'length);
             pend <= '0';
             mv <= '1';
           end if;
@@ -76,19 +78,20 @@ begin
         if in_valid = '1' and rdy = '1' then
           for i in 0 to N_CLS - 1 loop
             nxt(i) := cnt(i);
-            if in_spikes(i) = '1' and cnt(i) /= CMAX then
-              nxt(i) := cnt(i) + 1;
+            if fresh = '1' then
+              nxt(i) := (others => '0');
+            end if;
+            if in_spikes(i) = '1' and nxt(i) /= CMAX then
+              nxt(i) := nxt(i) + 1;
             end if;
           end loop;
+          cnt <= nxt;
+          fresh <= in_last;
           if in_last = '1' then
-            fin <= nxt;
-            cnt <= (others => (others => '0'));
             pend <= '1';
             best <= nxt(0);
             bidx <= 0;
             i <= 1;
-          else
-            cnt <= nxt;
           end if;
         end if;
       end if;
@@ -96,8 +99,8 @@ begin
   end process;
 
   outs : for i in 0 to N_CLS - 1 generate
-    m_counts((i + 1) * CB - 1 downto i * CB) <= std_logic_vector(fin(i));
+    m_counts((i + 1) * CB - 1 downto i * CB) <= std_logic_vector(cnt(i));
   end generate;
-  m_class <= cls;
+  m_class <= to_unsigned(bidx, m_class'length);
   m_valid <= mv;
 end architecture;

@@ -17,5 +17,7 @@ package spiker_net_pkg is
   constant FP_DEC     : natural := $fp;
   -- present input spikes each layer visits per cycle (2: dual-port weight ROM)
   constant EVENTS_PER_CYCLE : positive := $epc;
+  -- a register between each fully parallel layer's weight ROM and its neurons (snn_layer)
+  constant ROW_REGISTER : boolean := $row_register;
 $layers
 end package;
