@@ -4,11 +4,12 @@
     python scripts/fit_cost_model.py --fit              # refit spiker/optimize/cost_coefficients.json
     python scripts/fit_cost_model.py --check            # estimate vs yosys table (+ leave-one-out)
 
-A point is ``NET:wb/nb/fp:E[:P]`` (e.g. ``P1:6/10/4:2``, ``P1:6/10/4:2:16`` with 16 neuron units
-per layer). Nets: ``digits`` (the trained digits
-example, trained into runs/digits if missing), ``P1``/``P2``/``P3`` (the seed tool's reference
-nets by the recipe of ../shared/reference/spiker-peer.md) and small calibration nets ``S<n_in>x<n>``
-(same recipe, ``S16x24`` is 16-24-10). Measured points are cached in
+A point is ``NET:wb/nb/fp:E[:P][:lean]`` (e.g. ``P1:6/10/4:2``, ``P1:6/10/4:2:16`` with 16 neuron
+units per layer, ``P1:6/10/4:1:lean`` without the row register, ``row_register=False``).
+Nets: ``digits`` (the trained digits example, trained into runs/digits if missing),
+``P1``/``P2``/``P3`` (the seed tool's reference nets by the recipe of
+../shared/reference/spiker-peer.md) and small calibration nets ``S<n_in>x<n>`` (same recipe,
+``S16x24`` is 16-24-10). Measured points are cached in
 spiker/optimize/cost_data.json with the digest of the design they were synthesized from (its
 generated files and the RTL files it uses): a point whose design the generator now makes
 differently is stale, measured afresh by --measure and left out of --fit/--check. Synthesis is slow:
@@ -62,7 +63,7 @@ PLANS = {
     # plus the one net whose ROM is in LUTs, ordered so that the first 12 cover the four nets
     "refit": ["S16x24:6/8/4:2", "digits:4/6/4:1:16", "P1:6/10/4:2:16", "P2:6/10/4:1:32", "P3:6/10/4:1",
               "digits:4/6/4:1", "P1:6/10/4:1", "P2:6/10/4:1", "digits:4/6/4:2", "P1:6/10/4:2", "P2:6/10/4:2",
-              "digits:8/12/6:1", "P3:6/10/4:2"],
+              "digits:8/12/6:1", "P3:6/10/4:2", "P1:6/10/4:1:lean", "digits:4/6/4:1:lean"],
 }
 
 
@@ -107,17 +108,21 @@ def parse_point(text: str) -> dict:
     try:
         net, bits, events, *rest = text.split(":")
         wb, nb, fp = (int(v) for v in bits.split("/"))
+        lean = bool(rest) and rest[-1] == "lean"
+        rest = rest[:-1] if lean else rest
         if len(rest) > 1:
             raise ValueError
-        return {"net": net, "weights_bw": wb, "neurons_bw": nb, "fp_dec": fp, "events_per_cycle": int(events),
-                "neurons_per_cycle": int(rest[0]) if rest else None}
+        point = {"net": net, "weights_bw": wb, "neurons_bw": nb, "fp_dec": fp, "events_per_cycle": int(events),
+                 "neurons_per_cycle": int(rest[0]) if rest else None}
+        return {**point, "row_register": False} if lean else point
     except ValueError:
-        raise SystemExit(f"bad point {text!r}: expected NET:wb/nb/fp:E[:P], e.g. P1:6/10/4:2") from None
+        raise SystemExit(f"bad point {text!r}: expected NET:wb/nb/fp:E[:P][:lean], e.g. P1:6/10/4:2") from None
 
 
 def point_id(p: dict) -> str:
     p_part = "" if p.get("neurons_per_cycle") is None else f":{p['neurons_per_cycle']}"
-    return f"{p['net']}:{p['weights_bw']}/{p['neurons_bw']}/{p['fp_dec']}:{p['events_per_cycle']}{p_part}"
+    lean = "" if p.get("row_register", True) else ":lean"
+    return f"{p['net']}:{p['weights_bw']}/{p['neurons_bw']}/{p['fp_dec']}:{p['events_per_cycle']}{p_part}{lean}"
 
 
 def generate(p: dict):
@@ -125,7 +130,7 @@ def generate(p: dict):
     from spiker.hdl import VhdlGenerator
 
     config = FixedPointConfig(p["weights_bw"], p["neurons_bw"], p["fp_dec"])
-    knobs = {"events_per_cycle": p["events_per_cycle"]}
+    knobs = {"events_per_cycle": p["events_per_cycle"], "row_register": p.get("row_register", True)}
     if p.get("neurons_per_cycle") is not None:
         knobs["neurons_per_cycle"] = p["neurons_per_cycle"]
     return VhdlGenerator(build(p["net"], config), **knobs).generate()
@@ -194,7 +199,7 @@ def shapes(point: dict) -> list[LayerShape]:
 def features(point: dict, bram_min_bits: float) -> tuple[dict, dict, float]:
     config = FixedPointConfig(point["weights_bw"], point["neurons_bw"], point["fp_dec"])
     return design_features(shapes(point), point["n_cycles"], config, point["events_per_cycle"],
-                           point.get("neurons_per_cycle"), bram_min_bits)
+                           point.get("neurons_per_cycle"), bram_min_bits, point.get("row_register", True))
 
 
 def bram_threshold(points: list[dict]) -> float:
@@ -230,7 +235,7 @@ def fit(points: list[dict], version: str) -> CostModel:
 
 def estimate(model: CostModel, p: dict):
     return model.estimate(shapes(p), p["n_cycles"], FixedPointConfig(p["weights_bw"], p["neurons_bw"], p["fp_dec"]),
-                          p["events_per_cycle"], p.get("neurons_per_cycle"))
+                          p["events_per_cycle"], p.get("neurons_per_cycle"), p.get("row_register", True))
 
 
 def table(points: list[dict], model: CostModel, loo: bool) -> str:

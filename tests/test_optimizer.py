@@ -58,8 +58,8 @@ def test_sweep_rows_over_whole_loader_match_golden_model():
     activity = q.run(x).activity
     assert activity.shape == (2, 10, 40) and (activity[0] == x.sum(-1).numpy()).all()
     for hw in row.hardware:
-        # docs/hardware.md: + F L - 2 + max(C - 1, 1), F = layer_fill(E), L = 2 layers, C = 4 classes
-        cycles = event_cycles(activity, hw.events_per_cycle) + layer_fill(hw.events_per_cycle) * 2 - 2 + 3
+        # docs/hardware.md: + F L - 2 + max(C - 1, 1), F = layer_fill(), L = 2 layers, C = 4 classes
+        cycles = event_cycles(activity, hw.events_per_cycle) + layer_fill() * 2 - 2 + 3
         assert hw.cycles == pytest.approx(cycles.mean(), abs=1e-3) and hw.cycles_max == cycles.max()
     e1, e2 = sorted(row.hardware, key=lambda h: h.events_per_cycle)
     assert e1.cycles >= e2.cycles and e1.lut < e2.lut

@@ -32,13 +32,13 @@ def test_random_nets_are_bit_exact_with_trace(seed, events):
     np.testing.assert_array_equal(report.counts, q.run(x).counts)
     # event driven: a layer spends max(a, 1) cycles a step plus its update phases (2, syn 3) and a
     # small pipeline/readout latency
-    slack = 4 * steps + layer_fill(events) * len(q.layers) + q.spec.n_outputs + 4
+    slack = 4 * steps + layer_fill() * len(q.layers) + q.spec.n_outputs + 4
     assert (report.cycles <= report.bound + slack).all(), (report.cycles, report.bound)
     # ... and max(ceil(a / E), 1) + U with E events a cycle: the model sum_t max_l(...) + F L - 2
     # + max(C - 1, 1) (C classes), give or take a few cycles where the layers' busiest steps do not
     # line up in the pipeline
     models = [layer.spec.neuron_model for layer in q.layers]
-    fill = layer_fill(events) * len(q.layers) - 2 + max(q.spec.n_outputs - 1, 1)
+    fill = layer_fill() * len(q.layers) - 2 + max(q.spec.n_outputs - 1, 1)
     model = event_cycles(active_inputs(q.run(x, trace=True).traces), events, models=models) + fill
     assert (np.abs(report.cycles - model) <= steps).all(), (report.cycles, model)
 
@@ -60,8 +60,8 @@ def test_two_events_per_cycle_halve_the_busy_steps():
     np.testing.assert_array_equal(one.counts, two.counts)
     a = np.array([[9] * 6, [1, 0, 2, 3, 8, 9]]).T[None]  # a[l, t, b]
     for report, e in ((one, 1), (two, 2)):
-        # F L - 2 + max(4 - 1, 1), F = layer_fill(E): 5 cycles, 6 with the two rows' sum register
-        np.testing.assert_array_equal(report.cycles, event_cycles(a, e) + layer_fill(e) - 2 + 3)
+        # F L - 2 + max(4 - 1, 1), F = layer_fill() (with the row register)
+        np.testing.assert_array_equal(report.cycles, event_cycles(a, e) + layer_fill() - 2 + 3)
     assert (two.bound == one.bound).all() and (two.cycles < one.cycles).all()
 
 
@@ -87,7 +87,7 @@ def test_grouped_scan_of_a_wide_layer_is_exact(n_in):
         assert report.mismatches == 0, str(report)
         np.testing.assert_array_equal(report.counts, q.run(x).counts)
         a = x.sum(-1)[None]
-        np.testing.assert_array_equal(report.cycles, event_cycles(a, e) + layer_fill(e) - 2 + max(5 - 1, 1))
+        np.testing.assert_array_equal(report.cycles, event_cycles(a, e) + layer_fill() - 2 + max(5 - 1, 1))
 
 
 def test_every_model_and_reset_with_saturation():

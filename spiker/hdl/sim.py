@@ -209,12 +209,12 @@ def event_bound(a: np.ndarray, events_per_cycle: int = 1) -> np.ndarray:
     return ((np.asarray(a, dtype=np.int64) + e - 1) // e).max(axis=0).sum(axis=0)
 
 
-def layer_fill(events_per_cycle: int = 2) -> int:
+def layer_fill(row_register: bool = True) -> int:
     """Cycles a fully parallel layer (``snn_layer``) adds to an inference's pipeline fill: the
-    input register, the issue into the ROM's address register, the ROM read, the sum register
-    (two events a cycle only: it adds the two rows) and the update before the next layer sees
-    the step: 6 with ``events_per_cycle = 2``, 5 with 1."""
-    return 6 if int(events_per_cycle) == 2 else 5
+    input register, the issue into the ROM's address register, the ROM read, the row register
+    (the generator's ``row_register``) and the update before the next layer sees the step: 6,
+    5 without the row register."""
+    return 6 if row_register else 5
 
 
 def update_cycles(model: str) -> int:
@@ -264,16 +264,16 @@ def event_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | N
 
 
 def inference_cycles(a: np.ndarray, events_per_cycle: int = 2, groups: list[int] | None = None,
-                     models: list[str] | None = None, *, n_classes: int) -> np.ndarray:
+                     models: list[str] | None = None, *, n_classes: int, row_register: bool = True) -> np.ndarray:
     """Cycles of one inference per sample from the layers' activity ``a [L, T, B]``: the optimizer's
     cycle figure (the golden model's ``GoldenResult.activity``). Fully parallel layers:
     :func:`event_cycles` plus ``F L - 2 + max(C - 1, 1)`` (``F`` = :func:`layer_fill`, ``C`` =
-    ``n_classes``; docs/hardware.md); with time-multiplexed layers
+    ``n_classes``; ``row_register``: the generator's knob; docs/hardware.md); with time-multiplexed layers
     (a ``groups`` entry > 1) the pipelined sum plus 2 (a lower bound: each scan taken as ``K`` cycles)."""
     a = np.asarray(a, dtype=np.int64)
     if groups is not None and any(int(g) > 1 for g in groups):
         return event_cycles(a, events_per_cycle, groups, pipelined=True, models=models) + 2
-    fill = layer_fill(events_per_cycle) * a.shape[0]
+    fill = layer_fill(row_register) * a.shape[0]
     return event_cycles(a, events_per_cycle, models=models) + fill - 2 + max(int(n_classes) - 1, 1)
 
 

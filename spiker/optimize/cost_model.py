@@ -158,8 +158,10 @@ def _clog2(n: int) -> int:
 
 
 def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: int | None,
-                   bram_min_bits: float) -> tuple[dict[str, float], dict[str, float], float]:
-    """Per-resource feature vectors of one layer (LUT, FF) and its block RAM."""
+                   bram_min_bits: float, row_register: bool = True,
+                   ) -> tuple[dict[str, float], dict[str, float], float]:
+    """Per-resource feature vectors of one layer (LUT, FF) and its block RAM (``row_register``:
+    the generator's knob, the fully parallel layer's register after its weight ROM)."""
     n_in, n = layer.n_inputs, layer.n_neurons
     units = neurons_per_cycle_of(n, p)
     wb, nb = config.weights_bw, config.neurons_bw
@@ -189,14 +191,16 @@ def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: 
     else:
         # the event scan covers a window of the mask: the whole mask up to 128 inputs, in groups of
         # 16 with registered group state (snn_layer's GRP), else 64 inputs a cycle with a window
-        # multiplexer over the mask (window_width); with E = 2 the ROM's two rows go through a
-        # sum register (WB + 1 bits a neuron) into one adder a neuron, with E = 1 the row itself
+        # multiplexer over the mask (window_width); the ROM's rows go through a sum register
+        # (WB + E - 1 bits a neuron: the two rows added with E = 2; row_register) into one adder
+        # a neuron, or without it straight into the neurons (two adders a neuron with E = 2)
         window = n_in if n_in <= 128 else 64
         groups = math.ceil(n_in / min(16, 1 << _clog2(n_in))) if window == n_in else 0
+        sum_bits = (wb + events - 1) if row_register else 0
         lut = {"neuron": units, "neuron_reg": units * acc, "sum_event2": units * (wb + 1) * (events - 1),
                "neuron_nb": units * nb * states, "rom_lut": rom_lut, "scan": window * events,
                "scan_groups": groups * events, "scan_windows": n_in if window < n_in else 0.0, "layer": 1.0}
-        ff = {"acc": units * acc, "state": n * (nb * states + 1), "sum_reg": units * (wb + 1) * (events - 1),
+        ff = {"acc": units * acc, "state": n * (nb * states + 1), "sum_reg": units * sum_bits,
               "scan": n_in, "scan_groups": groups, "addr": events * _clog2(n_in + 1),
               "rom_ff_lut": rom_ff_lut, "rom_ff_bram": rom_ff_bram, "layer": 1.0}
     return lut, ff, bram
@@ -204,7 +208,7 @@ def layer_features(layer: LayerShape, config: FixedPointConfig, events: int, p: 
 
 def design_features(layers: Sequence[LayerShape], n_cycles: int, config: FixedPointConfig, events: int,
                     neurons_per_cycle: int | Sequence[int | None] | None, bram_min_bits: float,
-                    ) -> tuple[dict[str, float], dict[str, float], float]:
+                    row_register: bool = True) -> tuple[dict[str, float], dict[str, float], float]:
     """Summed feature vectors (LUT, FF) and block RAM of a whole design."""
     if events not in EVENTS:
         raise SpikerError(f"events_per_cycle must be 1 or 2, got {events!r}")
@@ -215,7 +219,7 @@ def design_features(layers: Sequence[LayerShape], n_cycles: int, config: FixedPo
     ff: dict[str, float] = {"readout": readout, "const": 1.0}
     bram = 0.0
     for layer, p in zip(layers, ps):
-        l_lut, l_ff, l_bram = layer_features(layer, config, events, p, bram_min_bits)
+        l_lut, l_ff, l_bram = layer_features(layer, config, events, p, bram_min_bits, row_register)
         for out, part in ((lut, l_lut), (ff, l_ff)):
             for key, value in part.items():
                 out[key] = out.get(key, 0.0) + value
@@ -293,11 +297,11 @@ class CostModel:
     # -- estimates --------------------------------------------------------------------------
     def estimate(self, layers: Sequence[LayerShape], n_cycles: int, config: FixedPointConfig | Mapping[str, int],
                  events_per_cycle: int = 2, neurons_per_cycle: int | Sequence[int | None] | None = None,
-                 ) -> CostEstimate:
+                 row_register: bool = True) -> CostEstimate:
         """Resources of the design of ``layers`` at ``config`` with the given hardware knobs."""
         config = FixedPointConfig.from_dict(config)
         lut_f, ff_f, bram = design_features(layers, n_cycles, config, events_per_cycle, neurons_per_cycle,
-                                            self.bram_min_bits)
+                                            self.bram_min_bits, row_register)
         lut_c, ff_c = self.coefficients["lut"], self.coefficients["ff"]
         blocks: dict[str, list[float]] = {}
         for key, value in lut_f.items():
@@ -341,7 +345,8 @@ def estimate_design(design: Any) -> Resources:
     qnet = design.quantized
     units = list(design.neurons_per_cycle) if design.neurons_per_cycle is not None else None
     est = model.estimate(shapes_of_quantized(qnet), qnet.spec.n_cycles, qnet.config,
-                         events_per_cycle=design.events_per_cycle, neurons_per_cycle=units)
+                         events_per_cycle=design.events_per_cycle, neurons_per_cycle=units,
+                         row_register=design.row_register)
     note = f"cost-model estimate, not synthesized (spiker.optimize.cost_model, RTL {model.version or 'unknown'})"
     return Resources(lut=est.lut, ff=est.ff, carry=None, bram=est.bram, lutram=None, dsp=est.dsp, latches=None,
                      method="fast", note=note)
