@@ -48,7 +48,7 @@ def random_spikes(seed: int, steps: int, batch: int, n: int, p: float | None = N
     return x
 
 
-def layer_wrapper(entity: str, q: QuantizedNet, **generics: int) -> str:
+def layer_wrapper(entity: str, q: QuantizedNet, **generics: int | str) -> str:
     """VHDL of ``layer_wrap``: layer 0 of ``q`` as ``entity`` (snn_layer or snn_layer_tm, the same
     port list) with the net package's constants and the given extra generics (EVENTS_PER_CYCLE, ...)."""
     lay = q.layers[0]

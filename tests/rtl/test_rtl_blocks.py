@@ -165,13 +165,21 @@ def test_snn_layer(tmp_path, case, events):
     _layer_case(tmp_path, case, events)
 
 
+@pytest.mark.parametrize("events", [1, 2])
+@pytest.mark.parametrize("case", ["lif-sat-stall", "syn-zero", "if-none-1in", "syn-subtract-wide"])
+def test_snn_layer_without_row_register(tmp_path, case, events):
+    """The lean layer (ROW_REGISTER false: the neurons add the ROM's rows), every model, with and
+    without back-pressure."""
+    _layer_case(tmp_path, case, events, row_register=False)
+
+
 @pytest.mark.parametrize("case,events,window", [("lif-sat-stall", 1, 4), ("syn-subtract-wide", 2, 8)])
 def test_snn_layer_scan_windows(tmp_path, case, events, window):
     """A wide layer's windowed scan (SCAN_WINDOW < N_IN, the last window partial or full)."""
     _layer_case(tmp_path, case, events, window)
 
 
-def _layer_case(tmp_path, case, events, window=0):
+def _layer_case(tmp_path, case, events, window=0, row_register=True):
     model, reset, n_in, n_out, cfg, stall = LAYER_CASES[case]
     q = _one_layer_net(model, reset, n_in, n_out, cfg, seed=len(case))
     rng = np.random.default_rng(n_in)
@@ -201,7 +209,8 @@ def _layer_case(tmp_path, case, events, window=0):
     pkg = tmp_path / "pkg.vhd"
     pkg.write_text(render_package(q))
     wrap = tmp_path / "layer_wrap.vhd"
-    wrap.write_text(layer_wrapper("snn_layer", q, EVENTS_PER_CYCLE=events, SCAN_WINDOW=window))
+    wrap.write_text(layer_wrapper("snn_layer", q, EVENTS_PER_CYCLE=events, SCAN_WINDOW=window,
+                                  ROW_REGISTER="true" if row_register else "false"))
     _run(tmp_path, "layer_wrap", "snn_layer_matches_golden",
          {"nb": nb, "n_out": n_out, "tokens": tokens, "expected": expected, "seed": 3, "stall": stall,
           "syn": model == "syn", "events": events, "update": 3 if model == "syn" else 2}, extra=[pkg, wrap])
