@@ -92,6 +92,9 @@ class HdlSection:
     #: here to one P per layer; P = N is the fully parallel layer)
     events_per_cycle: int | None = None
     neurons_per_cycle: tuple[int, ...] | None = None
+    #: a register between each fully parallel layer's weight ROM and its neurons (VhdlGenerator
+    #: ``row_register``; None: the generator's default, True; False: the lean layer)
+    row_register: bool | None = None
     #: export the verification kit (spiker.hdl.kit) on this many test samples (None: no kit)
     testbench: int | None = None
 
@@ -364,7 +367,8 @@ def _hdl_section(raw: Mapping[str, Any], net_spec: NetSpec) -> HdlSection:
     from spiker.hdl.multiplex import resolve_neurons_per_cycle
 
     hdl = _section(raw, "hdl", HdlSection, {"resources": (bool, str), "events_per_cycle": (int,),
-                                            "neurons_per_cycle": (int, list, dict), "testbench": (int,)})
+                                            "neurons_per_cycle": (int, list, dict), "row_register": (bool,),
+                                            "testbench": (int,)})
     hdl = replace(hdl, resources=resource_method(hdl.resources, "hdl.resources"))
     if hdl.testbench is not None and hdl.testbench < 1:
         raise SpecError("hdl.testbench", f"must be a number of samples >= 1, got {hdl.testbench}")
@@ -377,8 +381,7 @@ def _hdl_section(raw: Mapping[str, Any], net_spec: NetSpec) -> HdlSection:
                                           [la.name for la in net_spec.layers])
     except SpecError as exc:
         raise SpecError(f"hdl.{exc.key}", exc.message) from None
-    return HdlSection(resources=hdl.resources, events_per_cycle=hdl.events_per_cycle, neurons_per_cycle=units,
-                      testbench=hdl.testbench)
+    return replace(hdl, neurons_per_cycle=units)
 
 
 def resource_method(value: bool | str | None, key: str = "resources") -> str | None:

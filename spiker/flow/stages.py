@@ -169,7 +169,7 @@ def hdl(spec: FlowSpec, out: Path, progress: bool = True, resources: bool | str 
     snn, _ = train(spec, out, progress)
     params = select(spec, out, progress)
     knobs = {k: v for k, v in getattr(params, "hardware", {}).items() if v is not None}
-    for key in ("events_per_cycle", "neurons_per_cycle"):  # the spec's hdl section wins
+    for key in ("events_per_cycle", "neurons_per_cycle", "row_register"):  # the spec's hdl section wins
         if getattr(spec.hdl, key) is not None:
             knobs[key] = getattr(spec.hdl, key)
     design = VhdlGenerator(snn, dict(params), **knobs).generate()
