@@ -145,16 +145,19 @@ def ranges_from_proto(msg: common_pb2.OptimRanges) -> dict[str, dict[str, int]]:
 
 # -- hardware knobs -----------------------------------------------------------------------------
 
-def hardware_knobs(events_per_cycle: int, neurons_per_cycle: Any) -> dict[str, Any]:
-    """The VhdlGenerator knobs of a request's ``events_per_cycle`` (0: default) and repeated
-    ``neurons_per_cycle`` (empty: fully parallel; one entry: every layer; else per layer, 0 = parallel)."""
+def hardware_knobs(request: Any) -> dict[str, Any]:
+    """The VhdlGenerator knobs of a GenerateRequest or SimulateRequest (None: the generator's default):
+    ``events_per_cycle`` (0: default), repeated ``neurons_per_cycle`` (empty: fully parallel; one entry:
+    every layer; else per layer, 0 = parallel) and optional ``row_register`` (unset: default)."""
+    events_per_cycle = request.events_per_cycle
     if events_per_cycle not in (0, 1, 2):
         raise FieldError("events_per_cycle", f"must be 1 or 2 (0: default), got {events_per_cycle}")
-    units = list(neurons_per_cycle)
+    units = list(request.neurons_per_cycle)
     if any(p < 0 for p in units):
         raise FieldError("neurons_per_cycle", f"entries must be >= 0 (0: fully parallel), got {units}")
     npc = (units[0] or None) if len(units) == 1 else [p or None for p in units] if units else None
-    return {"events_per_cycle": events_per_cycle or None, "neurons_per_cycle": npc}
+    row_register = request.row_register if request.HasField("row_register") else None
+    return {"events_per_cycle": events_per_cycle or None, "neurons_per_cycle": npc, "row_register": row_register}
 
 
 # -- datasets --------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from spiker_api.v1 import common_pb2 as spiker_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16spiker/v1/hdlgen.proto\x12\tspiker.v1\x1a\x16spiker/v1/common.proto\"\xbd\x02\n\x0fGenerateRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12,\n\x0coptim_params\x18\x02 \x01(\x0b\x32\x16.spiker.v1.OptimParams\x12\x1a\n\x12\x65stimate_resources\x18\x03 \x01(\x08\x12\x18\n\x10\x65vents_per_cycle\x18\x04 \x01(\x05\x12\x19\n\x11neurons_per_cycle\x18\x05 \x03(\x05\x12.\n\timplement\x18\x06 \x01(\x0b\x32\x1b.spiker.v1.ImplementRequest\x12\x11\n\ttestbench\x18\x07 \x01(\x05\x12\'\n\x07\x64\x61taset\x18\x08 \x01(\x0b\x32\x16.spiker.v1.DatasetSpec\x12\x18\n\x10resources_method\x18\t \x01(\t\"k\n\x10ImplementRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x11\n\tclock_mhz\x18\x02 \x01(\x01\x12\r\n\x05speed\x18\x03 \x01(\x05\x12\x0f\n\x07package\x18\x04 \x01(\t\x12\x14\n\x0cstream_width\x18\x05 \x01(\x05\"\xdb\x02\n\x0eImplementation\x12\x0c\n\x04\x66its\x18\x01 \x01(\x08\x12\x0b\n\x03met\x18\x02 \x01(\x08\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x10\n\x08\x66max_mhz\x18\x04 \x01(\x01\x12\x15\n\rcritical_path\x18\x05 \x01(\t\x12\x31\n\x04used\x18\x06 \x03(\x0b\x32#.spiker.v1.Implementation.UsedEntry\x12;\n\tavailable\x18\x07 \x03(\x0b\x32(.spiker.v1.Implementation.AvailableEntry\x12&\n\x06report\x18\x08 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x1a+\n\tUsedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x30\n\x0e\x41vailableEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xb2\x01\n\x10ResourceEstimate\x12\x37\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\'.spiker.v1.ResourceEstimate.CountsEntry\x12&\n\x06report\x18\x02 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\x0e\n\x06method\x18\x03 \x01(\t\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xd2\x02\n\x0eGenerateResult\x12(\n\x08vhdl_tar\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\r\n\x05\x66iles\x18\x02 \x03(\t\x12,\n\x0coptim_params\x18\x03 \x01(\x0b\x32\x16.spiker.v1.OptimParams\x12\x12\n\ntop_entity\x18\x04 \x01(\t\x12.\n\tresources\x18\x05 \x01(\x0b\x32\x1b.spiker.v1.ResourceEstimate\x12\x19\n\x11neurons_per_cycle\x18\x06 \x03(\x05\x12\x18\n\x10\x65vents_per_cycle\x18\x07 \x01(\x05\x12\x31\n\x0eimplementation\x18\x08 \x01(\x0b\x32\x19.spiker.v1.Implementation\x12-\n\rtestbench_tar\x18\t \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\"v\n\x10GenerateResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.spiker.v1.ProgressEventH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.spiker.v1.GenerateResultH\x00\x42\x07\n\x05\x65vent2V\n\rHdlgenService\x12\x45\n\x08Generate\x12\x1a.spiker.v1.GenerateRequest\x1a\x1b.spiker.v1.GenerateResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16spiker/v1/hdlgen.proto\x12\tspiker.v1\x1a\x16spiker/v1/common.proto\"\xe9\x02\n\x0fGenerateRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12,\n\x0coptim_params\x18\x02 \x01(\x0b\x32\x16.spiker.v1.OptimParams\x12\x1a\n\x12\x65stimate_resources\x18\x03 \x01(\x08\x12\x18\n\x10\x65vents_per_cycle\x18\x04 \x01(\x05\x12\x19\n\x11neurons_per_cycle\x18\x05 \x03(\x05\x12.\n\timplement\x18\x06 \x01(\x0b\x32\x1b.spiker.v1.ImplementRequest\x12\x11\n\ttestbench\x18\x07 \x01(\x05\x12\'\n\x07\x64\x61taset\x18\x08 \x01(\x0b\x32\x16.spiker.v1.DatasetSpec\x12\x18\n\x10resources_method\x18\t \x01(\t\x12\x19\n\x0crow_register\x18\n \x01(\x08H\x00\x88\x01\x01\x42\x0f\n\r_row_register\"k\n\x10ImplementRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x11\n\tclock_mhz\x18\x02 \x01(\x01\x12\r\n\x05speed\x18\x03 \x01(\x05\x12\x0f\n\x07package\x18\x04 \x01(\t\x12\x14\n\x0cstream_width\x18\x05 \x01(\x05\"\xdb\x02\n\x0eImplementation\x12\x0c\n\x04\x66its\x18\x01 \x01(\x08\x12\x0b\n\x03met\x18\x02 \x01(\x08\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x10\n\x08\x66max_mhz\x18\x04 \x01(\x01\x12\x15\n\rcritical_path\x18\x05 \x01(\t\x12\x31\n\x04used\x18\x06 \x03(\x0b\x32#.spiker.v1.Implementation.UsedEntry\x12;\n\tavailable\x18\x07 \x03(\x0b\x32(.spiker.v1.Implementation.AvailableEntry\x12&\n\x06report\x18\x08 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x1a+\n\tUsedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x30\n\x0e\x41vailableEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xb2\x01\n\x10ResourceEstimate\x12\x37\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\'.spiker.v1.ResourceEstimate.CountsEntry\x12&\n\x06report\x18\x02 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\x0e\n\x06method\x18\x03 \x01(\t\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xfe\x02\n\x0eGenerateResult\x12(\n\x08vhdl_tar\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\r\n\x05\x66iles\x18\x02 \x03(\t\x12,\n\x0coptim_params\x18\x03 \x01(\x0b\x32\x16.spiker.v1.OptimParams\x12\x12\n\ntop_entity\x18\x04 \x01(\t\x12.\n\tresources\x18\x05 \x01(\x0b\x32\x1b.spiker.v1.ResourceEstimate\x12\x19\n\x11neurons_per_cycle\x18\x06 \x03(\x05\x12\x18\n\x10\x65vents_per_cycle\x18\x07 \x01(\x05\x12\x31\n\x0eimplementation\x18\x08 \x01(\x0b\x32\x19.spiker.v1.Implementation\x12-\n\rtestbench_tar\x18\t \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\x19\n\x0crow_register\x18\n \x01(\x08H\x00\x88\x01\x01\x42\x0f\n\r_row_register\"v\n\x10GenerateResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.spiker.v1.ProgressEventH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.spiker.v1.GenerateResultH\x00\x42\x07\n\x05\x65vent2V\n\rHdlgenService\x12\x45\n\x08Generate\x12\x1a.spiker.v1.GenerateRequest\x1a\x1b.spiker.v1.GenerateResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,23 +40,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOURCEESTIMATE_COUNTSENTRY']._loaded_options = None
   _globals['_RESOURCEESTIMATE_COUNTSENTRY']._serialized_options = b'8\001'
   _globals['_GENERATEREQUEST']._serialized_start=62
-  _globals['_GENERATEREQUEST']._serialized_end=379
-  _globals['_IMPLEMENTREQUEST']._serialized_start=381
-  _globals['_IMPLEMENTREQUEST']._serialized_end=488
-  _globals['_IMPLEMENTATION']._serialized_start=491
-  _globals['_IMPLEMENTATION']._serialized_end=838
-  _globals['_IMPLEMENTATION_USEDENTRY']._serialized_start=745
-  _globals['_IMPLEMENTATION_USEDENTRY']._serialized_end=788
-  _globals['_IMPLEMENTATION_AVAILABLEENTRY']._serialized_start=790
-  _globals['_IMPLEMENTATION_AVAILABLEENTRY']._serialized_end=838
-  _globals['_RESOURCEESTIMATE']._serialized_start=841
-  _globals['_RESOURCEESTIMATE']._serialized_end=1019
-  _globals['_RESOURCEESTIMATE_COUNTSENTRY']._serialized_start=974
-  _globals['_RESOURCEESTIMATE_COUNTSENTRY']._serialized_end=1019
-  _globals['_GENERATERESULT']._serialized_start=1022
-  _globals['_GENERATERESULT']._serialized_end=1360
-  _globals['_GENERATERESPONSE']._serialized_start=1362
-  _globals['_GENERATERESPONSE']._serialized_end=1480
-  _globals['_HDLGENSERVICE']._serialized_start=1482
-  _globals['_HDLGENSERVICE']._serialized_end=1568
+  _globals['_GENERATEREQUEST']._serialized_end=423
+  _globals['_IMPLEMENTREQUEST']._serialized_start=425
+  _globals['_IMPLEMENTREQUEST']._serialized_end=532
+  _globals['_IMPLEMENTATION']._serialized_start=535
+  _globals['_IMPLEMENTATION']._serialized_end=882
+  _globals['_IMPLEMENTATION_USEDENTRY']._serialized_start=789
+  _globals['_IMPLEMENTATION_USEDENTRY']._serialized_end=832
+  _globals['_IMPLEMENTATION_AVAILABLEENTRY']._serialized_start=834
+  _globals['_IMPLEMENTATION_AVAILABLEENTRY']._serialized_end=882
+  _globals['_RESOURCEESTIMATE']._serialized_start=885
+  _globals['_RESOURCEESTIMATE']._serialized_end=1063
+  _globals['_RESOURCEESTIMATE_COUNTSENTRY']._serialized_start=1018
+  _globals['_RESOURCEESTIMATE_COUNTSENTRY']._serialized_end=1063
+  _globals['_GENERATERESULT']._serialized_start=1066
+  _globals['_GENERATERESULT']._serialized_end=1448
+  _globals['_GENERATERESPONSE']._serialized_start=1450
+  _globals['_GENERATERESPONSE']._serialized_end=1568
+  _globals['_HDLGENSERVICE']._serialized_start=1570
+  _globals['_HDLGENSERVICE']._serialized_end=1656
 # @@protoc_insertion_point(module_scope)

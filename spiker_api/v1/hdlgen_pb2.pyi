@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "optim_params", "estimate_resources", "events_per_cycle", "neurons_per_cycle", "implement", "testbench", "dataset", "resources_method")
+    __slots__ = ("model", "optim_params", "estimate_resources", "events_per_cycle", "neurons_per_cycle", "implement", "testbench", "dataset", "resources_method", "row_register")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
     ESTIMATE_RESOURCES_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class GenerateRequest(_message.Message):
     TESTBENCH_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_METHOD_FIELD_NUMBER: _ClassVar[int]
+    ROW_REGISTER_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ArtifactRef
     optim_params: _common_pb2.OptimParams
     estimate_resources: bool
@@ -28,7 +29,8 @@ class GenerateRequest(_message.Message):
     testbench: int
     dataset: _common_pb2.DatasetSpec
     resources_method: str
-    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., implement: _Optional[_Union[ImplementRequest, _Mapping]] = ..., testbench: _Optional[int] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ..., resources_method: _Optional[str] = ...) -> None: ...
+    row_register: bool
+    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., estimate_resources: _Optional[bool] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., implement: _Optional[_Union[ImplementRequest, _Mapping]] = ..., testbench: _Optional[int] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ..., resources_method: _Optional[str] = ..., row_register: _Optional[bool] = ...) -> None: ...
 
 class ImplementRequest(_message.Message):
     __slots__ = ("target", "clock_mhz", "speed", "package", "stream_width")
@@ -96,7 +98,7 @@ class ResourceEstimate(_message.Message):
     def __init__(self, counts: _Optional[_Mapping[str, int]] = ..., report: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., method: _Optional[str] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
-    __slots__ = ("vhdl_tar", "files", "optim_params", "top_entity", "resources", "neurons_per_cycle", "events_per_cycle", "implementation", "testbench_tar")
+    __slots__ = ("vhdl_tar", "files", "optim_params", "top_entity", "resources", "neurons_per_cycle", "events_per_cycle", "implementation", "testbench_tar", "row_register")
     VHDL_TAR_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +108,7 @@ class GenerateResult(_message.Message):
     EVENTS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
     TESTBENCH_TAR_FIELD_NUMBER: _ClassVar[int]
+    ROW_REGISTER_FIELD_NUMBER: _ClassVar[int]
     vhdl_tar: _common_pb2.ArtifactRef
     files: _containers.RepeatedScalarFieldContainer[str]
     optim_params: _common_pb2.OptimParams
@@ -115,7 +118,8 @@ class GenerateResult(_message.Message):
     events_per_cycle: int
     implementation: Implementation
     testbench_tar: _common_pb2.ArtifactRef
-    def __init__(self, vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., files: _Optional[_Iterable[str]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., top_entity: _Optional[str] = ..., resources: _Optional[_Union[ResourceEstimate, _Mapping]] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., events_per_cycle: _Optional[int] = ..., implementation: _Optional[_Union[Implementation, _Mapping]] = ..., testbench_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
+    row_register: bool
+    def __init__(self, vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., files: _Optional[_Iterable[str]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., top_entity: _Optional[str] = ..., resources: _Optional[_Union[ResourceEstimate, _Mapping]] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., events_per_cycle: _Optional[int] = ..., implementation: _Optional[_Union[Implementation, _Mapping]] = ..., testbench_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., row_register: _Optional[bool] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("progress", "result")

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from spiker_api.v1 import common_pb2 as spiker_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19spiker/v1/simulator.proto\x12\tspiker.v1\x1a\x16spiker/v1/common.proto\"\xc4\x02\n\x0fSimulateRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12,\n\x0coptim_params\x18\x02 \x01(\x0b\x32\x16.spiker.v1.OptimParams\x12(\n\x08vhdl_tar\x18\x03 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\'\n\x07\x64\x61taset\x18\x04 \x01(\x0b\x32\x16.spiker.v1.DatasetSpec\x12\x11\n\tn_samples\x18\x05 \x01(\x05\x12\r\n\x05trace\x18\x06 \x01(\x08\x12\x0f\n\x07workers\x18\x07 \x01(\x05\x12\x18\n\x10\x65vents_per_cycle\x18\x08 \x01(\x05\x12\x19\n\x11neurons_per_cycle\x18\t \x03(\x05\x12\x0c\n\x04wave\x18\n \x01(\t\x12\x13\n\x0bwave_sample\x18\x0b \x01(\x05\"\xc8\x02\n\x0eSimulateResult\x12&\n\x06report\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\x0f\n\x07samples\x18\x02 \x01(\x05\x12\x12\n\nmismatches\x18\x03 \x01(\x05\x12\x0e\n\x06passed\x18\x04 \x01(\x08\x12\x16\n\x0e\x66irst_mismatch\x18\x05 \x01(\t\x12\x18\n\x0bhw_accuracy\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x0fgolden_accuracy\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\ncycles_min\x18\x08 \x01(\x03\x12\x13\n\x0b\x63ycles_mean\x18\t \x01(\x01\x12\x12\n\ncycles_max\x18\n \x01(\x03\x12(\n\x08waveform\x18\x0b \x01(\x0b\x32\x16.spiker.v1.ArtifactRefB\x0e\n\x0c_hw_accuracyB\x12\n\x10_golden_accuracy\"v\n\x10SimulateResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.spiker.v1.ProgressEventH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.spiker.v1.SimulateResultH\x00\x42\x07\n\x05\x65vent2Y\n\x10SimulatorService\x12\x45\n\x08Simulate\x12\x1a.spiker.v1.SimulateRequest\x1a\x1b.spiker.v1.SimulateResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19spiker/v1/simulator.proto\x12\tspiker.v1\x1a\x16spiker/v1/common.proto\"\xf0\x02\n\x0fSimulateRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12,\n\x0coptim_params\x18\x02 \x01(\x0b\x32\x16.spiker.v1.OptimParams\x12(\n\x08vhdl_tar\x18\x03 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\'\n\x07\x64\x61taset\x18\x04 \x01(\x0b\x32\x16.spiker.v1.DatasetSpec\x12\x11\n\tn_samples\x18\x05 \x01(\x05\x12\r\n\x05trace\x18\x06 \x01(\x08\x12\x0f\n\x07workers\x18\x07 \x01(\x05\x12\x18\n\x10\x65vents_per_cycle\x18\x08 \x01(\x05\x12\x19\n\x11neurons_per_cycle\x18\t \x03(\x05\x12\x0c\n\x04wave\x18\n \x01(\t\x12\x13\n\x0bwave_sample\x18\x0b \x01(\x05\x12\x19\n\x0crow_register\x18\x0c \x01(\x08H\x00\x88\x01\x01\x42\x0f\n\r_row_register\"\xc8\x02\n\x0eSimulateResult\x12&\n\x06report\x18\x01 \x01(\x0b\x32\x16.spiker.v1.ArtifactRef\x12\x0f\n\x07samples\x18\x02 \x01(\x05\x12\x12\n\nmismatches\x18\x03 \x01(\x05\x12\x0e\n\x06passed\x18\x04 \x01(\x08\x12\x16\n\x0e\x66irst_mismatch\x18\x05 \x01(\t\x12\x18\n\x0bhw_accuracy\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x0fgolden_accuracy\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\ncycles_min\x18\x08 \x01(\x03\x12\x13\n\x0b\x63ycles_mean\x18\t \x01(\x01\x12\x12\n\ncycles_max\x18\n \x01(\x03\x12(\n\x08waveform\x18\x0b \x01(\x0b\x32\x16.spiker.v1.ArtifactRefB\x0e\n\x0c_hw_accuracyB\x12\n\x10_golden_accuracy\"v\n\x10SimulateResponse\x12,\n\x08progress\x18\x01 \x01(\x0b\x32\x18.spiker.v1.ProgressEventH\x00\x12+\n\x06result\x18\x02 \x01(\x0b\x32\x19.spiker.v1.SimulateResultH\x00\x42\x07\n\x05\x65vent2Y\n\x10SimulatorService\x12\x45\n\x08Simulate\x12\x1a.spiker.v1.SimulateRequest\x1a\x1b.spiker.v1.SimulateResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,11 +34,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'spiker.v1.simulator_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SIMULATEREQUEST']._serialized_start=65
-  _globals['_SIMULATEREQUEST']._serialized_end=389
-  _globals['_SIMULATERESULT']._serialized_start=392
-  _globals['_SIMULATERESULT']._serialized_end=720
-  _globals['_SIMULATERESPONSE']._serialized_start=722
-  _globals['_SIMULATERESPONSE']._serialized_end=840
-  _globals['_SIMULATORSERVICE']._serialized_start=842
-  _globals['_SIMULATORSERVICE']._serialized_end=931
+  _globals['_SIMULATEREQUEST']._serialized_end=433
+  _globals['_SIMULATERESULT']._serialized_start=436
+  _globals['_SIMULATERESULT']._serialized_end=764
+  _globals['_SIMULATERESPONSE']._serialized_start=766
+  _globals['_SIMULATERESPONSE']._serialized_end=884
+  _globals['_SIMULATORSERVICE']._serialized_start=886
+  _globals['_SIMULATORSERVICE']._serialized_end=975
 # @@protoc_insertion_point(module_scope)

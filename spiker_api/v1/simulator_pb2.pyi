@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SimulateRequest(_message.Message):
-    __slots__ = ("model", "optim_params", "vhdl_tar", "dataset", "n_samples", "trace", "workers", "events_per_cycle", "neurons_per_cycle", "wave", "wave_sample")
+    __slots__ = ("model", "optim_params", "vhdl_tar", "dataset", "n_samples", "trace", "workers", "events_per_cycle", "neurons_per_cycle", "wave", "wave_sample", "row_register")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPTIM_PARAMS_FIELD_NUMBER: _ClassVar[int]
     VHDL_TAR_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class SimulateRequest(_message.Message):
     NEURONS_PER_CYCLE_FIELD_NUMBER: _ClassVar[int]
     WAVE_FIELD_NUMBER: _ClassVar[int]
     WAVE_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    ROW_REGISTER_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ArtifactRef
     optim_params: _common_pb2.OptimParams
     vhdl_tar: _common_pb2.ArtifactRef
@@ -32,7 +33,8 @@ class SimulateRequest(_message.Message):
     neurons_per_cycle: _containers.RepeatedScalarFieldContainer[int]
     wave: str
     wave_sample: int
-    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ..., n_samples: _Optional[int] = ..., trace: _Optional[bool] = ..., workers: _Optional[int] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., wave: _Optional[str] = ..., wave_sample: _Optional[int] = ...) -> None: ...
+    row_register: bool
+    def __init__(self, model: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., optim_params: _Optional[_Union[_common_pb2.OptimParams, _Mapping]] = ..., vhdl_tar: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., dataset: _Optional[_Union[_common_pb2.DatasetSpec, _Mapping]] = ..., n_samples: _Optional[int] = ..., trace: _Optional[bool] = ..., workers: _Optional[int] = ..., events_per_cycle: _Optional[int] = ..., neurons_per_cycle: _Optional[_Iterable[int]] = ..., wave: _Optional[str] = ..., wave_sample: _Optional[int] = ..., row_register: _Optional[bool] = ...) -> None: ...
 
 class SimulateResult(_message.Message):
     __slots__ = ("report", "samples", "mismatches", "passed", "first_mismatch", "hw_accuracy", "golden_accuracy", "cycles_min", "cycles_mean", "cycles_max", "waveform")

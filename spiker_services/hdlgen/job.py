@@ -47,6 +47,7 @@ class GenerateOutput:
     optim_params: dict[str, int]
     events_per_cycle: int
     neurons_per_cycle: list[int]
+    row_register: bool
     resources: ResourcesOutput | None = None
     implementation: ImplementationOutput | None = None
     testbench_tar: str | None = None
@@ -55,11 +56,11 @@ class GenerateOutput:
 def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimate_resources: bool,
                  events_per_cycle: int | None = None, neurons_per_cycle: Any = None, resources_method: str = "synth",
                  implement: dict[str, Any] | None = None, testbench: int | None = None,
-                 dataset: dict[str, Any] | None = None) -> GenerateOutput:
+                 dataset: dict[str, Any] | None = None, row_register: bool | None = None) -> GenerateOutput:
     """Generate the design, write it as a tar; optionally estimate resources.
 
-    ``events_per_cycle`` (None: the generator's default) and ``neurons_per_cycle`` are
-    VhdlGenerator's knobs; ``resources_method``: ``synth`` (GHDL + yosys) or ``fast`` (the cost
+    ``events_per_cycle``, ``row_register`` (None: the generator's defaults) and ``neurons_per_cycle``
+    are VhdlGenerator's knobs; ``resources_method``: ``synth`` (GHDL + yosys) or ``fast`` (the cost
     model's estimate, no synthesis; spiker.optimize.cost_model.METHODS); ``implement``: keyword
     arguments of ``design.implement`` (target, ...);
     ``testbench``: samples of ``dataset``'s test split for the verification kit (its own tar).
@@ -69,6 +70,8 @@ def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimat
     knobs: dict[str, Any] = {"neurons_per_cycle": neurons_per_cycle}
     if events_per_cycle is not None:
         knobs["events_per_cycle"] = events_per_cycle
+    if row_register is not None:
+        knobs["row_register"] = row_register
     design = VhdlGenerator(snn, optim_params, **knobs).generate()
     folder = out / "vhdl"
     design.write(folder)
@@ -105,6 +108,6 @@ def generate_job(workdir: str, model: str, optim_params: dict[str, int], estimat
             fmax_mhz=impl.fmax_mhz, critical_path="" if path is None else f"{path.start} -> {path.end}",
             utilisation={k: (u.used, u.available) for k, u in impl.utilisation.items()})
     return GenerateOutput(tar=tar, files=names, top=design.top, optim_params=design.quantized.config.to_dict(),
-                          events_per_cycle=design.events_per_cycle,
+                          events_per_cycle=design.events_per_cycle, row_register=design.row_register,
                           neurons_per_cycle=list(design.neurons_per_cycle or []), resources=resources,
                           implementation=implementation, testbench_tar=testbench_tar)

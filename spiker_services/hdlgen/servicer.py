@@ -36,7 +36,7 @@ class HdlgenServicer(hdlgen_pb2_grpc.HdlgenServiceServicer):
         model = convert.ref_from_proto(request.model, "model")
         params = convert.optim_params_from_proto(request.optim_params)
         # one entry: every layer; several: one per layer (0 = fully parallel); the generator checks the ranges
-        knobs = convert.hardware_knobs(request.events_per_cycle, request.neurons_per_cycle)
+        knobs = convert.hardware_knobs(request)
         method = request.resources_method or "synth"
         if method not in METHODS:
             raise FieldError("resources_method", f"must be empty, {' or '.join(repr(m) for m in METHODS)}, "
@@ -81,7 +81,8 @@ def generate_result(out: GenerateOutput, call: Call) -> hdlgen_pb2.GenerateResul
     """The reply of a finished job: its files uploaded as artifacts, its numbers copied once."""
     result = hdlgen_pb2.GenerateResult(vhdl_tar=call.put(out.tar, "vhdl", "application/x-tar"), files=out.files,
                                        top_entity=out.top, optim_params=convert.optim_params_to_proto(out.optim_params),
-                                       neurons_per_cycle=out.neurons_per_cycle, events_per_cycle=out.events_per_cycle)
+                                       neurons_per_cycle=out.neurons_per_cycle, events_per_cycle=out.events_per_cycle,
+                                       row_register=out.row_register)
     if out.resources is not None:
         res = out.resources
         result.resources.report.CopyFrom(call.put(res.path, "resources", "application/json"))

@@ -38,7 +38,8 @@ def simulate_job(workdir: str, model: str, optim_params: dict[str, int], vhdl_ta
                  wave_sample: int = 0) -> SimulateOutput:
     """Simulate the design (the given tar, or regenerated) on the test split; write the report.
 
-    ``knobs``: the generator's ``events_per_cycle``/``neurons_per_cycle`` the tar was made with;
+    ``knobs``: the generator's ``events_per_cycle``/``neurons_per_cycle``/``row_register`` the tar was
+    made with (None: the default);
     ``wave``: a file name in the work folder for sample ``wave_sample``'s waveform.
     """
     folder = Path(workdir)

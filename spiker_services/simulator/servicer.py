@@ -38,7 +38,7 @@ class SimulatorServicer(simulator_pb2_grpc.SimulatorServiceServicer):
         params = convert.optim_params_from_proto(request.optim_params)
         tar = convert.ref_from_proto(request.vhdl_tar, "vhdl_tar") if request.HasField("vhdl_tar") else None
         dataset, npz = convert.dataset_from_proto(request.dataset)
-        knobs = convert.hardware_knobs(request.events_per_cycle, request.neurons_per_cycle)
+        knobs = convert.hardware_knobs(request)
         if request.n_samples < 0:
             raise FieldError("n_samples", f"must be >= 0 (0: all test samples), got {request.n_samples}")
         if not 0 <= request.workers <= MAX_WORKERS:
