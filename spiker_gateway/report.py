@@ -54,6 +54,8 @@ class RunReport:
     #: {"configs": n, "feasible": n} when the optimizer swept
     sweep: dict[str, int] | None = None
     events_per_cycle: int | None = None
+    #: the generated design's fully parallel layers register the weight ROM's rows (None: not reported)
+    row_register: bool | None = None
     bound_events_mean: float | None = None
     hw_accuracy: float | None = None
     golden_accuracy: float | None = None
@@ -161,7 +163,7 @@ def build_report(store: ArtifactStore, run_id: str, spec_dict: dict[str, Any], s
             "hardware": "VHDL in GHDL on the first test samples"},
         sweep={"configs": optimize.n_configs, "feasible": optimize.n_feasible}
         if optimized else None,
-        events_per_cycle=sim_doc.get("events_per_cycle"),
+        events_per_cycle=sim_doc.get("events_per_cycle"), row_register=_optional(hdlgen, "row_register"),
         bound_events_mean=sim_doc.get("bound_events_mean"),
         hw_accuracy=_optional(sim, "hw_accuracy"), golden_accuracy=_optional(sim, "golden_accuracy"),
         mismatches=sim.mismatches if sim is not None else 0, samples=n_sim,
@@ -350,8 +352,9 @@ def render_markdown(report: RunReport | Mapping[str, Any]) -> str:
              f"| mismatches / simulated samples | {r.mismatches} / {r.samples} (RTL vs. golden model) |",
              f"| optim_params | {r.optim_params} |"]
     if e:
+        rows = {True: ", row register after each weight ROM", False: ", lean layers (no row register)"}
         lines.append(f"| hardware | {e} event{'s' if e != 1 else ''}/cycle, neurons_per_cycle "
-                     f"{knobs.get('neurons_per_cycle') or 'all (fully parallel)'} |")
+                     f"{knobs.get('neurons_per_cycle') or 'all (fully parallel)'}{rows.get(r.row_register, '')} |")
     lines += [f"| cycles per inference (mean, min..max) | {_fmt(r.cycles_mean, 1)} "
               f"({r.cycles_min}..{r.cycles_max}), measured in GHDL |", *_bound_rows(r)]
     if r.sweep:

@@ -275,6 +275,8 @@ def selected_knobs(spec: FlowSpec, results: dict[str, Any]) -> dict[str, Any]:
         knobs["events_per_cycle"] = int(spec.hdl.events_per_cycle)
     if getattr(spec.hdl, "neurons_per_cycle", None) is not None:
         knobs["neurons_per_cycle"] = [int(p) for p in spec.hdl.neurons_per_cycle]
+    if getattr(spec.hdl, "row_register", None) is not None:  # the optimizer costs the default (True) only
+        knobs["row_register"] = bool(spec.hdl.row_register)
     return knobs
 
 

@@ -155,3 +155,26 @@ def test_fast_resources_are_labelled_with_their_note(capsys) -> None:  # noqa: A
                           report_json=json.dumps(report))
     assert print_summary(run) == 0
     assert f"resources ({note}): LUT 100" in capsys.readouterr().out
+
+
+def test_the_report_shows_the_designs_row_register(tmp_path) -> None:  # noqa: ANN001
+    """report.json/report.md: row_register as hdlgen generated the design, beside the events per cycle."""
+    from spiker.store import LocalStore
+    from spiker_api.v1 import hdlgen_pb2
+    from spiker_gateway.report import RunReport, build_report, render_markdown
+    from spiker_gateway.stages import result_to_dict
+
+    def report_of(result: hdlgen_pb2.GenerateResult) -> RunReport:
+        stages = [{"name": "hdlgen", "state": "succeeded", "result": result_to_dict(result)}]
+        return build_report(LocalStore(tmp_path / "store"), "r-20260101-000000-0123abcd", {"name": "t"}, stages)[0]
+
+    lean = report_of(hdlgen_pb2.GenerateResult(events_per_cycle=2, row_register=False))
+    assert lean.row_register is False and RunReport.from_dict(lean.to_dict()).row_register is False
+    assert report_of(hdlgen_pb2.GenerateResult(events_per_cycle=2, row_register=True)).row_register is True
+    assert report_of(hdlgen_pb2.GenerateResult(events_per_cycle=2)).row_register is None  # an older service's reply
+    doc = {"run_id": "r-1", "name": "t", "events_per_cycle": 2, "cycles_mean": 30.0}
+    assert "| hardware | 2 events/cycle, neurons_per_cycle all (fully parallel), lean layers (no row register) |" \
+        in render_markdown({**doc, "row_register": False})
+    assert "2 events/cycle, neurons_per_cycle all (fully parallel), row register after each weight ROM |" \
+        in render_markdown({**doc, "row_register": True})
+    assert "2 events/cycle, neurons_per_cycle all (fully parallel) |" in render_markdown(doc)

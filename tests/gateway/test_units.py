@@ -69,3 +69,24 @@ def test_yaml_and_json_specs_are_equal() -> None:
     a = validate_spec(json.dumps(tiny_spec()), Limits())
     b = validate_spec(yaml.safe_dump(tiny_spec()), Limits())
     assert a.digest() == b.digest()
+
+
+def test_the_spec_row_register_reaches_hdlgen_synth_and_the_simulator() -> None:
+    from spiker_api.v1 import common_pb2, hdlgen_pb2, optimizer_pb2, trainer_pb2
+
+    ref = common_pb2.ArtifactRef(**REF)
+    results = {"train": trainer_pb2.TrainResult(model=ref), "hdlgen": hdlgen_pb2.GenerateResult(vhdl_tar=ref)}
+    default = validate_spec(json.dumps(tiny_spec("c" * 64, hdl={"resources": "fast"})), Limits())
+    for stage in ("hdlgen", "synth", "simulate"):
+        planned = plan(stage, default, results, REF)
+        assert not planned.request.HasField("row_register") and "row_register" not in planned.config  # cache keys
+    lean = validate_spec(json.dumps(tiny_spec("c" * 64, hdl={"resources": "fast", "row_register": False})), Limits())
+    for stage in ("hdlgen", "synth", "simulate"):
+        planned = plan(stage, lean, results, REF)
+        assert planned.request.HasField("row_register") and planned.request.row_register is False, stage
+        assert planned.config["row_register"] is False, stage
+    # over the optimizer's selection (which costs the default row register only), beside its events_per_cycle
+    swept = {**results, "optimize": optimizer_pb2.OptimizeResult(selected_events_per_cycle=1)}
+    spec = validate_spec(json.dumps(tiny_spec("c" * 64, hdl={"row_register": False})), Limits())
+    request = plan("hdlgen", spec, swept, REF).request
+    assert (request.events_per_cycle, request.row_register) == (1, False)
