@@ -15,6 +15,9 @@ output with the same yosys flow), not re-measured here.
 Modes: ``N:1`` and ``N:2`` are the fully parallel layer (P = N) with 1 or 2 events a cycle;
 ``<P>:<E>`` with a number P < N time-multiplexes each layer wider than P (``snn_layer_tm``);
 ``<P1>/<P2>:<E>`` gives P per layer (the issue's P < N points: ``8/2:2``, ``5/2:2``, ``16/2:2``).
+A trailing ``:lean`` builds the fully parallel layers without the register between weight ROM and
+neurons (``VhdlGenerator(row_register=False)``: fewer FFs, about 85 instead of 100 MHz on an
+ECP5-85F; docs/hardware.md), e.g. ``N:1:lean``.
 
     .venv/bin/python bench/area_vs_spiker.py [--nets P1,P2,P3] [--modes N:1,N:2,16:1]
                                              [--samples 5] [--json out.json]
@@ -70,6 +73,7 @@ class Row:
     net: str
     p: str
     e: int
+    row_register: bool
     lut: int
     ff: int
     bram: float
@@ -82,35 +86,40 @@ class Row:
 
 
 def run_mode(peer: dict, name: str, mode: str, samples: int, keep: Path | None) -> Row:
-    p_text, e_text = mode.split(":")
-    events = int(e_text)
+    p_text, e_text, *lean = mode.split(":")
+    if lean not in ([], ["lean"]):
+        raise SystemExit(f"bad mode {mode!r}: P:E or P:E:lean")
+    events, row_register = int(e_text), not lean
     q = reference_net(peer, name)
     # "8" = P 8 for every layer (capped at a layer's N), "8/2" = P per layer
     npc = None if p_text == "N" else [int(v) for v in p_text.split("/")] if "/" in p_text else int(p_text)
-    design = VhdlGenerator(q, events_per_cycle=events, neurons_per_cycle=npc).generate()
+    design = VhdlGenerator(q, events_per_cycle=events, neurons_per_cycle=npc, row_register=row_register).generate()
     started = time.perf_counter()
-    res = design.estimate_resources(keep=None if keep is None else keep / f"{name}_{p_text}_{events}",
+    res = design.estimate_resources(keep=None if keep is None else keep / f"{name}_{mode.replace(':', '_')}",
                                     timeout=4 * 3600)
     synth_s = time.perf_counter() - started
     started = time.perf_counter()
     report = design.simulate(reference_inputs(peer, name, samples), workers=1)
     sim_s = time.perf_counter() - started
     ref = peer["nets"][name]
-    return Row(net=name, p=p_text, e=events, lut=res.lut, ff=res.ff, bram=res.bram, cycles=report.cycles_mean,
-               mismatches=report.mismatches, lut_ff_ratio=(res.lut + res.ff) / (ref["lut"] + ref["ff"]),
+    return Row(net=name, p=p_text, e=events, row_register=row_register, lut=res.lut, ff=res.ff, bram=res.bram,
+               cycles=report.cycles_mean, mismatches=report.mismatches,
+               lut_ff_ratio=(res.lut + res.ff) / (ref["lut"] + ref["ff"]),
                cycles_ratio=report.cycles_mean / ref["cycles"], synth_s=synth_s, sim_s=sim_s)
 
 
 def table(rows: list[Row], peer: dict) -> str:
-    head = (f"{'net':<4} {'P':>4} {'E':>2} {'LUT':>7} {'FF':>6} {'BRAM':>5} {'cycles':>8} {'mism':>4} "
+    head = (f"{'net':<4} {'P':>4} {'E':>2} {'rows':>4} {'LUT':>7} {'FF':>6} {'BRAM':>5} {'cycles':>8} {'mism':>4} "
             f"{'LUT+FF/Spiker':>13} {'cycles/Spiker':>13}  synth s")
     lines = [head, "-" * len(head)]
     for name in dict.fromkeys(r.net for r in rows):
         ref = peer["nets"][name]
         for r in (r for r in rows if r.net == name):
-            lines.append(f"{r.net:<4} {r.p:>4} {r.e:>2} {r.lut:>7} {r.ff:>6} {r.bram:>5g} {r.cycles:>8.1f} "
-                         f"{r.mismatches:>4} {r.lut_ff_ratio:>12.3f}x {r.cycles_ratio:>12.3f}x  {r.synth_s:7.0f}")
-        lines.append(f"{name:<4} {'Spiker (recorded)':>15} {ref['lut']:>6} {ref['ff']:>6} {ref['ramb18'] / 2:>5g} "
+            rows_text = "reg" if r.row_register else "lean"
+            lines.append(f"{r.net:<4} {r.p:>4} {r.e:>2} {rows_text:>4} {r.lut:>7} {r.ff:>6} {r.bram:>5g} "
+                         f"{r.cycles:>8.1f} {r.mismatches:>4} {r.lut_ff_ratio:>12.3f}x {r.cycles_ratio:>12.3f}x  "
+                         f"{r.synth_s:7.0f}")
+        lines.append(f"{name:<4} {'Spiker (recorded)':>20} {ref['lut']:>6} {ref['ff']:>6} {ref['ramb18'] / 2:>5g} "
                      f"{ref['cycles']:>8}")
     return "\n".join(lines)
 
@@ -137,7 +146,8 @@ def verdict(rows: list[Row]) -> list[str]:
             continue
         best = min(full, key=lambda r: r.lut + r.ff)
         ok = best.lut_ff_ratio <= LUT_FF_TARGET and best.cycles_ratio <= CYCLES_TARGET and best.mismatches == 0
-        out.append(f"{name}: fully parallel, best E={best.e}: LUT+FF {best.lut_ff_ratio:.3f}x (target <= "
+        rows_text = "row register" if best.row_register else "lean (no row register)"
+        out.append(f"{name}: fully parallel, best E={best.e}, {rows_text}: LUT+FF {best.lut_ff_ratio:.3f}x (target <= "
                    f"{LUT_FF_TARGET}), cycles {best.cycles_ratio:.3f}x (<= {CYCLES_TARGET}), {best.mismatches} "
                    f"mismatches, {best.bram:g} BRAM (RAMB36 = 1) -> {'holds' if ok else 'MISSES'}")
     return out
@@ -146,7 +156,8 @@ def verdict(rows: list[Row]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nets", default="P1,P2,P3")
-    parser.add_argument("--modes", default="N:1,N:2", help="P:E pairs, P = N (fully parallel) or a number")
+    parser.add_argument("--modes", default="N:1:lean,N:1,N:2",
+                        help="P:E[:lean], P = N (fully parallel), a number or one per layer (8/2)")
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--reference", default=str(REFERENCE))
     parser.add_argument("--keep", default=None, help="keep the synthesis folders under this folder")
@@ -159,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.nets.split(","):
         for mode in args.modes.split(","):
             row = run_mode(peer, name, mode, args.samples, keep)
-            print(f"{row.net} P={row.p} E={row.e}: {row.lut} LUT, {row.ff} FF, {row.bram:g} BRAM, "
-                  f"{row.cycles:.1f} cycles, {row.mismatches} mismatches (synth {row.synth_s:.0f} s)", flush=True)
+            print(f"{row.net} P={row.p} E={row.e}{'' if row.row_register else ' lean'}: {row.lut} LUT, {row.ff} FF, "
+                  f"{row.bram:g} BRAM, {row.cycles:.1f} cycles, {row.mismatches} mismatches "
+                  f"(synth {row.synth_s:.0f} s)", flush=True)
             rows.append(row)
     print(f"\nSpiker rows are the recorded figures of {args.reference} (T+1 steps fed, as Spiker runs them; "
           "BRAM in RAMB36 units, RAMB18 = 0.5)")
