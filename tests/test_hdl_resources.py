@@ -24,11 +24,11 @@ def test_classify_counts_cells():
 @needs_tools
 @pytest.mark.rtl
 @pytest.mark.slow
-@pytest.mark.parametrize("events,workers", [(2, 2), (1, 1)])
-def test_postsynthesis_netlist_matches_golden_and_has_no_latches(events, workers):
+@pytest.mark.parametrize("events,workers,row_register", [(2, 2, True), (1, 1, True), (1, 1, False)])
+def test_postsynthesis_netlist_matches_golden_and_has_no_latches(events, workers, row_register):
     q = random_net(11)  # 6-7-8, lif/zero then if/zero, weights_bw 2, neurons_bw 4
     x = random_spikes(2, 8, 12, q.spec.n_inputs)
-    design = VhdlGenerator(q, events_per_cycle=events).generate()
+    design = VhdlGenerator(q, events_per_cycle=events, row_register=row_register).generate()
     report = postsynth_simulate(design, x, workers=workers, progress=False)
     assert report.samples == 12 and report.mismatches == 0 and report.cycles > 12 * 8
     np.testing.assert_array_equal(report.counts, q.run(x).counts)
