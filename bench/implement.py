@@ -79,7 +79,7 @@ def peer_row() -> dict:
 
 
 def run(name: str, samples: int, clock: float, stream_width: int | None, keep: str | None,
-        events: int | None = None) -> dict:
+        events: int | None = None, router: str | None = None) -> dict:
     """One net through GHDL co-simulation and place and route; ``events`` overrides the
     events per cycle (digits: its selected knobs, the reference nets: the generator's default)."""
     if name == "digits":
@@ -101,10 +101,10 @@ def run(name: str, samples: int, clock: float, stream_width: int | None, keep: s
         width = 64  # the plain top needs a pin per input: wider than the package
     started = time.perf_counter()
     rep = design.implement("ecp5-85k", speed=6, package="CABGA381", clock_mhz=clock, sim=sim, stream_width=width,
-                           keep=None if keep is None else str(Path(keep) / name))
+                           router=router, keep=None if keep is None else str(Path(keep) / name))
     wall = time.perf_counter() - started
     row = {"net": name, "sizes": q.spec.sizes, "config": q.config.to_dict(), "samples": sim.n_samples,
-           "events_per_cycle": design.events_per_cycle,
+           "events_per_cycle": design.events_per_cycle, "router": router or "router1",
            "ghdl_s": sim_s, "wall_s": wall, **rep.to_dict()}
     print(f"\n== {name} {'-'.join(map(str, q.spec.sizes))} at {q.config}, E = {design.events_per_cycle}\n{rep}",
           flush=True)
@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="implement the fixed-width stream top (default: the parallel top where it fits)")
     ap.add_argument("--events", type=int, choices=(1, 2), default=None,
                     help="events per cycle (default: digits its selected knobs, the reference nets 2)")
+    ap.add_argument("--router", choices=("router1", "router2"), default=None,
+                    help="nextpnr's router (default: nextpnr's, router1; router2 is faster on big designs)")
     ap.add_argument("--keep", default=None, help="keep each net's place-and-route folder under DIR/<net>")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
     ap.add_argument("--rows", default=None, help="only print the table of rows in these JSON files (comma list)")
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows = []
         for name in args.nets.split(","):
-            rows.append(run(name.strip(), args.samples, args.clock, args.stream_width, args.keep, args.events))
+            rows.append(run(name.strip(), args.samples, args.clock, args.stream_width, args.keep, args.events,
+                            args.router))
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1))
     print("\nECP5-85F (LFE5U-85F, CABGA381, speed 6); peer: the seed tool's recorded row (spiker-peer.json)")

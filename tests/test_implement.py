@@ -56,6 +56,9 @@ def test_bad_target_in_design_and_spec(tmp_path):
     with pytest.raises(TargetError, match="unknown target 'xc7a35t'"):
         design.implement("xc7a35t", keep=tmp_path)
     assert not any(tmp_path.iterdir())  # refused before any tool ran
+    with pytest.raises(ValueError, match="router must be one of router1, router2, got 'router3'"):
+        design.implement("ecp5-25k", router="router3", keep=tmp_path)
+    assert not any(tmp_path.iterdir())
     from spiker.flow.spec import parse_flow_spec
 
     raw = {"net": {"n_cycles": 4, "n_inputs": 3, "layer_0": layer("lif", 2)}, "implement": {"target": "gw1n"}}

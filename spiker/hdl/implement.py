@@ -362,13 +362,19 @@ _FIT_ERRORS = re.compile(r"(no BELs remaining|Unable to place|Failed to expand r
                          r"exceeds|too many|Design uses)", re.IGNORECASE)
 
 
+#: nextpnr's routers (``--router``): router1 (its default) and router2 (faster on big, congested designs)
+ROUTERS = ("router1", "router2")
+
+
 def _nextpnr(folder: Path, tgt: Target, clock_mhz: float, seed: int, constraints: Path | None,
-             timeout: float) -> tuple[dict | None, str | None]:
+             timeout: float, router: str | None = None) -> tuple[dict | None, str | None]:
     """Run nextpnr; returns its report (None when it failed) and a does-not-fit reason (or None)."""
     exe = _tool(f"yowasp-nextpnr-{tgt.family}")
     out_cfg = ["--textcfg", "out.config"] if tgt.family == "ecp5" else ["--asc", "out.asc"]
     args = [exe, *tgt.nextpnr_args(), "--json", "net.json", *out_cfg, "--report", "report.json",
             "--freq", f"{clock_mhz:g}", "--timing-allow-fail", "--seed", str(seed), "-l", "nextpnr.log", "-q"]
+    if router is not None:
+        args += ["--router", router]
     if constraints is not None:
         shutil.copy(constraints, folder / constraints.name)
         args += (["--lpf", constraints.name] if tgt.family == "ecp5" else ["--pcf", constraints.name])
@@ -444,15 +450,19 @@ def implement(design: Design, target: str = "ecp5-85k", *, speed: int | str | No
               package: str | None = None, clock_mhz: float = 100.0, stream_width: int | None = None,
               sim: Any = None, top: str | None = None, files: dict[str, str] | None = None,
               constraints: str | Path | None = None, bitstream: bool = True, seed: int = 1,
-              keep: str | Path | None = None, timeout: float = 4 * 3600) -> ImplementReport:
+              router: str | None = None, keep: str | Path | None = None,
+              timeout: float = 4 * 3600) -> ImplementReport:
     """Synthesize, place and route ``design`` on ``target``; see the module doc.
 
     ``stream_width`` (8, 16, 32, 64): implement the fixed-width AXI4-Stream top (the design's
     I/O no longer grows with its inputs). ``sim``: a :class:`~spiker.hdl.sim.SimReport` (or
     ``(mean, worst)`` cycles) for the latency in microseconds. ``top``/``files``: another top
     entity and extra VHDL files (a board top); ``constraints``: its .lpf (ECP5) or .pcf (iCE40).
-    ``keep``: work in this folder and keep it (netlist, logs, report.json, bitstream).
+    ``seed``/``router``: nextpnr's placement seed and router (:data:`ROUTERS`; None: nextpnr's
+    default, router1). ``keep``: work in this folder and keep it (netlist, logs, report.json, bitstream).
     """
+    if router is not None and router not in ROUTERS:
+        raise ValueError(f"router must be one of {', '.join(ROUTERS)}, got {router!r}")
     tgt = lookup_target(target, speed=speed, package=package)
     if not clock_mhz or clock_mhz <= 0:
         raise ValueError(f"clock_mhz must be > 0, got {clock_mhz!r}")
@@ -485,7 +495,7 @@ def implement(design: Design, target: str = "ecp5-85k", *, speed: int | str | No
             log.info("implement: %s", report.status)
             return report
         pnr, reason = _timed(seconds, "nextpnr", _nextpnr, folder, tgt, float(clock_mhz), seed,
-                             None if constraints is None else Path(constraints), timeout)
+                             None if constraints is None else Path(constraints), timeout, router)
         if pnr is None:
             report.fits, report.reason = False, reason
             report.utilisation = _utilisation(_log_utilisation((folder / "nextpnr.log").read_text(
@@ -509,4 +519,4 @@ def implement(design: Design, target: str = "ecp5-85k", *, speed: int | str | No
             shutil.rmtree(folder, ignore_errors=True)
 
 
-__all__ = ["CriticalPath", "ImplementReport", "PathEnd", "Usage", "describe_cell", "implement"]
+__all__ = ["ROUTERS", "CriticalPath", "ImplementReport", "PathEnd", "Usage", "describe_cell", "implement"]
