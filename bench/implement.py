@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, choices=(1, 2), default=None,
                     help="events per cycle (default: digits its selected knobs, the reference nets 2)")
     ap.add_argument("--router", choices=("router1", "router2"), default=None,
-                    help="nextpnr's router (default: nextpnr's, router1; router2 is faster on big designs)")
+                    help="nextpnr's router (default: nextpnr's, router1; router2 needs the clock on a "
+                         "clock-capable pin, which the unconstrained tops do not pin)")
     ap.add_argument("--keep", default=None, help="keep each net's place-and-route folder under DIR/<net>")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
     ap.add_argument("--rows", default=None, help="only print the table of rows in these JSON files (comma list)")

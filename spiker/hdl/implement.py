@@ -459,7 +459,9 @@ def implement(design: Design, target: str = "ecp5-85k", *, speed: int | str | No
     ``(mean, worst)`` cycles) for the latency in microseconds. ``top``/``files``: another top
     entity and extra VHDL files (a board top); ``constraints``: its .lpf (ECP5) or .pcf (iCE40).
     ``seed``/``router``: nextpnr's placement seed and router (:data:`ROUTERS`; None: nextpnr's
-    default, router1). ``keep``: work in this folder and keep it (netlist, logs, report.json, bitstream).
+    default, router1; router2 routes the clock only from a clock-capable pin: give it
+    ``constraints``, unconstrained P3 failed "Failed to route arc ... G_CLKI").
+    ``keep``: work in this folder and keep it (netlist, logs, report.json, bitstream).
     """
     if router is not None and router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, got {router!r}")
