@@ -60,13 +60,16 @@ def peer_net(name: str) -> tuple[QuantizedNet, np.ndarray]:
 def digits_net(samples: int) -> tuple[QuantizedNet, np.ndarray, dict]:
     """The digits example at its selected config, its test spikes and the selected hardware knobs."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from sim_throughput import digits_spikes, trained_digits
+    from sim_throughput import digits_spikes
 
     from spiker.flow import load_flow_spec, stages
+    from spiker.golden import quantize
 
     x, _ = digits_spikes(samples)
-    q = trained_digits()
-    params = stages.select(load_flow_spec("examples/digits.yaml"), Path("runs/digits"), progress=False)
+    spec, out = load_flow_spec("examples/digits.yaml"), Path("runs/digits")
+    snn, _ = stages.train(spec, out, progress=False)
+    params = stages.select(spec, out, progress=False)  # one sweep: the config and its hardware knobs
+    q = quantize(snn, params)
     knobs = {k: v for k, v in getattr(params, "hardware", {}).items() if v is not None}
     return q, x, knobs
 
